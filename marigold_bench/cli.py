@@ -1,0 +1,50 @@
+"""The ``marigold-bench`` command: one thin entry, each sub-command in marigold_bench/commands/.
+
+Every sub-command module has ``add_parser(subparsers)`` (which sets ``func``) and a
+``run(args) -> int``. User errors (:class:`~marigold_bench.errors.BenchError`) print one clear
+message and exit with 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from marigold_bench import __version__
+from marigold_bench.errors import BenchError
+
+COMMANDS = ("run", "evaluate", "predict", "ablate", "table", "compare", "regress", "train", "data")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="marigold-bench",
+        description="Train, run and evaluate diffusion-based monocular depth estimators.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"marigold_bench.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"marigold_bench.commands.{name}":
+                raise
+            continue  # a sub-command still being written is simply not offered
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as exc:
+        print(f"marigold-bench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume from the cache", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The dataset interface every benchmark loader implements.
+
+An item is a dict with ``id`` (str), ``rgb`` (uint8 HxWx3), ``depth`` (float32 metres HxW) and
+``valid`` (bool HxW: exactly the pixels the metrics use). Datasets are sized and indexable and
+know their :class:`~marigold_bench.data.protocol.Protocol` and where their samples came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from marigold_bench.data.protocol import Protocol
+
+
+class DepthDataset(Sequence):
+    """Sized, indexable collection of RGB-D evaluation samples."""
+
+    protocol: Protocol
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict:
+        if isinstance(index, slice):
+            raise TypeError("slice a dataset with subset(), not []")
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.load(index)
+
+    def load(self, index: int) -> dict:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """Where the samples come from (root, split file and its sha256), for summary.json."""
+        return {}
+
+    def subset(self, n: int | None) -> "DepthDataset":
+        """The first ``n`` samples (all when ``n`` is None), for ``--max-samples``."""
+        return self if n is None or n >= len(self) else _Subset(self, n)
+
+
+class _Subset(DepthDataset):
+    def __init__(self, parent: DepthDataset, n: int):
+        self.parent, self.protocol, self.ids = parent, parent.protocol, parent.ids[:n]
+
+    def load(self, index: int) -> dict:
+        return self.parent.load(index)
+
+    def describe(self) -> dict:
+        return {**self.parent.describe(), "max_samples": len(self.ids)}
+
+
+def make_item(sample_id: str, rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray) -> dict:
+    """Validate and package one item in the contract's dtypes."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"{sample_id}: rgb must be uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
+    if depth.shape != rgb.shape[:2] or valid.shape != depth.shape:
+        raise ValueError(f"{sample_id}: rgb {rgb.shape[:2]}, depth {depth.shape} and valid "
+                         f"{valid.shape} must have the same size")
+    return {"id": sample_id, "rgb": rgb, "depth": depth.astype(np.float32, copy=False),
+            "valid": valid.astype(bool, copy=False)}

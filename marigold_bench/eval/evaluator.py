@@ -1,0 +1,217 @@
+"""From dataset items and predictions to per-sample records and a summary.
+
+Data flows one way: item -> prediction (cache or predictor) -> :func:`score_sample` (alignment,
+metrics) -> records -> :func:`write_run` (``per_sample.csv``, ``summary.json``). Failures never
+disappear into an average: a sample whose files are missing, whose prediction is NaN/inf or
+misshapen, or that has no valid pixel is recorded with its status and counted in the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+import marigold_bench
+from marigold_bench.data.protocol import Protocol
+from marigold_bench.errors import PredictionError, SampleError
+from marigold_bench.eval.align import align_and_clip
+from marigold_bench.eval.metrics import METRIC_KEYS, compute_metrics, mean_metrics
+from marigold_bench.eval.predictions import fit_to_shape
+
+OK, FAILED, SKIPPED, NO_VALID = "ok", "failed", "skipped", "no_valid"
+
+
+def score_sample(item: dict, pred: np.ndarray, protocol: Protocol) -> dict:
+    """Align one prediction to its ground truth and score it; returns a per-sample record."""
+    record = {"id": item["id"], "status": OK, "n_valid": int(item["valid"].sum()), "message": ""}
+    if record["n_valid"] == 0:
+        return {**record, "status": NO_VALID, "message": "no valid ground-truth pixel"}
+    try:
+        pred = fit_to_shape(pred, item["depth"].shape, item["id"])
+        if not np.all(np.isfinite(pred[item["valid"]])):
+            raise PredictionError(f"{item['id']}: prediction contains NaN or inf")
+        aligned, scale, shift = align_and_clip(pred, item["depth"], item["valid"], protocol)
+        record.update(compute_metrics(aligned, item["depth"], item["valid"]), scale=scale, shift=shift)
+    except (PredictionError, ValueError) as exc:
+        record.update(status=FAILED, message=str(exc))
+    return record
+
+
+def _atomic_write(path: str, text: str) -> None:
+    # write next to the target and rename, so a crash never leaves half a file
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def versions() -> dict:
+    import diffusers
+    import torch
+    return {"marigold_bench": marigold_bench.__version__, "torch": torch.__version__,
+            "diffusers": diffusers.__version__, "numpy": np.__version__}
+
+
+def summarize(records: list[dict], dataset, settings: dict, extra: dict | None = None) -> dict:
+    ok = [r for r in records if r["status"] == OK]
+    counts = {s: sum(r["status"] == s for r in records) for s in (FAILED, SKIPPED, NO_VALID)}
+    return {
+        "dataset": dataset.protocol.name,
+        "n": len(ok),
+        "n_total": len(records),
+        "n_failed": counts[FAILED], "n_skipped": counts[SKIPPED], "n_no_valid": counts[NO_VALID],
+        "metrics": mean_metrics(ok),
+        "settings": settings,
+        "protocol": {**dataset.protocol.to_dict(), **dataset.describe()},
+        "versions": versions(),
+        **(extra or {}),
+    }
+
+
+def write_run(out_dir: str, records: list[dict], summary: dict) -> None:
+    """Write ``per_sample.csv`` and ``summary.json`` atomically."""
+    os.makedirs(out_dir, exist_ok=True)
+    columns = ["id", *METRIC_KEYS, "scale", "shift", "n_valid", "status", "message"]
+    frame = pd.DataFrame.from_records(records).reindex(columns=columns)
+    _atomic_write(os.path.join(out_dir, "per_sample.csv"), frame.to_csv(index=False, float_format="%.8g"))
+    _atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def _load_item(dataset, index: int, skip_missing: bool):
+    """The item, or None when its files are missing/corrupt and ``skip_missing`` is set."""
+    try:
+        return dataset[index]
+    except SampleError:
+        if not skip_missing:
+            raise
+        return None
+
+
+def evaluate_source(dataset, source, out_dir: str, skip_missing: bool = False,
+                    settings: dict | None = None, progress: bool = True) -> dict:
+    """Score predictions from a :class:`~marigold_bench.eval.predictions.PredictionSource`."""
+    records = []
+    for index in tqdm(range(len(dataset)), desc=f"evaluate {dataset.protocol.name}", disable=not progress):
+        item = _load_item(dataset, index, skip_missing)
+        if item is None:
+            records.append(_skipped(dataset.ids[index]))
+            continue
+        try:
+            pred = source.get(item["id"])
+        except PredictionError as exc:
+            records.append({"id": item["id"], "status": FAILED, "message": str(exc),
+                            "n_valid": int(item["valid"].sum())})
+            continue
+        records.append(score_sample(item, pred, dataset.protocol))
+    summary = summarize(records, dataset, {**(settings or {}), **source.describe()})
+    write_run(out_dir, records, summary)
+    return summary
+
+
+def _skipped(sample_id: str) -> dict:
+    return {"id": sample_id, "status": SKIPPED, "message": "sample files missing or unreadable", "n_valid": 0}
+
+
+def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
+                  progress: bool = True, images_per_batch: int = 1) -> dict:
+    """Predict (or read from the cache), score and write a whole run directory.
+
+    ``predictor`` follows the interface of :class:`marigold_bench.inference.MarigoldPredictor`:
+    ``settings`` (with ``ensemble``), ``predict(jobs)`` and ``merge(members, shape)``.
+    Members already in ``predictions.h5`` are reused; only missing ones are predicted.
+    """
+    from marigold_bench.eval.cache import PredictionCache
+
+    os.makedirs(out_dir, exist_ok=True)
+    member_settings, merge_key = split_settings(predictor.settings)
+    n = merge_key["n_members"]
+    records, timings = [], {"predict_s": 0.0, "score_s": 0.0}
+    with PredictionCache(os.path.join(out_dir, "predictions.h5"), member_settings) as cache:
+        pending = []  # (item, cached members) waiting for a batched predict call
+
+        def flush():
+            jobs = [(item["id"], item["rgb"], list(range(len(have), n))) for item, have in pending
+                    if len(have) < n]
+            t0 = time.perf_counter()
+            try:
+                outputs = iter(predictor.predict(jobs)) if jobs else iter(())
+                failure = None
+            except PredictionError as exc:  # one bad sample must not sink the batch silently
+                outputs, failure = None, exc
+            timings["predict_s"] += time.perf_counter() - t0
+            for item, have in pending:
+                if failure is not None and len(have) < n:
+                    records.append(_retry_alone(item, have, n, predictor, cache, merge_key, dataset, timings))
+                    continue
+                members = have if len(have) >= n else _join(have, next(outputs))
+                if len(have) < n:
+                    cache.put_members(item["id"], members)
+                depth, _ = predictor.merge(members[:n], item["depth"].shape)
+                cache.put_prediction(item["id"], depth, merge_key)
+                records.append(_score_timed(item, depth, dataset.protocol, timings))
+            pending.clear()
+
+        for index in tqdm(range(len(dataset)), desc=f"run {dataset.protocol.name}", disable=not progress):
+            item = _load_item(dataset, index, skip_missing)
+            if item is None:
+                records.append(_skipped(dataset.ids[index]))
+                continue
+            cached = cache.prediction(item["id"], merge_key)
+            if cached is not None:
+                records.append(_score_timed(item, cached, dataset.protocol, timings))
+                continue
+            have = cache.members(item["id"])
+            pending.append((item, have if have is not None else np.zeros((0, 1, 1), np.float32)))
+            if len(pending) >= images_per_batch:
+                flush()
+        flush()
+    # records come out in dataset order: cached samples are scored at once, the rest at flush
+    order = {sid: i for i, sid in enumerate(dataset.ids)}
+    records.sort(key=lambda r: order[r["id"]])
+    summary = summarize(records, dataset, predictor.settings, {"timing": timings})
+    write_run(out_dir, records, summary)
+    return summary
+
+
+#: settings that change how members are merged or scheduled, but not the members themselves
+MERGE_ONLY_SETTINGS = ("ensemble", "ensembling", "batch_size", "device")
+
+
+def split_settings(settings: dict) -> tuple[dict, dict]:
+    """Split inference settings into those that define the raw members (the cache's identity)
+    and the merge key of the merged prediction (ensemble size and ensembling)."""
+    members = {k: v for k, v in settings.items() if k not in MERGE_ONLY_SETTINGS}
+    merge = {"n_members": int(settings.get("ensemble", 1)), "ensembling": settings.get("ensembling")}
+    return members, merge
+
+
+def _join(have: np.ndarray, new: np.ndarray) -> np.ndarray:
+    return new if len(have) == 0 else np.concatenate([have, new], axis=0)
+
+
+def _score_timed(item, depth, protocol, timings):
+    t0 = time.perf_counter()
+    record = score_sample(item, depth, protocol)
+    timings["score_s"] += time.perf_counter() - t0
+    return record
+
+
+def _retry_alone(item, have, n, predictor, cache, merge_key, dataset, timings):
+    """Predict one sample on its own after its batch failed, to find who failed."""
+    try:
+        new = predictor.predict([(item["id"], item["rgb"], list(range(len(have), n)))])[0]
+    except PredictionError as exc:
+        warnings.warn(str(exc))
+        return {"id": item["id"], "status": FAILED, "message": str(exc), "n_valid": int(item["valid"].sum())}
+    members = _join(have, new)
+    cache.put_members(item["id"], members)
+    depth, _ = predictor.merge(members[:n], item["depth"].shape)
+    cache.put_prediction(item["id"], depth, merge_key)
+    return _score_timed(item, depth, dataset.protocol, timings)

@@ -1,0 +1,84 @@
+"""Predictions made by any model, for ``marigold-bench evaluate``.
+
+A source is a folder holding ``<id>.npy`` (float HxW, any affine-invariant depth) or ``<id>.png``
+(16-bit, read as integers -- scale does not matter for an affine fit), or an ``.h5`` file with a
+dataset under the key ``<id>`` (our own ``predictions.h5`` included).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from marigold_bench.errors import BenchError, PredictionError
+
+
+class PredictionSource:
+    """Looks up the prediction of a sample id in a folder or an ``.h5`` file."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise BenchError(f"predictions not found: {self.path} (a folder of <id>.npy / <id>.png "
+                             "files or an .h5 file keyed by sample id)")
+        self._h5 = None
+        if os.path.isfile(self.path):
+            import h5py
+            try:
+                self._h5 = h5py.File(self.path, "r")
+            except OSError as exc:
+                raise BenchError(f"cannot read {self.path} as HDF5: {exc}") from None
+
+    def describe(self) -> dict:
+        return {"predictions": os.path.abspath(self.path), "format": "h5" if self._h5 else "folder"}
+
+    def get(self, sample_id: str) -> np.ndarray:
+        """The raw prediction of ``sample_id``; PredictionError when it is missing or unreadable."""
+        if self._h5 is not None:
+            if sample_id not in self._h5:
+                raise PredictionError(f"no prediction for {sample_id} in {self.path}")
+            return np.asarray(self._h5[sample_id][()], dtype=np.float32)
+        for ext in (".npy", ".png"):
+            file = os.path.join(self.path, sample_id + ext)
+            if os.path.isfile(file):
+                try:
+                    if ext == ".npy":
+                        return np.asarray(np.load(file), dtype=np.float32)
+                    with Image.open(file) as im:
+                        return np.asarray(im).astype(np.float32)
+                except Exception as exc:  # any decoder failure means a corrupt file
+                    raise PredictionError(f"cannot read prediction {file}: {exc}") from None
+        raise PredictionError(f"no prediction for {sample_id} under {self.path} "
+                              f"(expected {sample_id}.npy or {sample_id}.png)")
+
+    def close(self):
+        if self._h5 is not None:
+            self._h5.close()
+
+
+def fit_to_shape(pred: np.ndarray, shape: tuple[int, int], sample_id: str) -> np.ndarray:
+    """Bring a prediction to the ground-truth size.
+
+    A prediction of another size is resized (bilinear) with a warning when its aspect ratio
+    matches the ground truth's within 1 %, and refused otherwise: a different aspect ratio
+    means a crop or a mix-up, not a resolution choice.
+    """
+    pred = np.squeeze(np.asarray(pred, dtype=np.float32))
+    if pred.ndim == 3 and pred.shape[-1] in (3, 4):  # colour-mapped or RGB(A): not a depth map
+        raise PredictionError(f"{sample_id}: prediction has shape {pred.shape}; expected one channel")
+    if pred.ndim != 2:
+        raise PredictionError(f"{sample_id}: prediction has shape {pred.shape}; expected HxW")
+    if pred.shape == tuple(shape):
+        return pred
+    ratio_pred, ratio_gt = pred.shape[1] / pred.shape[0], shape[1] / shape[0]
+    if abs(ratio_pred / ratio_gt - 1) > 0.01:
+        raise PredictionError(f"{sample_id}: prediction {pred.shape} and ground truth {tuple(shape)} "
+                              "differ in aspect ratio; refusing to stretch")
+    warnings.warn(f"{sample_id}: resizing prediction {pred.shape} to ground truth {tuple(shape)}")
+    import torch
+    t = torch.from_numpy(np.ascontiguousarray(pred))[None, None]
+    return torch.nn.functional.interpolate(t, size=tuple(shape), mode="bilinear",
+                                           align_corners=False)[0, 0].numpy()

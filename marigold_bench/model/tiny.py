@@ -1,0 +1,144 @@
+"""Tiny stand-ins for Stable Diffusion v2's components.
+
+They are built from the same diffusers/transformers classes as SD-v2 (UNet2DConditionModel with
+linear-projection cross-attention, AutoencoderKL, CLIPTextModel, DDIMScheduler with
+v-prediction), only much smaller, so that every code path of the suite -- conversion, training,
+inference, export -- runs on a laptop CPU in seconds. No weights are downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import torch
+
+#: Text-embedding width of the tiny text encoder (SD-v2 uses 1024).
+TINY_TEXT_DIM = 32
+
+
+def tiny_unet_config(in_channels: int = 8) -> dict:
+    """UNet2DConditionModel config shaped like SD-v2 (v-prediction, linear projection), tiny."""
+    return dict(
+        sample_size=32,
+        in_channels=in_channels,
+        out_channels=4,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=TINY_TEXT_DIM,
+        attention_head_dim=(2, 4, 4),
+        use_linear_projection=True,
+        norm_num_groups=16,
+    )
+
+
+def tiny_vae_config() -> dict:
+    """AutoencoderKL config with SD's structure (4 latent channels), downsampling by 4."""
+    return dict(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 32, 32),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=64,
+        scaling_factor=0.18215,
+    )
+
+
+def tiny_scheduler_config(timestep_spacing: str = "leading", zero_snr: bool = False) -> dict:
+    """DDIM config with SD-v2's training schedule (scaled-linear betas 0.00085..0.012, 1000 steps)."""
+    return dict(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="v_prediction",
+        timestep_spacing=timestep_spacing,
+        rescale_betas_zero_snr=zero_snr,
+    )
+
+
+def _printable_bytes() -> list[str]:
+    """GPT-2/CLIP byte-level alphabet: printable bytes stand for themselves, the other bytes are
+    shifted above 255 so that every byte has a visible, whitespace-free character."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1),
+            *range(ord("\u00ae"), ord("\u00ff") + 1)]
+    shifted = iter(range(256, 512))
+    return [chr(b) if b in keep else chr(next(shifted)) for b in range(256)]
+
+
+def _byte_level_vocab() -> dict[str, int]:
+    # CLIP's BPE works on a printable remapping of the 256 bytes; a vocabulary of the bare bytes
+    # (plus their end-of-word forms and the two specials) is the smallest one it accepts.
+    chars = _printable_bytes()
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    return {tok: i for i, tok in enumerate(tokens)}
+
+
+def tiny_tokenizer():
+    """A real CLIPTokenizer over a byte-level vocabulary with no merges."""
+    from transformers import CLIPTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab_file = os.path.join(tmp, "vocab.json")
+        merges_file = os.path.join(tmp, "merges.txt")
+        with open(vocab_file, "w", encoding="utf-8") as f:
+            json.dump(_byte_level_vocab(), f)
+        with open(merges_file, "w", encoding="utf-8") as f:
+            f.write("#version: 0.2\n")
+        return CLIPTokenizer(vocab_file, merges_file, model_max_length=77)
+
+
+def tiny_text_encoder(vocab_size: int):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=TINY_TEXT_DIM,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+    )
+    return CLIPTextModel(config)
+
+
+def build_tiny_components(seed: int = 0, in_channels: int = 8, timestep_spacing: str = "leading",
+                          zero_snr: bool = False) -> dict:
+    """Random-initialised tiny components, keyed as in a MarigoldDepthPipeline.
+
+    ``in_channels=4`` gives an SD-v2-like UNet (before Marigold's conv_in expansion).
+    """
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    tokenizer = tiny_tokenizer()
+    return dict(
+        unet=UNet2DConditionModel(**tiny_unet_config(in_channels)),
+        vae=AutoencoderKL(**tiny_vae_config()),
+        text_encoder=tiny_text_encoder(len(tokenizer)),
+        tokenizer=tokenizer,
+        scheduler=DDIMScheduler(**tiny_scheduler_config(timestep_spacing, zero_snr)),
+    )
+
+
+def build_tiny_pipeline(seed: int = 0, timestep_spacing: str = "leading", **pipeline_kwargs):
+    """A random-initialised tiny ``diffusers.MarigoldDepthPipeline`` (8-channel UNet)."""
+    from diffusers import MarigoldDepthPipeline
+
+    kwargs = dict(prediction_type="depth", scale_invariant=True, shift_invariant=True,
+                  default_denoising_steps=1, default_processing_resolution=0)
+    kwargs.update(pipeline_kwargs)
+    return MarigoldDepthPipeline(**build_tiny_components(seed, 8, timestep_spacing), **kwargs)

@@ -1,0 +1,28 @@
+"""Shared test set-up.
+
+The official split files are not part of the project (users download them). Tests and CI use
+the copies in ``../shared/datasets/splits`` when that folder exists beside the checkout.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SPLITS = REPO.parent / "shared" / "datasets" / "splits"
+
+if "MARIGOLD_SPLITS" not in os.environ and SHARED_SPLITS.is_dir():
+    os.environ["MARIGOLD_SPLITS"] = str(SHARED_SPLITS)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture
+def splits_dir() -> Path:
+    """The official split files, or skip where they are not available."""
+    path = Path(os.environ.get("MARIGOLD_SPLITS", SHARED_SPLITS))
+    if not path.is_dir():
+        pytest.skip("official split files not available (set MARIGOLD_SPLITS)")
+    return path
