@@ -1,0 +1,62 @@
+"""The procedural benchmark: determinism, contract dtypes and exact geometry."""
+
+import numpy as np
+import pytest
+
+from marigold_bench.data import load_dataset
+from marigold_bench.data.synthetic import _hit_box, _hit_plane, _hit_sphere, render_scene
+
+
+def test_same_seed_same_scene_and_splits_disjoint():
+    a, b = render_scene(7), render_scene(7)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    test, val = load_dataset("synthetic"), load_dataset("synthetic", split="val")
+    assert len(test) == 32 and len(val) == 16
+    assert not np.array_equal(test[0]["rgb"], val[0]["rgb"])
+
+
+def test_items_follow_the_contract():
+    ds = load_dataset("synthetic", split="test:4")
+    assert len(ds) == 4
+    for i, item in enumerate(ds):
+        assert item["id"] == ds.ids[i]
+        assert item["rgb"].dtype == np.uint8 and item["rgb"].shape == (72, 96, 3)
+        assert item["depth"].dtype == np.float32 and item["valid"].dtype == bool
+        d = item["depth"][item["valid"]]
+        assert d.min() > 1e-3 and d.max() < 200
+        assert np.all(item["depth"][~item["valid"]] == 0)
+
+
+def test_indoor_and_outdoor_ranges():
+    _, indoor, valid_in = render_scene(0, "indoor")
+    _, outdoor, valid_out = render_scene(1, "outdoor")
+    assert valid_in.all() and indoor.max() < 12  # a closed room: every ray hits something
+    assert not valid_out.all()  # the sky has no depth
+    assert outdoor[valid_out].max() > 30
+
+
+def test_ray_intersections_by_hand():
+    dirs = np.array([[0.0, 0.0, 1.0], [0.0, 0.5, 1.0], [0.3, 0.0, 1.0]])
+    # plane z = 5 -> t = 5 for every ray with d_z = 1
+    np.testing.assert_allclose(_hit_plane(dirs, 2, 5.0), [5, 5, 5])
+    # floor y = 2 -> t = 2 / 0.5 = 4 for the second ray, none for rays parallel to it
+    floor = _hit_plane(dirs, 1, 2.0)
+    assert floor[1] == 4 and np.isinf(floor[0])
+    # unit sphere at z = 3 on the optical axis -> first hit at t = 2
+    assert _hit_sphere(dirs, np.array([0.0, 0.0, 3.0]), 1.0)[0] == pytest.approx(2.0)
+    # box spanning z in [4, 6] around the axis -> t = 4; the slanted ray misses it (x = 1.2 at z 4)
+    box = _hit_box(dirs, np.array([-1.0, -1.0, 4.0]), np.array([1.0, 1.0, 6.0]))
+    assert box[0] == pytest.approx(4.0) and np.isinf(box[2])
+
+
+def test_planar_depth_of_a_frontal_wall_is_constant():
+    # the depth is camera z, not ray length: a wall facing the camera has one depth everywhere
+    dirs = np.random.default_rng(0).uniform(-0.5, 0.5, (50, 3))
+    dirs[:, 2] = 1.0
+    np.testing.assert_allclose(_hit_plane(dirs, 2, 7.0) * dirs[:, 2], 7.0)
+
+
+def test_unknown_split():
+    with pytest.raises(ValueError, match="known"):
+        load_dataset("synthetic", split="nope")
