@@ -120,64 +120,110 @@ def _skipped(sample_id: str) -> dict:
 
 
 def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
-                  progress: bool = True, images_per_batch: int = 1) -> dict:
+                  progress: bool = True, images_per_batch: int = 1, context=None) -> dict:
     """Predict (or read from the cache), score and write a whole run directory.
 
     ``predictor`` follows the interface of :class:`marigold_bench.inference.MarigoldPredictor`:
     ``settings`` (with ``ensemble``), ``predict(jobs)`` and ``merge(members, shape)``.
-    Members already in ``predictions.h5`` are reused; only missing ones are predicted.
+    Members already in ``predictions.h5`` are reused; only missing ones are predicted. Under
+    ``accelerate launch``/``torchrun`` the samples are sharded across processes (see
+    :mod:`marigold_bench.eval.distributed`); every process returns the same summary.
     """
     from marigold_bench.eval.cache import PredictionCache
+    from marigold_bench.eval.distributed import Context, RunLock, fold_parts, part_path
 
+    context = context or Context()
     os.makedirs(out_dir, exist_ok=True)
     member_settings, merge_key = split_settings(predictor.settings)
+    main_path = os.path.join(out_dir, "predictions.h5")
+
+    def fold():
+        with PredictionCache(main_path, member_settings) as cache:  # also checks the settings
+            fold_parts(out_dir, cache)
+
+    with RunLock(out_dir, context):
+        context.on_main(fold)  # resume from whatever any earlier launch finished
+        if context.world == 1:
+            reader = writer = PredictionCache(main_path, member_settings)
+        else:
+            reader = PredictionCache(main_path)
+            writer = PredictionCache(part_path(out_dir, context.rank), member_settings)
+        try:
+            records, timings = _predict_and_score(
+                dataset, context.shard(len(dataset)), predictor, reader, writer, merge_key,
+                skip_missing, progress and context.is_main, images_per_batch)
+        finally:
+            reader.close()
+            writer.close()
+        records = context.gather(records)
+        timings = context.gather([timings])
+        context.barrier()
+        summary = None
+        if context.is_main:
+            if context.world > 1:
+                fold()
+            order = {sid: i for i, sid in enumerate(dataset.ids)}
+            records.sort(key=lambda r: order[r["id"]])
+            total = {k: sum(t[k] for t in timings) for k in timings[0]}
+            summary = summarize(records, dataset, predictor.settings,
+                                {"timing": {**total, "processes": context.world}})
+            write_run(out_dir, records, summary)
+        return context.broadcast(summary)
+
+
+def _predict_and_score(dataset, indices, predictor, reader, writer, merge_key, skip_missing,
+                       progress, images_per_batch):
+    """The per-process loop: cached samples are scored at once, the others predicted in batches."""
     n = merge_key["n_members"]
     records, timings = [], {"predict_s": 0.0, "score_s": 0.0}
-    with PredictionCache(os.path.join(out_dir, "predictions.h5"), member_settings) as cache:
-        pending = []  # (item, cached members) waiting for a batched predict call
+    pending = []  # (item, cached members) waiting for a batched predict call
 
-        def flush():
-            jobs = [(item["id"], item["rgb"], list(range(len(have), n))) for item, have in pending
-                    if len(have) < n]
-            t0 = time.perf_counter()
+    def finish(item, members, fresh):
+        if fresh:
+            writer.put_members(item["id"], members)
+        depth, _ = predictor.merge(members[:n], item["depth"].shape)
+        writer.put_prediction(item["id"], depth, merge_key)
+        records.append(_score_timed(item, depth, dataset.protocol, timings))
+
+    def flush():
+        todo = [(item, have) for item, have in pending if len(have) < n]
+        jobs = [(item["id"], item["rgb"], list(range(len(have), n))) for item, have in todo]
+        t0 = time.perf_counter()
+        try:
+            outputs = dict(zip([j[0] for j in jobs], predictor.predict(jobs))) if jobs else {}
+        except PredictionError:
+            outputs = None  # one bad sample must not sink its batch: redo them one by one
+        timings["predict_s"] += time.perf_counter() - t0
+        for item, have in pending:
+            if len(have) >= n:
+                finish(item, have, fresh=False)
+                continue
             try:
-                outputs = iter(predictor.predict(jobs)) if jobs else iter(())
-                failure = None
-            except PredictionError as exc:  # one bad sample must not sink the batch silently
-                outputs, failure = None, exc
-            timings["predict_s"] += time.perf_counter() - t0
-            for item, have in pending:
-                if failure is not None and len(have) < n:
-                    records.append(_retry_alone(item, have, n, predictor, cache, merge_key, dataset, timings))
-                    continue
-                members = have if len(have) >= n else _join(have, next(outputs))
-                if len(have) < n:
-                    cache.put_members(item["id"], members)
-                depth, _ = predictor.merge(members[:n], item["depth"].shape)
-                cache.put_prediction(item["id"], depth, merge_key)
-                records.append(_score_timed(item, depth, dataset.protocol, timings))
-            pending.clear()
+                new = outputs[item["id"]] if outputs is not None else \
+                    predictor.predict([(item["id"], item["rgb"], list(range(len(have), n)))])[0]
+            except PredictionError as exc:
+                warnings.warn(str(exc))
+                records.append({"id": item["id"], "status": FAILED, "message": str(exc),
+                                "n_valid": int(item["valid"].sum())})
+                continue
+            finish(item, _join(have, new), fresh=True)
+        pending.clear()
 
-        for index in tqdm(range(len(dataset)), desc=f"run {dataset.protocol.name}", disable=not progress):
-            item = _load_item(dataset, index, skip_missing)
-            if item is None:
-                records.append(_skipped(dataset.ids[index]))
-                continue
-            cached = cache.prediction(item["id"], merge_key)
-            if cached is not None:
-                records.append(_score_timed(item, cached, dataset.protocol, timings))
-                continue
-            have = cache.members(item["id"])
-            pending.append((item, have if have is not None else np.zeros((0, 1, 1), np.float32)))
-            if len(pending) >= images_per_batch:
-                flush()
-        flush()
-    # records come out in dataset order: cached samples are scored at once, the rest at flush
-    order = {sid: i for i, sid in enumerate(dataset.ids)}
-    records.sort(key=lambda r: order[r["id"]])
-    summary = summarize(records, dataset, predictor.settings, {"timing": timings})
-    write_run(out_dir, records, summary)
-    return summary
+    for index in tqdm(indices, desc=f"run {dataset.protocol.name}", disable=not progress):
+        item = _load_item(dataset, index, skip_missing)
+        if item is None:
+            records.append(_skipped(dataset.ids[index]))
+            continue
+        cached = reader.prediction(item["id"], merge_key)
+        if cached is not None:
+            records.append(_score_timed(item, cached, dataset.protocol, timings))
+            continue
+        have = reader.members(item["id"])
+        pending.append((item, have if have is not None else np.zeros((0, 1, 1), np.float32)))
+        if len(pending) >= images_per_batch:
+            flush()
+    flush()
+    return records, timings
 
 
 #: settings that change how members are merged or scheduled, but not the members themselves
@@ -201,17 +247,3 @@ def _score_timed(item, depth, protocol, timings):
     record = score_sample(item, depth, protocol)
     timings["score_s"] += time.perf_counter() - t0
     return record
-
-
-def _retry_alone(item, have, n, predictor, cache, merge_key, dataset, timings):
-    """Predict one sample on its own after its batch failed, to find who failed."""
-    try:
-        new = predictor.predict([(item["id"], item["rgb"], list(range(len(have), n)))])[0]
-    except PredictionError as exc:
-        warnings.warn(str(exc))
-        return {"id": item["id"], "status": FAILED, "message": str(exc), "n_valid": int(item["valid"].sum())}
-    members = _join(have, new)
-    cache.put_members(item["id"], members)
-    depth, _ = predictor.merge(members[:n], item["depth"].shape)
-    cache.put_prediction(item["id"], depth, merge_key)
-    return _score_timed(item, depth, dataset.protocol, timings)

@@ -1,0 +1,140 @@
+"""Fetching the official evaluation archives and split files (standard library only).
+
+Archives are tens of gigabytes, so a download writes to ``<name>.part``, resumes it with an HTTP
+Range request when rerun, and only renames it into place once complete (and, when a sha256 is
+known, verified). Both base URLs can be overridden through the environment, for mirrors and for
+tests that serve fixtures from a local server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
+
+from tqdm import tqdm
+
+from marigold_bench.data.source import archive_relpath
+from marigold_bench.data.splits import load_manifest, splits_cache_dir
+from marigold_bench.errors import BenchError
+
+DATA_URL = "https://share.phys.ethz.ch/~pf/bingkedata/marigold/evaluation_dataset/"
+TIMEOUT_S = 60
+CHUNK = 1 << 20
+
+
+class DownloadError(BenchError):
+    """A download failed or its checksum did not match."""
+
+
+def _with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def archive_url(name: str) -> str:
+    """Where benchmark ``name``'s archive lives (``$MARIGOLD_DATA_URL`` overrides the host)."""
+    return _with_slash(os.environ.get("MARIGOLD_DATA_URL") or DATA_URL) + archive_relpath(name)
+
+
+def split_url(relpath: str) -> str:
+    """Upstream URL of an official split file (``$MARIGOLD_SPLITS_URL`` overrides the base)."""
+    base = os.environ.get("MARIGOLD_SPLITS_URL")
+    return _with_slash(base) + relpath if base else load_manifest()["files"][relpath]["url"]
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_file(url: str, dest, sha256: str | None = None, quiet: bool = False) -> Path:
+    """Download ``url`` to ``dest``, resuming ``dest.part`` if an earlier try left one."""
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not _fetch(url, part, quiet):
+        part.unlink()  # the server disowned our partial copy: start over once
+        _fetch(url, part, quiet)
+    if sha256:
+        got = sha256_file(part)
+        if got != sha256.lower():
+            part.unlink()
+            raise DownloadError(f"sha256 mismatch for {url}: expected {sha256}, got {got}; "
+                                f"the partial file was removed, rerun to download it again")
+    os.replace(part, dest)
+    return dest
+
+
+def _fetch(url: str, part: Path, quiet: bool) -> bool:
+    """Append the rest of ``url`` to ``part``; False when ``part`` cannot be resumed."""
+    have = part.stat().st_size if part.exists() else 0
+    request = Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urlopen(request, timeout=TIMEOUT_S)
+    except HTTPError as err:
+        if err.code == 416 and have:  # nothing past our bytes: complete if sizes agree
+            return err.headers.get("Content-Range", "").endswith(f"/{have}")
+        raise DownloadError(f"cannot download {url}: HTTP {err.code} {err.reason}") from None
+    except (URLError, OSError) as err:
+        raise DownloadError(f"cannot download {url}: {getattr(err, 'reason', err)}") from None
+    with response:
+        resumed = have and response.status == 206
+        if have and resumed and not response.headers.get("Content-Range", "").startswith(
+                f"bytes {have}-"):
+            return False
+        if not resumed:
+            have = 0  # a plain 200 means the server ignored the Range header
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length else None
+        bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, file=sys.stderr,
+                   desc=part.name[:-5], disable=quiet or None)
+        try:
+            with open(part, "ab" if have else "wb") as f, bar:
+                for block in iter(lambda: response.read(CHUNK), b""):
+                    f.write(block)
+                    bar.update(len(block))
+        except OSError as err:
+            raise DownloadError(f"download of {url} interrupted ({err}); rerun the same command "
+                                f"to resume from {part}") from None
+    if total is not None and part.stat().st_size != total:
+        raise DownloadError(f"download of {url} stopped at {part.stat().st_size} of {total} "
+                            f"bytes; rerun the same command to resume from {part}")
+    return True
+
+
+def download_archive(name: str, data_root, sha256: str | None = None, force: bool = False,
+                     quiet: bool = False) -> Path:
+    """Put benchmark ``name``'s archive where the loaders look: ``<root>/<folder>/<archive>``."""
+    data_root = data_root or os.environ.get("MARIGOLD_DATA")
+    if not data_root:
+        raise BenchError("no data root given: pass --data-root DIR or set $MARIGOLD_DATA")
+    dest = Path(data_root).expanduser() / archive_relpath(name)
+    if dest.exists() and not force:
+        if sha256 and sha256_file(dest) != sha256.lower():
+            raise DownloadError(f"{dest} exists but its sha256 is not {sha256}; "
+                                f"rerun with --force to download it again")
+        return dest
+    if force:
+        dest.with_name(dest.name + ".part").unlink(missing_ok=True)
+    return download_file(archive_url(name), dest, sha256, quiet)
+
+
+def download_splits(dest=None, force: bool = False, quiet: bool = False) -> list[Path]:
+    """Fetch every official split file into ``dest`` (the user cache), each sha256-checked."""
+    dest = Path(dest) if dest else splits_cache_dir()
+    paths = []
+    for relpath, entry in load_manifest()["files"].items():
+        target = dest / relpath
+        if force or not target.is_file() or sha256_file(target) != entry["sha256"]:
+            target.unlink(missing_ok=True)
+            download_file(split_url(relpath), target, entry["sha256"], quiet=True)
+        paths.append(target)
+        if not quiet:
+            print(f"ok  {target}", file=sys.stderr)
+    return paths

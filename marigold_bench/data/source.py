@@ -1,0 +1,169 @@
+"""Where a benchmark's files come from: an extracted folder or the official ``.tar`` itself.
+
+Reading straight from the archive saves users an extraction of tens of gigabytes. The archive's
+member index is built once per file (headers only, data is skipped) and each read opens the file
+anew, so a dataset can be shared with forked data-loader workers without a shared file offset.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tarfile
+from pathlib import Path
+
+from marigold_bench.errors import DataRootError, SampleError
+
+#: benchmark -> (folder under the base data root, official archive inside that folder)
+LAYOUTS = {
+    "nyu": ("nyuv2", "nyu_labeled_extracted.tar"),
+    "kitti": ("kitti", "kitti_eigen_split_test.tar"),
+    "eth3d": ("eth3d", "eth3d.tar"),
+    "scannet": ("scannet", "scannet_val_sampled_800_1.tar"),
+    "diode": ("diode", "diode_val.tar"),
+}
+TITLES = {"nyu": "NYUv2", "kitti": "KITTI", "eth3d": "ETH3D", "scannet": "ScanNet",
+          "diode": "DIODE"}
+
+
+def archive_relpath(name: str) -> str:
+    """The archive's path relative to a base data root, e.g. ``nyuv2/nyu_labeled_extracted.tar``."""
+    folder, archive = LAYOUTS[name]
+    return f"{folder}/{archive}"
+
+
+class Source:
+    """Read-only access to files named by split-file relative paths."""
+
+    kind = "folder"
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def exists(self, rel: str) -> bool:
+        return (self.path / rel).is_file()
+
+    def where(self, rel: str) -> str:
+        """How to name a file in a message."""
+        return str(self.path / rel)
+
+    def read(self, rel: str) -> bytes:
+        try:
+            return (self.path / rel).read_bytes()
+        except FileNotFoundError:
+            raise SampleError(f"missing file {self.where(rel)}", path=self.where(rel)) from None
+        except OSError as err:
+            raise _unreadable(self, rel, err) from None
+
+
+class TarSource(Source):
+    """Files inside an uncompressed tar archive; member names may or may not start with ``./``."""
+
+    kind = "archive"
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        self.members = _tar_index(str(Path(path).resolve()), *_stamp(path))
+
+    def exists(self, rel: str) -> bool:
+        return _normalise(rel) in self.members
+
+    def where(self, rel: str) -> str:
+        return f"./{_normalise(rel)} in archive {self.path}"
+
+    def read(self, rel: str) -> bytes:
+        member = self.members.get(_normalise(rel))
+        if member is None:
+            raise SampleError(f"missing file {self.where(rel)}", path=self.where(rel))
+        try:
+            if not member.isreg() or member.issparse():  # rare: let tarfile resolve links
+                with tarfile.open(self.path, "r:") as tar:
+                    return tar.extractfile(member).read()
+            with open(self.path, "rb") as f:
+                f.seek(member.offset_data)
+                data = f.read(member.size)
+        except (OSError, tarfile.TarError, AttributeError) as err:
+            raise _unreadable(self, rel, err) from None
+        if len(data) != member.size:
+            raise SampleError(f"truncated file {self.where(rel)} (archive cut short?)",
+                              path=self.where(rel))
+        return data
+
+
+def _unreadable(source: Source, rel: str, err) -> SampleError:
+    return SampleError(f"cannot read {source.where(rel)}: {err}", path=source.where(rel))
+
+
+def _normalise(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.lstrip("/")
+
+
+def _stamp(path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=8)
+def _tar_index(path: str, size: int, mtime_ns: int) -> dict:
+    # size and mtime are part of the key so that a re-downloaded archive is indexed again.
+    try:
+        with tarfile.open(path, "r:") as tar:
+            return {_normalise(m.name): m for m in tar if not m.isdir()}
+    except (tarfile.TarError, OSError) as err:
+        if "unexpected end of data" in str(err):
+            raise DataRootError(f"{path} (archive cut short: an interrupted download?)") from None
+        raise DataRootError(f"{path} (not a readable uncompressed tar archive: {err})") from None
+
+
+def open_source(name: str, root, probe: list[str], split_path=None) -> Source:
+    """Find benchmark ``name``'s files under ``root`` (or ``$MARIGOLD_DATA``).
+
+    ``probe`` lists the files of the split's first sample; a candidate location is accepted when
+    it holds all of them. Candidates, in order: the base-root layout (``<root>/nyuv2/`` extracted,
+    then ``<root>/nyuv2/<archive>``), the benchmark's own folder (extracted, then holding the
+    archive), or the archive itself.
+    """
+    given = root if root is not None else os.environ.get("MARIGOLD_DATA") or None
+    if given is None:
+        raise DataRootError(_layout_message(name, probe, split_path,
+                                            "no data root given (--data-root or $MARIGOLD_DATA)"))
+    root = Path(given).expanduser()
+    if not root.exists():
+        raise DataRootError(_layout_message(name, probe, split_path, f"{root} does not exist"))
+    folder, archive = LAYOUTS[name]
+    if root.is_file():
+        candidates = [root]
+    else:
+        candidates = [root / folder, root / folder / archive, root, root / archive]
+    tried = []
+    for cand in candidates:
+        try:
+            if cand.is_dir():
+                source = Source(cand)
+            elif cand.is_file() and (cand.suffix == ".tar" or cand == root):
+                source = TarSource(cand)
+            else:
+                continue
+        except DataRootError as err:  # e.g. a cut-off or compressed archive
+            tried.append(str(err))
+            continue
+        if all(source.exists(rel) for rel in probe):
+            return source
+        tried.append(str(cand))
+    reason = (f"{probe[0]} is in none of: " + ", ".join(tried)
+              if tried else f"nothing usable in {root}")
+    raise DataRootError(_layout_message(name, probe, split_path, reason))
+
+
+def _layout_message(name: str, probe: list[str], split_path, reason: str) -> str:
+    folder, archive = LAYOUTS[name]
+    first = f"the first sample of {split_path}" if split_path else "the first sample of the split"
+    return (
+        f"{TITLES[name]} data not found: {reason}.\n"
+        f"Expected layout: --data-root (or $MARIGOLD_DATA) is a base folder holding "
+        f"{folder}/{archive} (the official archive) or an extracted {folder}/ "
+        f"(e.g. {folder}/{probe[0]}, {first}), the benchmark's own folder, or the .tar itself.\n"
+        f"Download it with: marigold-bench data download --dataset {name} --data-root DIR"
+    )

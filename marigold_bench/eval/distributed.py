@@ -1,0 +1,172 @@
+"""Sharded runs on accelerate: who does what, and one launch per run directory at a time.
+
+Launched with ``accelerate launch`` or ``torchrun``, every process predicts the samples
+``index % world_size == rank`` and writes its own part of the cache
+(``parts/rank<r>.h5``); the main process folds the parts into ``predictions.h5`` -- at start-up,
+so that a relaunch (also with another world size) resumes from everything any earlier rank
+finished, and at the end -- and writes the summary. A plain ``python``/CLI run is a world of one
+that writes ``predictions.h5`` directly. Member noise depends only on (seed, sample id, member),
+so a sharded run gives exactly the numbers of a single-process run.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import socket
+import warnings
+
+import h5py
+
+from marigold_bench.errors import BenchError
+
+
+class Context:
+    """The process's place in the launch, from accelerate's ``PartialState``."""
+
+    def __init__(self):
+        import torch
+        from accelerate import PartialState
+
+        # accelerate only sets up a CPU (gloo) process group when asked for the CPU explicitly
+        self.state = PartialState(cpu=not torch.cuda.is_available())
+        self.rank = self.state.process_index
+        self.world = self.state.num_processes
+        self.is_main = self.state.is_main_process
+        if self.world > 1 and self.state.device.type == "cuda":
+            torch.cuda.set_device(self.state.device)  # "cuda" now means this rank's GPU
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            self.state.wait_for_everyone()
+
+    def gather(self, items: list) -> list:
+        """Every rank's list, concatenated (on every rank)."""
+        if self.world == 1:
+            return items
+        from accelerate.utils import gather_object
+        return gather_object(items)
+
+    def broadcast(self, value):
+        """The main process's ``value`` on every rank."""
+        if self.world == 1:
+            return value
+        from accelerate.utils import broadcast_object_list
+        return broadcast_object_list([value])[0]
+
+    def on_main(self, fn) -> None:
+        """Run ``fn`` on the main process; a user error there is raised on every rank (the
+        others would otherwise wait forever for it)."""
+        error = None
+        if self.is_main:
+            try:
+                fn()
+            except BenchError as exc:
+                error = exc
+        error = self.broadcast(error)
+        if error is not None:
+            raise error
+
+    def shard(self, n: int) -> list[int]:
+        return list(range(self.rank, n, self.world))
+
+
+class RunLock:
+    """An exclusive claim on a run directory, held by the main process of one launch.
+
+    A second launch on the same directory is refused instead of interleaving writes into the
+    cache. A lock left by a process that no longer runs on this host is taken over.
+    """
+
+    def __init__(self, out_dir: str, context: Context):
+        self.path = os.path.join(out_dir, "run.lock")
+        self.context = context
+        self.held = False
+
+    def __enter__(self):
+        error = None
+        if self.context.is_main:
+            try:
+                self._acquire()
+            except BenchError as exc:
+                error = str(exc)
+        error = self.context.broadcast(error)
+        if error:
+            raise BenchError(error)
+        return self
+
+    def _acquire(self):
+        me = {"host": socket.gethostname(), "pid": os.getpid()}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if self._stale():
+                    os.remove(self.path)
+                    continue
+                with open(self.path) as f:
+                    owner = f.read().strip()
+                raise BenchError(f"{os.path.dirname(self.path)} is in use by another launch ({owner}); "
+                                 f"wait for it to finish, or delete {self.path} if it is dead")
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            self.held = True
+            return
+
+    def _stale(self) -> bool:
+        try:
+            with open(self.path) as f:
+                owner = json.load(f)
+        except (OSError, ValueError):
+            return True  # an unreadable lock protects nothing
+        if owner.get("host") != socket.gethostname():
+            return False  # cannot tell whether a process on another node is alive
+        try:
+            os.kill(int(owner["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def __exit__(self, *exc):
+        if self.held:
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:
+                pass
+            self.held = False
+
+
+def part_path(out_dir: str, rank: int) -> str:
+    return os.path.join(out_dir, "parts", f"rank{rank}.h5")
+
+
+def fold_parts(out_dir: str, cache) -> int:
+    """Copy every sample of ``parts/*.h5`` into ``cache`` (the main ``predictions.h5``) and
+    delete the parts. A part that cannot be read (a rank killed mid-write) is set aside as
+    ``*.damaged``: its samples are simply predicted again. Returns the number of samples folded."""
+    from marigold_bench.eval.cache import MEMBERS
+
+    folded = 0
+    for path in sorted(glob.glob(os.path.join(out_dir, "parts", "rank*.h5"))):
+        try:
+            with h5py.File(path, "r") as part:
+                stored = part.attrs.get("settings")
+                if stored is not None and json.loads(stored) != cache.settings:
+                    raise BenchError(f"{path} was made with other settings than {cache.path}")
+                names = []
+                part.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+                for name in names:
+                    if name.startswith(MEMBERS + "/"):
+                        cache.put_members(name[len(MEMBERS) + 1:], part[name][()])
+                    else:
+                        cache.put_prediction(name, part[name][()], json.loads(part[name].attrs.get("merge", "null")))
+                        folded += 1
+        except OSError as exc:
+            warnings.warn(f"setting aside unreadable cache part {path} ({exc}); its samples will be redone")
+            os.replace(path, path + ".damaged")
+            continue
+        os.remove(path)
+    return folded
