@@ -169,3 +169,20 @@ def test_unknown_flag_and_dataset_are_clear(capsys):
     assert "invalid choice" in capsys.readouterr().err
     with pytest.raises(ValueError, match="known datasets: diode, eth3d, kitti, nyu, scannet, synthetic"):
         load_dataset("imagenet")
+
+
+def test_worker_processes_give_the_same_records(tmp_path):
+    ds = load_dataset("synthetic", split="test:6")
+    inline = run_predictor(ds, _CountingPredictor(), str(tmp_path / "a"), progress=False)
+    pooled = run_predictor(ds, _CountingPredictor(), str(tmp_path / "b"), progress=False, workers=2)
+    assert pooled["metrics"] == inline["metrics"]
+    assert (tmp_path / "a" / "per_sample.csv").read_text() == (tmp_path / "b" / "per_sample.csv").read_text()
+    assert pooled["timing"]["load_s"] >= 0
+
+
+def test_missing_sample_is_reported_from_worker_processes_too(tmp_path):
+    with pytest.raises(SampleError, match="x.png"):
+        run_predictor(_Flaky(), BaselinePredictor(), str(tmp_path / "a"), progress=False, workers=1)
+    summary = run_predictor(_Flaky(), BaselinePredictor(), str(tmp_path / "b"), skip_missing=True,
+                            progress=False, workers=1)
+    assert summary["n_skipped"] == 1

@@ -31,6 +31,8 @@ def add_parser(subparsers) -> None:
     add_inference_flags(p)
     p.add_argument("--images-per-batch", type=int, default=1,
                    help="images whose members are predicted in one batch")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes that decode samples while the model runs (0 = in line)")
     p.add_argument("--out", default=None, help="run directory (default: runs/<settings>)")
     p.set_defaults(func=run)
 
@@ -42,7 +44,7 @@ def run(args) -> int:
     predictor = build_predictor(args, processing_res=dataset.protocol.processing_res)
     out = args.out or default_run_dir(args.dataset, predictor.settings)
     summary = run_predictor(dataset, predictor, out, skip_missing=args.skip_missing,
-                            images_per_batch=args.images_per_batch)
+                            images_per_batch=args.images_per_batch, workers=args.workers)
     print(summary_table(summary))
     print(f"run directory: {out}")
     return 0

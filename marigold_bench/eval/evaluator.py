@@ -84,22 +84,59 @@ def write_run(out_dir: str, records: list[dict], summary: dict) -> None:
     _atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2, default=str) + "\n")
 
 
-def _load_item(dataset, index: int, skip_missing: bool):
-    """The item, or None when its files are missing/corrupt and ``skip_missing`` is set."""
-    try:
-        return dataset[index]
-    except SampleError:
-        if not skip_missing:
-            raise
-        return None
+class _Loader:
+    """Items with their index; a missing/corrupt sample comes back as its SampleError."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        index = self.indices[i]
+        try:
+            return index, self.dataset[index]
+        except SampleError as exc:
+            return index, exc
+
+
+def iter_items(dataset, indices, skip_missing: bool, workers: int = 0, timings: dict | None = None):
+    """Yield ``(index, item or None)`` in order; None marks a skipped sample.
+
+    With ``workers > 0`` samples are decoded in worker processes (a torch DataLoader) while the
+    main process predicts, so file I/O and decoding overlap with compute. The time the main
+    process waits for the next item is added to ``timings["load_s"]``.
+    """
+    loader = _Loader(dataset, indices)
+    if workers > 0:
+        import torch.utils.data
+        loader = torch.utils.data.DataLoader(loader, batch_size=None, shuffle=False,
+                                             num_workers=workers, prefetch_factor=4,
+                                             collate_fn=lambda x: x)
+    stream = iter(loader)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            index, item = next(stream)
+        except StopIteration:
+            return
+        if timings is not None:
+            timings["load_s"] += time.perf_counter() - t0
+        if isinstance(item, SampleError):
+            if not skip_missing:
+                raise item
+            item = None
+        yield index, item
 
 
 def evaluate_source(dataset, source, out_dir: str, skip_missing: bool = False,
                     settings: dict | None = None, progress: bool = True) -> dict:
     """Score predictions from a :class:`~marigold_bench.eval.predictions.PredictionSource`."""
     records = []
-    for index in tqdm(range(len(dataset)), desc=f"evaluate {dataset.protocol.name}", disable=not progress):
-        item = _load_item(dataset, index, skip_missing)
+    items = iter_items(dataset, range(len(dataset)), skip_missing)
+    for index, item in tqdm(items, total=len(dataset), desc=f"evaluate {dataset.protocol.name}",
+                            disable=not progress):
         if item is None:
             records.append(_skipped(dataset.ids[index]))
             continue
@@ -120,7 +157,8 @@ def _skipped(sample_id: str) -> dict:
 
 
 def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
-                  progress: bool = True, images_per_batch: int = 1, context=None) -> dict:
+                  progress: bool = True, images_per_batch: int = 1, workers: int = 0,
+                  context=None) -> dict:
     """Predict (or read from the cache), score and write a whole run directory.
 
     ``predictor`` follows the interface of :class:`marigold_bench.inference.MarigoldPredictor`:
@@ -128,6 +166,7 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
     Members already in ``predictions.h5`` are reused; only missing ones are predicted. Under
     ``accelerate launch``/``torchrun`` the samples are sharded across processes (see
     :mod:`marigold_bench.eval.distributed`); every process returns the same summary.
+    ``workers`` decodes samples in that many background processes.
     """
     from marigold_bench.eval.cache import PredictionCache
     from marigold_bench.eval.distributed import Context, RunLock, fold_parts, part_path
@@ -151,7 +190,7 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
         try:
             records, timings = _predict_and_score(
                 dataset, context.shard(len(dataset)), predictor, reader, writer, merge_key,
-                skip_missing, progress and context.is_main, images_per_batch)
+                skip_missing, progress and context.is_main, images_per_batch, workers)
         finally:
             reader.close()
             writer.close()
@@ -172,10 +211,10 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
 
 
 def _predict_and_score(dataset, indices, predictor, reader, writer, merge_key, skip_missing,
-                       progress, images_per_batch):
+                       progress, images_per_batch, workers):
     """The per-process loop: cached samples are scored at once, the others predicted in batches."""
     n = merge_key["n_members"]
-    records, timings = [], {"predict_s": 0.0, "score_s": 0.0}
+    records, timings = [], {"load_s": 0.0, "predict_s": 0.0, "score_s": 0.0}
     pending = []  # (item, cached members) waiting for a batched predict call
 
     def finish(item, members, fresh):
@@ -209,8 +248,9 @@ def _predict_and_score(dataset, indices, predictor, reader, writer, merge_key, s
             finish(item, _join(have, new), fresh=True)
         pending.clear()
 
-    for index in tqdm(indices, desc=f"run {dataset.protocol.name}", disable=not progress):
-        item = _load_item(dataset, index, skip_missing)
+    items = iter_items(dataset, indices, skip_missing, workers, timings)
+    for index, item in tqdm(items, total=len(indices), desc=f"run {dataset.protocol.name}",
+                            disable=not progress):
         if item is None:
             records.append(_skipped(dataset.ids[index]))
             continue
