@@ -1,0 +1,68 @@
+"""``marigold-bench compare``: is run B better than run A? Paired tests on the same samples."""
+
+from __future__ import annotations
+
+import math
+
+from tabulate import tabulate
+
+from marigold_bench.errors import BenchError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare", help="paired comparison of two runs on the same samples",
+        description="Compares run B with run A sample by sample on the samples scored ok in both: "
+                    "each mean with its bootstrap 95%% interval, the mean difference B − A with its "
+                    "interval, a paired t-test and a Wilcoxon signed-rank test.")
+    p.add_argument("run_a", metavar="RUN_A")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.add_argument("--metric", default="abs_rel,delta1", help="metric key(s), comma-separated")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdict")
+    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    p.set_defaults(func=run)
+
+
+def _interval(metric: str, iv) -> str:
+    from marigold_bench.report.tables import display_value
+    if math.isnan(iv.low):
+        return f"{display_value(metric, iv.mean):.3f}"
+    return (f"{display_value(metric, iv.mean):.3f} [{display_value(metric, iv.low):.3f}, "
+            f"{display_value(metric, iv.high):.3f}]")
+
+
+def _difference(metric: str, iv) -> str:
+    from marigold_bench.report.tables import display_value
+    return (f"{display_value(metric, iv.mean):+.3f} [{display_value(metric, iv.low):+.3f}, "
+            f"{display_value(metric, iv.high):+.3f}]")
+
+
+def run(args) -> int:
+    from marigold_bench.report.rundir import load_run
+    from marigold_bench.report.stats import compare_runs
+    from marigold_bench.report.tables import display_value, metric_title
+
+    if not 0 < args.alpha < 1:
+        raise BenchError("--alpha must lie between 0 and 1")
+    metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
+    run_a, run_b = load_run(args.run_a), load_run(args.run_b)
+    result = compare_runs(run_a, run_b, metrics, alpha=args.alpha, n_resamples=args.resamples, seed=args.seed)
+    print(f"A: {run_a.path}\nB: {run_b.path}")
+    # failed/skipped samples of either run, and samples only one run has, are left out
+    out_a, out_b = result.n_total_a - result.n_common, result.n_total_b - result.n_common
+    print(f"compared {result.n_common} samples ok in both runs "
+          f"(A: {result.n_ok_a} of {result.n_total_a} ok, B: {result.n_ok_b} of {result.n_total_b} ok"
+          + (f"; left out: {out_a} of A's samples, {out_b} of B's" if out_a or out_b else "") + ")")
+    for line in result.protocol_differences:
+        print(f"note: the runs differ in protocol: {line}")
+    rows = []
+    for r in result.results:
+        verdict = "no significant difference" if r.better is None else f"{r.better} better"
+        scaled = " ×100" if display_value(r.metric, 1.0) != 1.0 else ""
+        rows.append([metric_title(r.metric) + scaled, _interval(r.metric, r.a), _interval(r.metric, r.b),
+                     _difference(r.metric, r.difference), f"{r.t_p:.3g}", f"{r.wilcoxon_p:.3g}", verdict])
+    print(tabulate(rows, headers=["metric", "A mean [95% CI]", "B mean [95% CI]", "B − A [95% CI]",
+                                  "paired t p", "Wilcoxon p", f"verdict (α={args.alpha:g})"],
+                   tablefmt="github", disable_numparse=True))
+    return 0

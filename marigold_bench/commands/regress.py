@@ -1,0 +1,40 @@
+"""``marigold-bench regress``: check a run against a stored baseline; exit 1 on a regression."""
+
+from __future__ import annotations
+
+import os
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "regress", help="compare a run with a stored baseline (CI)",
+        description="Exit codes: 0 no regression (equal within tolerance or better), 1 a metric "
+                    "worse than its tolerance allows (higher is better for δ, lower for errors), "
+                    "2 settings, samples or package version differ from the baseline's.")
+    p.add_argument("--baseline", required=True, help="baseline JSON, e.g. results/baselines/synthetic-tiny.json")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--tolerance", default=None,
+                   help="absolute tolerance for every metric (0.001) or per metric "
+                        "(abs_rel=0.001,delta1=0.002); overrides the baseline's, stored with --update")
+    p.add_argument("--update", action="store_true",
+                   help="rewrite the baseline from this run (deliberately: its numbers become the reference)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from marigold_bench.report.regress import (check, format_verdict, load_baseline, make_baseline,
+                                               parse_tolerances, write_baseline)
+    from marigold_bench.report.rundir import load_run
+
+    tolerances = parse_tolerances(args.tolerance)
+    run_dir = load_run(args.run_dir)
+    if args.update:
+        previous = load_baseline(args.baseline) if os.path.isfile(args.baseline) else None
+        baseline = make_baseline(run_dir, previous, tolerances)
+        write_baseline(args.baseline, baseline)
+        print(f"baseline {args.baseline} {'rewritten' if previous else 'written'} from {args.run_dir} "
+              f"({baseline['dataset']}, n={baseline['n']}, marigold_bench {baseline['package_version']})")
+        return 0
+    verdict = check(load_baseline(args.baseline), run_dir, tolerances)
+    print(format_verdict(verdict))
+    return verdict.code

@@ -1,0 +1,42 @@
+"""``marigold-bench table``: a paper-style table (Markdown, LaTeX, CSV) from run directories."""
+
+from __future__ import annotations
+
+from marigold_bench.errors import BenchError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "table", help="paper-style table from run directories",
+        description="Rows are model settings, column groups are datasets (AbsRel and δ1 ×100 by "
+                    "default); runs with equal settings on different datasets share a row, the best "
+                    "value per column is bold, and a run with failed or skipped samples shows (n/total).")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (or their summary.json)")
+    p.add_argument("--format", choices=("md", "latex", "csv"), default="md")
+    p.add_argument("--reference", action="store_true",
+                   help="add the published rows of results/reference.csv, marked as quoted")
+    p.add_argument("--metrics", default="abs_rel,delta1", help="comma-separated metric keys")
+    p.add_argument("--digits", type=int, default=1,
+                   help="decimals of percentages (metres and log errors get two more)")
+    p.add_argument("--out", default=None, help="write the table to this file instead of printing it")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from marigold_bench.report.rundir import load_run
+    from marigold_bench.report.tables import build_table, render
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if not metrics:
+        raise BenchError("--metrics is empty")
+    if args.digits < 0:
+        raise BenchError("--digits must be >= 0")
+    table = build_table([load_run(path) for path in args.runs], metrics, reference=args.reference)
+    text = render(table, args.format, digits=args.digits)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+        print(f"table written to {args.out}")
+    else:
+        print(text, end="")
+    return 0

@@ -1,0 +1,242 @@
+"""Regression verdicts: a run's numbers against a stored baseline, for CI.
+
+A baseline (``results/baselines/*.json``) stores what a known-good run measured and what must
+hold for a new run to be comparable::
+
+    {
+      "dataset": "synthetic",
+      "package_version": "0.1.0",          # marigold_bench version that made the run
+      "settings": {...},                    # inference settings that change numbers
+      "sample_set": {...},                  # n_total and the resolved protocol (no local paths)
+      "run_args": ["--dataset", ...],       # the `marigold-bench run` flags that reproduce it
+      "n": 8,                               # samples scored ok
+      "metrics": {"abs_rel": 0.37, ...},   # fractions, as in summary.json
+      "tolerances": {"abs_rel": 0.002, ...} # absolute, per metric
+    }
+
+:func:`check` answers with a :class:`Verdict` whose exit code is 0 (equal within tolerance or
+better), 1 (a metric worse than its tolerance allows, in its own direction: higher is better for
+δ, lower for errors; or fewer samples scored) or 2 (settings, samples or package version differ:
+the numbers are not comparable, and the differences are listed). :func:`make_baseline` writes
+one from a run on purpose (``regress --update``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+from tabulate import tabulate
+
+from marigold_bench.errors import BenchError
+from marigold_bench.eval.metrics import HIGHER_IS_BETTER, METRIC_KEYS
+from marigold_bench.report.rundir import RunDir, result_settings, sample_set
+from marigold_bench.report.tables import display_value
+
+#: exit codes of `marigold-bench regress`
+OK, REGRESSED, MISMATCH = 0, 1, 2
+
+#: starting tolerances (absolute, in summary.json units) for a new baseline; edit the file to tune
+DEFAULT_TOLERANCES = {
+    "abs_rel": 0.002, "sq_rel": 0.01, "rmse": 0.02, "rmse_log": 0.005, "log10": 0.002,
+    "delta1": 0.005, "delta2": 0.005, "delta3": 0.005, "i_rmse": 0.005, "silog_rmse": 0.5,
+}
+
+#: `marigold-bench run` flag of each setting, to write a baseline's reproducing command
+RUN_FLAGS = {"steps": "--steps", "ensemble": "--ensemble", "seed": "--seed",
+             "timestep_spacing": "--timestep-spacing", "noise": "--noise",
+             "processing_res": "--processing-res", "precision": "--precision",
+             "ensembling": "--ensembling"}
+
+
+def portable_settings(settings: dict) -> dict:
+    """Settings that change numbers, with absolute paths reduced to their last component.
+
+    A checkpoint lives at a different absolute path on every machine (the bundled one inside
+    the install); its folder name is what identifies it across machines.
+    """
+    out = {}
+    for key, value in result_settings(settings).items():
+        if isinstance(value, str) and os.path.isabs(value):
+            value = os.path.basename(os.path.normpath(value))
+        out[key] = value
+    return json.loads(json.dumps(out, default=str))
+
+
+def run_version(run: RunDir) -> str | None:
+    return (run.summary.get("versions") or {}).get("marigold_bench")
+
+
+def parse_tolerances(text: str | None) -> dict[str, float]:
+    """``"0.001"`` (every metric) or ``"abs_rel=0.001,delta1=0.002"`` -> ``{metric: tolerance}``."""
+    if not text:
+        return {}
+    try:
+        if "=" not in text:
+            return dict.fromkeys(METRIC_KEYS, float(text))
+        pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+        out = {k.strip(): float(v) for k, v in pairs}
+    except ValueError:
+        raise BenchError(f"--tolerance {text!r}: give one number or metric=number pairs, "
+                         "e.g. abs_rel=0.001,delta1=0.002") from None
+    unknown = [k for k in out if k not in METRIC_KEYS]
+    if unknown:
+        raise BenchError(f"--tolerance: unknown metric(s) {', '.join(unknown)}")
+    if any(v < 0 for v in out.values()):
+        raise BenchError("--tolerance: tolerances are absolute and must be >= 0")
+    return out
+
+
+def load_baseline(path: str | os.PathLike) -> dict:
+    try:
+        with open(path) as f:
+            baseline = json.load(f)
+    except FileNotFoundError:
+        raise BenchError(f"baseline {path} not found; create it from a good run with --update") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BenchError(f"baseline {path}: cannot read it ({exc})") from None
+    missing = [k for k in ("dataset", "settings", "metrics", "tolerances", "package_version") if k not in baseline]
+    if missing:
+        raise BenchError(f"baseline {path}: missing {', '.join(missing)}; rewrite it with --update")
+    return baseline
+
+
+def run_args(run: RunDir) -> list[str]:
+    """`marigold-bench run` flags that reproduce the run's settings (the model left default)."""
+    args = ["--dataset", run.dataset]
+    max_samples = (run.summary.get("protocol") or {}).get("max_samples")
+    if max_samples is not None:
+        args += ["--max-samples", str(max_samples)]
+    for key, flag in RUN_FLAGS.items():
+        value = run.settings.get(key)
+        if value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+def make_baseline(run: RunDir, previous: dict | None = None, tolerances: dict | None = None) -> dict:
+    """A baseline from ``run``: its numbers, settings and version; tolerances are kept from
+    ``previous`` (or the defaults) and then overridden by ``tolerances``."""
+    kept = (previous or {}).get("tolerances") or DEFAULT_TOLERANCES
+    metrics = {k: v for k, v in run.metrics.items() if k in METRIC_KEYS}
+    return {
+        "description": (previous or {}).get("description",
+                                            f"CI regression baseline on {run.dataset}; regenerate with "
+                                            "`marigold-bench regress --baseline THIS RUN_DIR --update`"),
+        "dataset": run.dataset,
+        "package_version": run_version(run),
+        "settings": portable_settings(run.settings),
+        "sample_set": sample_set(run.summary),
+        "run_args": run_args(run),
+        "n": run.n,
+        "metrics": metrics,
+        "tolerances": {k: float({**kept, **(tolerances or {})}.get(k, DEFAULT_TOLERANCES[k])) for k in metrics},
+    }
+
+
+def write_baseline(path: str | os.PathLike, baseline: dict) -> None:
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(json.dumps(baseline, indent=2, sort_keys=False) + "\n")
+
+
+@dataclass
+class Verdict:
+    """The outcome of :func:`check`: ``code`` is the exit status, ``rows`` the compared metrics."""
+
+    code: int
+    mismatches: list = field(default_factory=list)
+    rows: list = field(default_factory=list)  # dicts: metric, baseline, run, delta, tolerance, status
+
+    @property
+    def regressed(self) -> list:
+        return [r["metric"] for r in self.rows if r["status"] == "REGRESSED"]
+
+    @property
+    def improved(self) -> list:
+        return [r["metric"] for r in self.rows if r["status"] == "improved"]
+
+
+def _mismatches(baseline: dict, run: RunDir) -> list[str]:
+    lines = []
+    if baseline["dataset"] != run.dataset:
+        lines.append(f"dataset: baseline {baseline['dataset']!r} vs run {run.dataset!r}")
+    if baseline["package_version"] != run_version(run):
+        lines.append(f"package version: baseline made with marigold_bench {baseline['package_version']!r}, "
+                     f"run with {run_version(run)!r}")
+    for name, stored, now in (("setting", baseline["settings"], portable_settings(run.settings)),
+                              ("sample set", baseline.get("sample_set"), sample_set(run.summary))):
+        if stored is None:
+            continue
+        now = json.loads(json.dumps(now, default=str))
+        for key in sorted(set(stored) | set(now)):
+            if key != "dataset" and stored.get(key) != now.get(key):  # dataset: said above
+                before, after = stored.get(key, "<absent>"), now.get(key, "<absent>")
+                lines.append(f"{name} {key}: baseline {before!r} vs run {after!r}")
+    missing = [m for m in baseline["metrics"] if m not in run.metrics and run.n > 0]
+    if missing:
+        lines.append(f"metrics missing from the run: {', '.join(missing)}")
+    return lines
+
+
+def _status(metric: str, stored: float, now: float, tolerance: float) -> str:
+    if now is None or not math.isfinite(now):
+        return "REGRESSED"
+    gain = (now - stored) if metric in HIGHER_IS_BETTER else (stored - now)
+    if gain < -tolerance:
+        return "REGRESSED"
+    return "improved" if gain > tolerance else "ok"
+
+
+def check(baseline: dict, run: RunDir, tolerances: dict | None = None) -> Verdict:
+    """Compare ``run`` with ``baseline``; ``tolerances`` override the stored ones."""
+    mismatches = _mismatches(baseline, run)
+    if mismatches:
+        return Verdict(MISMATCH, mismatches)
+    tol = {**baseline["tolerances"], **(tolerances or {})}
+    rows = []
+    for metric, stored in baseline["metrics"].items():
+        now = run.metrics.get(metric)
+        t = float(tol.get(metric, DEFAULT_TOLERANCES.get(metric, 0.0)))
+        rows.append({"metric": metric, "baseline": stored, "run": now,
+                     "delta": None if now is None else now - stored, "tolerance": t,
+                     "status": _status(metric, stored, now, t)})
+    if "n" in baseline:
+        # a sample that stopped scoring is a regression even if the mean got better
+        rows.append({"metric": "n", "baseline": baseline["n"], "run": run.n, "delta": run.n - baseline["n"],
+                     "tolerance": 0, "status": "REGRESSED" if run.n < baseline["n"] else
+                     ("improved" if run.n > baseline["n"] else "ok")})
+    code = REGRESSED if any(r["status"] == "REGRESSED" for r in rows) else OK
+    return Verdict(code, [], rows)
+
+
+def format_verdict(verdict: Verdict) -> str:
+    """The verdict as text: the differences, or a table of metrics (×100 where papers print so)."""
+    if verdict.code == MISMATCH:
+        return ("settings mismatch: the run is not comparable with the baseline:\n  "
+                + "\n  ".join(verdict.mismatches)
+                + "\nrerun with the baseline's settings, or regenerate the baseline with --update")
+    table = []
+    for r in verdict.rows:
+        metric = r["metric"]
+        if metric == "n":
+            table.append(["n (ok samples)", "↑", r["baseline"], r["run"], f"{r['delta']:+d}", 0, r["status"]])
+            continue
+        scale = display_value(metric, 1.0)
+        fmt = (lambda v: "nan" if v is None else f"{v * scale:.4f}")
+        table.append([metric + (" ×100" if scale != 1 else ""), "↑" if metric in HIGHER_IS_BETTER else "↓",
+                      fmt(r["baseline"]), fmt(r["run"]),
+                      "nan" if r["delta"] is None else f"{r['delta'] * scale:+.4f}",
+                      f"{r['tolerance'] * scale:.4f}", r["status"]])
+    text = tabulate(table, headers=["metric", "better", "baseline", "run", "Δ", "tolerance", "status"],
+                    tablefmt="github", disable_numparse=True)
+    if verdict.regressed:
+        text += f"\nREGRESSION: {', '.join(verdict.regressed)} worse than the baseline allows"
+    elif verdict.improved:
+        text += (f"\nno regression; improved beyond tolerance: {', '.join(verdict.improved)} "
+                 "(use --update to make this the new baseline)")
+    else:
+        text += "\nno regression"
+    return text
