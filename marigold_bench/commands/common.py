@@ -31,8 +31,8 @@ def add_inference_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ensemble", type=int, default=1, help="test-time ensemble size N")
     g.add_argument("--seed", type=int, default=1234)
     g.add_argument("--timestep-spacing", choices=("trailing", "leading"), default=None)
-    g.add_argument("--noise", choices=("gaussian", "multires", "zeros"), default="gaussian",
-                   help="starting noise of the DDIM loop")
+    g.add_argument("--noise", choices=("gaussian", "multires", "annealed", "zeros"), default="gaussian",
+                   help="starting noise of the DDIM loop (multires/annealed: the training pyramid)")
     g.add_argument("--processing-res", type=int, default=None,
                    help="long side the image is resized to (0 = native; default: the dataset's "
                         "protocol or the checkpoint's)")

@@ -111,6 +111,8 @@ def run_args(run: RunDir) -> list[str]:
         args += ["--max-samples", str(max_samples)]
     for key, flag in RUN_FLAGS.items():
         value = run.settings.get(key)
+        if isinstance(value, dict):  # resolved ensembling settings: the flag takes the preset name
+            value = value.get("preset")
         if value is not None:
             args += [flag, str(value)]
     return args

@@ -1,0 +1,142 @@
+"""``marigold-bench predict``: depth maps for your own images.
+
+For every input image ``<name>.<ext>`` (a file, or every image under a folder, sub-folders kept)
+it writes into ``--out``:
+
+| file | content |
+|---|---|
+| ``<name>_depth.npy`` | float32 H x W affine-invariant depth in [0, 1] (0 = near), input size |
+| ``<name>_depth_16bit.png`` | the same scaled to 0..65535 |
+| ``<name>_depth_colored.png`` | the same through matplotlib's Spectral colormap (near red, far blue) |
+| ``<name>_uncertainty.npy`` / ``.png`` | ensemble spread (N > 1 only); the PNG is scaled to its maximum |
+| ``settings.json`` | every resolved inference setting |
+
+Checkpoints that predict disparity write ``_disparity`` instead of ``_depth``. ``--model`` and
+the inference flags are shared with ``run`` (``commands/common.py``): without ``--model`` the
+bundled tiny checkpoint is used, and ``baseline:*`` models work too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BenchError, PredictionError
+from .common import add_inference_flags, build_predictor
+
+#: Images handed to the predictor together (their members share UNet batches).
+IMAGES_PER_CALL = 4
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``predict`` on the CLI's sub-command parsers."""
+    parser = subparsers.add_parser(
+        "predict", help="predict depth for images or a folder of images",
+        description="Predict affine-invariant depth for one image or every image under a folder, and write "
+                    ".npy, 16-bit PNG and colourised PNG outputs (plus uncertainty when --ensemble > 1).")
+    parser.add_argument("--input", required=True, metavar="IMAGE_OR_DIR", help="an image file or a folder")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    # --model and the inference flags are those of `run`, so the two commands cannot drift apart.
+    add_inference_flags(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def colorize(depth: np.ndarray, cmap: str = "Spectral") -> np.ndarray:
+    """uint8 H x W x 3 rendering of a [0, 1] map with a matplotlib colormap."""
+    import matplotlib
+
+    return matplotlib.colormaps[cmap](np.clip(depth, 0.0, 1.0), bytes=True)[..., :3]
+
+
+def save_outputs(out_dir: Path, stem: str, depth: np.ndarray, uncertainty: np.ndarray | None,
+                 kind: str = "depth") -> list[Path]:
+    """Write one image's outputs (see the module docstring); returns the paths written."""
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    base = out_dir / f"{stem}_{kind}"
+    np.save(base.with_suffix(".npy"), depth.astype(np.float32))
+    Image.fromarray(np.round(np.clip(depth, 0, 1) * 65535).astype(np.uint16)).save(f"{base}_16bit.png")
+    Image.fromarray(colorize(depth)).save(f"{base}_colored.png")
+    written += [base.with_suffix(".npy"), Path(f"{base}_16bit.png"), Path(f"{base}_colored.png")]
+    if uncertainty is not None:
+        ubase = out_dir / f"{stem}_uncertainty"
+        np.save(ubase.with_suffix(".npy"), uncertainty.astype(np.float32))
+        peak = float(uncertainty.max())
+        scaled = uncertainty / peak if peak > 0 else np.zeros_like(uncertainty)
+        Image.fromarray(np.round(scaled * 255).astype(np.uint8)).save(ubase.with_suffix(".png"))
+        written += [ubase.with_suffix(".npy"), ubase.with_suffix(".png")]
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``predict``; returns 0, or 1 when some images failed (each one is reported)."""
+    from tqdm.auto import tqdm
+
+    from ..inference.images import InputImageError, list_images, load_image
+
+    source = Path(args.input)
+    files = list_images(source)
+    root = source if source.is_dir() else source.parent
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} exists and is not a folder")
+    if args.ensemble < 1:
+        raise BenchError(f"--ensemble must be >= 1, got {args.ensemble}")
+
+    predictor = build_predictor(args)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "settings.json").write_text(json.dumps(predictor.settings, indent=2) + "\n")
+    kind = "disparity" if getattr(predictor, "prediction_type", "depth") == "disparity" else "depth"
+
+    members = list(range(int(predictor.settings.get("ensemble", 1))))
+    failures: list[str] = []
+    n_failed = 0
+    with tqdm(total=len(files), desc="predict", unit="img") as bar:
+        for start in range(0, len(files), IMAGES_PER_CALL):
+            batch = []
+            for path in files[start:start + IMAGES_PER_CALL]:
+                try:
+                    batch.append((path, load_image(path)))
+                except InputImageError as exc:
+                    failures.append(str(exc))
+                    n_failed += 1
+                    bar.update(1)
+            jobs = [(str(path.relative_to(root)), image, members) for path, image in batch]
+            try:
+                raws = predictor.predict(jobs)
+            except PredictionError as exc:
+                failures.append(str(exc))
+                raws = getattr(exc, "results", None) or [None] * len(jobs)
+            except InputImageError as exc:
+                # One bad array fails the whole call; retry one by one to keep the good ones.
+                raws = []
+                for job in jobs:
+                    try:
+                        raws.extend(predictor.predict([job]))
+                    except (InputImageError, PredictionError) as one:
+                        failures.append(str(one))
+                        raws.append(None)
+            for (path, image), raw in zip(batch, raws):
+                if raw is None:
+                    n_failed += 1
+                else:
+                    depth, uncertainty = predictor.merge(raw, image.shape[:2])
+                    rel = path.relative_to(root)
+                    save_outputs(out / rel.parent, rel.stem, depth, uncertainty, kind)
+                bar.update(1)
+    if failures:
+        for message in failures:
+            print(f"marigold-bench predict: {message}", file=sys.stderr)
+        print(f"marigold-bench predict: {n_failed} of {len(files)} image(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = ["add_parser", "run", "save_outputs", "colorize"]

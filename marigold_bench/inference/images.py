@@ -1,0 +1,199 @@
+"""Input images for inference: reading, conversion to RGB, and the resize/pad/unpad of the recipe.
+
+The geometry follows `diffusers.MarigoldDepthPipeline` so that predictions match it: the image is
+mapped to [-1, 1], its longer side is resized to the processing resolution (bilinear with
+antialiasing, other side ``h * res // long``), then padded on the bottom and right by repeating
+the edge until both sides are multiples of the VAE's downsampling factor. Unlike diffusers, a
+processing resolution that is not such a multiple is accepted (e.g. ETH3D's 756): it is padded
+the same way, and the run records ``padding="replicate"``. (The official Marigold code does not
+pad; its VAE then covers a slightly smaller area and the result is stretched back.)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import BenchError
+
+#: File suffixes that `list_images` picks up from a folder.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".npy")
+
+#: How the recipe pads an image to a multiple of the VAE factor (recorded in run settings).
+PADDING_MODE = "replicate"
+
+
+class InputImageError(BenchError):
+    """An input image cannot be read or has a layout/value range the predictor cannot use."""
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as an array with its own bit depth kept.
+
+    8-bit files give uint8, 16-bit grayscale PNG/TIFF give uint16, float TIFFs give float32,
+    ``.npy`` files are returned as stored. EXIF orientation is applied. Use `to_float_rgb` next.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputImageError(f"cannot read {path}: {exc}") from exc
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+                img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
+            elif img.mode == "1":
+                img = img.convert("L")
+            array = np.array(img)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise InputImageError(f"cannot read image {path}: {exc}") from exc
+    # PIL reads 16-bit grayscale as 32-bit signed "I"; its values are still 0..65535.
+    if array.dtype == np.int32 and array.size and array.min() >= 0 and array.max() <= 65535:
+        array = array.astype(np.uint16)
+    return array
+
+
+def to_float_rgb(image, name: str = "image") -> np.ndarray:
+    """Any supported image array as float32 H x W x 3 RGB in [0, 1].
+
+    Accepted: H x W (grayscale), H x W x 1, H x W x 2 (grayscale + alpha), H x W x 3, H x W x 4
+    (alpha is dropped, as PIL's ``convert("RGB")``); unsigned integers of any width (divided by
+    their dtype's maximum, as diffusers does: 255 for uint8, 65535 for uint16); floats in [0, 1];
+    booleans. Torch tensors in H x W x C layout are accepted too.
+
+    Raises:
+        InputImageError: for other layouts, signed integers, NaN/inf, or floats outside [0, 1].
+    """
+    if torch.is_tensor(image):
+        image = image.detach().cpu().numpy()
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        array = array[..., None]
+    elif array.ndim == 3 and array.shape[-1] in (2, 4):
+        array = array[..., : 1 if array.shape[-1] == 2 else 3]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3):
+        raise InputImageError(f"{name}: expected an H x W or H x W x {{1,2,3,4}} image, got shape {array.shape}")
+    if min(array.shape[:2]) < 1:
+        raise InputImageError(f"{name}: empty image of shape {array.shape}")
+    if array.dtype == bool:
+        out = array.astype(np.float32)
+    elif np.issubdtype(array.dtype, np.unsignedinteger):
+        out = array.astype(np.float32) / float(np.iinfo(array.dtype).max)
+    elif np.issubdtype(array.dtype, np.floating):
+        out = array.astype(np.float32)
+        if not np.isfinite(out).all():
+            raise InputImageError(f"{name}: contains NaN or inf values")
+        lo, hi = float(out.min()), float(out.max())
+        if lo < 0.0 or hi > 1.0:
+            raise InputImageError(
+                f"{name}: float images must hold values in [0, 1], got [{lo:.4g}, {hi:.4g}] "
+                "(divide 8-bit values by 255, 16-bit values by 65535)")
+    else:
+        raise InputImageError(f"{name}: unsupported pixel type {array.dtype} (use unsigned integers or floats in [0, 1])")
+    if out.shape[-1] == 1:
+        out = np.repeat(out, 3, axis=-1)
+    return np.ascontiguousarray(out)
+
+
+def to_uint8_rgb(image, name: str = "image") -> np.ndarray:
+    """Any supported image array as uint8 H x W x 3 (see `to_float_rgb`); uint8 RGB passes through."""
+    array = np.asarray(image) if not torch.is_tensor(image) else image
+    if isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 3 and array.shape[-1] == 3:
+        return array
+    return np.round(to_float_rgb(image, name) * 255.0).astype(np.uint8)
+
+
+def to_model_tensor(image, name: str = "image") -> torch.Tensor:
+    """1 x 3 x H x W float32 tensor in [0, 1] from anything `to_float_rgb` takes.
+
+    uint8 RGB is divided in float32 exactly as diffusers does, so results match it bit for bit.
+    """
+    array = np.asarray(image) if not torch.is_tensor(image) else image
+    if isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 3 and array.shape[-1] == 3:
+        rgb = array.astype(np.float32) / 255.0
+    else:
+        rgb = to_float_rgb(image, name)
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+
+
+def processing_size(height: int, width: int, processing_res: int) -> tuple[int, int]:
+    """Size after resizing the longer side to ``processing_res`` (0 keeps the size)."""
+    if not processing_res:
+        return height, width
+    long_side = max(height, width)
+    size = (height * processing_res // long_side, width * processing_res // long_side)
+    if min(size) < 1:
+        raise InputImageError(f"extreme aspect ratio {width}x{height} for processing resolution {processing_res}")
+    return size
+
+
+def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """The next multiples of ``multiple``: what the VAE sees."""
+    return height + (-height % multiple), width + (-width % multiple)
+
+
+def resize_long_side(image: torch.Tensor, processing_res: int) -> torch.Tensor:
+    """Bilinear, antialiased resize of a B x C x H x W tensor to `processing_size`."""
+    size = processing_size(*image.shape[-2:], processing_res)
+    if tuple(size) == tuple(image.shape[-2:]):
+        # diffusers resizes even to the same size; bilinear to the same grid is the identity.
+        return image
+    return F.interpolate(image, size, mode="bilinear", antialias=True)
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad the bottom and right edges by replication; returns the tensor and (rows, cols) added."""
+    h, w = image.shape[-2:]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    if pad_h or pad_w:
+        image = F.pad(image, (0, pad_w, 0, pad_h), mode=PADDING_MODE)
+    return image, (pad_h, pad_w)
+
+
+def unpad(image: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+    """Undo `pad_to_multiple` on a ... x H x W tensor."""
+    pad_h, pad_w = padding
+    return image[..., : image.shape[-2] - pad_h, : image.shape[-1] - pad_w]
+
+
+def prepare_image(image: torch.Tensor, processing_res: int, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """1 x 3 x H x W in [0, 1] -> the padded VAE input in [-1, 1] and its padding."""
+    image = image * 2.0 - 1.0
+    if processing_res:
+        image = resize_long_side(image, processing_res)
+    return pad_to_multiple(image, multiple)
+
+
+def resize_prediction(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (no antialiasing, as the pipeline's output step) of B x 1 x h x w maps."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps, tuple(size), mode="bilinear", antialias=False)
+
+
+def list_images(path: str | os.PathLike) -> list[Path]:
+    """One image file, or the image files of a folder (recursively, sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise InputImageError(f"input {path} does not exist")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputImageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {path}")
+    return files
+
+
+__all__ = ["IMAGE_SUFFIXES", "PADDING_MODE", "InputImageError", "load_image", "to_float_rgb", "to_uint8_rgb",
+           "to_model_tensor", "processing_size", "padded_size", "resize_long_side", "pad_to_multiple",
+           "unpad", "prepare_image", "resize_prediction", "list_images"]

@@ -1,0 +1,540 @@
+"""Batched Marigold inference: the recipe of `diffusers.MarigoldDepthPipeline`, run for many images.
+
+Per image: map to [-1, 1], resize the longer side to the processing resolution, pad to a multiple
+of the VAE factor, encode once (posterior mode x scaling factor). Per ensemble member: start from
+a latent seeded by (seed, sample id, member), run DDIM conditioned on the image latent and the
+empty-prompt embedding, decode, average the three channels, clip, map to [0, 1] and unpad.
+
+What differs from calling the pipeline image by image:
+
+* members of different images share UNet batches (grouped by latent size), and each image is
+  encoded once whatever its number of members;
+* a member's starting noise depends only on (seed, sample id, member index), so member k is the
+  same in an N=3 and an N=10 run, and an ablation over N can merge subsets of one prediction;
+* `predict` returns the raw members, and `merge` ensembles them, so the run loop can cache
+  members and re-merge without touching the model;
+* the empty-prompt embedding is computed once at load time and the text encoder is dropped;
+* NaN/inf outputs (e.g. fp16 overflow) raise `PredictionError` naming the samples.
+
+With fp32 weights and the same starting latents the members equal the pipeline's to float
+round-off (tests check 1e-4).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import BenchError, PredictionError
+from . import images as imgs
+from .ensemble import ensemble_depth, resolve_ensembling
+from .seeding import member_generator
+
+#: Starting-latent kinds. ``annealed`` is the multi-resolution pyramid with the strength it has
+#: at the first timestep during annealed training (0.9 * t / 1000).
+NOISE_KINDS = ("gaussian", "multires", "annealed", "zeros")
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
+
+#: Used when a checkpoint's model_index.json has no defaults (checkpoints from the original
+#: Marigold code): the values diffusers' port of marigold-depth-v1-0 declares.
+FALLBACK_STEPS = 10
+FALLBACK_PROCESSING_RES = 768
+
+#: Multi-resolution noise strength, as in training (TRAINING.md).
+MULTIRES_STRENGTH = 0.9
+
+# Auto batch size: rough peak memory per sample, per latent pixel (UNet) and per output pixel
+# (VAE decoder), in bytes at 2 bytes per element, for SD-v2 with SDPA attention. Estimates, kept
+# generous; a CUDA out-of-memory error under "auto" halves the batch and retries.
+_UNET_BYTES_PER_LATENT_PX = 96 * 1024
+_VAE_BYTES_PER_PX = 8 * 1024
+_AUTO_MAX_BATCH = 32
+_AUTO_CPU_BATCH = 4
+
+
+class InferenceSettingsError(BenchError):
+    """An inference setting is invalid or unavailable on this machine (e.g. ``--device cuda``)."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA, else Apple MPS, else CPU; an explicit device must exist."""
+    name = str(device)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise InferenceSettingsError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InferenceSettingsError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__})")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InferenceSettingsError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InferenceSettingsError(f"--device {name}: Apple MPS is not available on this machine")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise InferenceSettingsError(f"--device {name}: unsupported device type {dev.type!r}")
+    return dev
+
+
+def check_settings(*, steps=None, timestep_spacing=None, noise="gaussian", ensemble=1, processing_res=None,
+                   batch_size=0, precision="fp32", device=None, ensembling=None) -> None:
+    """Reject invalid inference settings before any weights are loaded.
+
+    Raises:
+        InferenceSettingsError: naming the setting and the accepted values.
+    """
+    if precision not in PRECISIONS:
+        raise InferenceSettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if noise not in NOISE_KINDS:
+        raise InferenceSettingsError(f"noise must be one of {', '.join(NOISE_KINDS)}, got {noise!r}")
+    if int(ensemble) < 1:
+        raise InferenceSettingsError(f"ensemble size must be >= 1, got {ensemble}")
+    if int(batch_size) < 0:
+        raise InferenceSettingsError(f"batch size must be >= 0 (0 = auto), got {batch_size}")
+    if steps is not None and int(steps) < 1:
+        raise InferenceSettingsError(f"steps must be >= 1, got {steps}")
+    if processing_res is not None and int(processing_res) < 0:
+        raise InferenceSettingsError(f"processing resolution must be >= 0 (0 = native), got {processing_res}")
+    if timestep_spacing is not None and timestep_spacing not in TIMESTEP_SPACINGS:
+        raise InferenceSettingsError(f"timestep spacing must be one of {', '.join(TIMESTEP_SPACINGS)}, "
+                                     f"got {timestep_spacing!r}")
+    if device is not None:
+        resolve_device(device)
+    if ensembling is not None:
+        try:
+            resolve_ensembling(ensembling)
+        except (TypeError, ValueError) as exc:
+            raise InferenceSettingsError(f"ensembling: {exc}") from exc
+
+
+def _chunks(items: Sequence, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class MarigoldPredictor:
+    """Runs a Marigold depth checkpoint on batches of images and ensembles the members.
+
+    Build one with `MarigoldPredictor.from_pretrained` (a checkpoint folder or cached hub id) or
+    `MarigoldPredictor.from_pipeline` (an in-memory `diffusers.MarigoldDepthPipeline`).
+
+    Example:
+        ```py
+        >>> predictor = MarigoldPredictor.from_pretrained("prs-eth/marigold-depth-v1-1", ensemble=10)
+        >>> (members,) = predictor.predict([("img0", rgb, list(range(10)))])
+        >>> depth, uncertainty = predictor.merge(members, rgb.shape[:2])
+        ```
+    """
+
+    def __init__(self, *, unet, vae, scheduler, text_encoder, tokenizer, model: str, model_path: str | None,
+                 model_source: str, pipeline_config: dict, steps: int | None = None,
+                 timestep_spacing: str | None = None, noise: str = "gaussian", ensemble: int = 1,
+                 processing_res: int | None = None, batch_size: int = 0, precision: str = "fp32",
+                 device: str | torch.device = "auto", seed: int = 1234,
+                 ensembling: str | dict | None = "diffusers"):
+        from diffusers import DDIMScheduler
+
+        check_settings(steps=steps, timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
+                       processing_res=processing_res, batch_size=batch_size, precision=precision,
+                       ensembling=ensembling)
+        self.ensembling = resolve_ensembling(ensembling)
+
+        self.device = resolve_device(device)
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]
+        if self.device.type == "cpu" and self.dtype == torch.float16:
+            warnings.warn("fp16 on the CPU is slow and overflow-prone; prefer fp32 or bf16 there", stacklevel=3)
+        self.model = model
+        self.model_path = model_path
+        self.model_source = model_source
+        self.pipeline_config = dict(pipeline_config)
+        self.prediction_type = pipeline_config.get("prediction_type") or "depth"
+        if self.prediction_type not in ("depth", "disparity"):
+            warnings.warn(f"checkpoint declares prediction_type={self.prediction_type!r}; treating its output as "
+                          "affine-invariant depth", stacklevel=3)
+
+        if steps is None:
+            steps = pipeline_config.get("default_denoising_steps")
+            if steps is None:
+                warnings.warn(f"{model}: no default_denoising_steps in the checkpoint; using {FALLBACK_STEPS} "
+                              "(pass --steps to choose)", stacklevel=3)
+                steps = FALLBACK_STEPS
+        if processing_res is None:
+            processing_res = pipeline_config.get("default_processing_resolution")
+            if processing_res is None:
+                warnings.warn(f"{model}: no default_processing_resolution in the checkpoint; using "
+                              f"{FALLBACK_PROCESSING_RES} (pass --processing-res to choose)", stacklevel=3)
+                processing_res = FALLBACK_PROCESSING_RES
+        self.steps, self.processing_res = int(steps), int(processing_res)
+        if self.processing_res < 0:
+            raise InferenceSettingsError(f"processing resolution must be >= 0 (0 = native), got {processing_res}")
+        num_train = scheduler.config.num_train_timesteps
+        if not 1 <= self.steps <= num_train:
+            raise InferenceSettingsError(f"steps must be between 1 and {num_train}, got {steps}")
+
+        self.checkpoint_spacing = scheduler.config.get("timestep_spacing", "leading")
+        if timestep_spacing is None:
+            timestep_spacing = self.checkpoint_spacing
+        elif timestep_spacing not in TIMESTEP_SPACINGS:
+            raise InferenceSettingsError(f"timestep spacing must be one of {', '.join(TIMESTEP_SPACINGS)}, "
+                                         f"got {timestep_spacing!r}")
+        elif timestep_spacing != self.checkpoint_spacing:
+            warnings.warn(f"timestep spacing {timestep_spacing!r} differs from the checkpoint's scheduler config "
+                          f"({self.checkpoint_spacing!r}); results will differ from the model's defaults",
+                          stacklevel=3)
+        self.timestep_spacing = timestep_spacing
+        # One scheduler for every batch: DDIM's step() keeps no per-run state, so the timesteps
+        # are set once here instead of once per batch as in the pipeline.
+        self.scheduler = DDIMScheduler.from_config(scheduler.config, timestep_spacing=timestep_spacing)
+        self.scheduler.set_timesteps(self.steps, device=self.device)
+        self.timesteps = [int(t) for t in self.scheduler.timesteps]
+
+        self.noise = noise
+        self.ensemble = int(ensemble)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+
+        # channels-last convolutions are faster on CUDA; elsewhere they only cost a copy.
+        self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        self.unet, self.vae = (self._place(unet), self._place(vae))
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.latent_channels = self.vae.config.latent_channels
+        self.scaling_factor = self.vae.config.scaling_factor
+        self.empty_text_embedding = self._encode_empty_prompt(text_encoder, tokenizer)
+        self._text_cache: dict[int, torch.Tensor] = {}
+        self._batch_cap = 0      # set after a CUDA out-of-memory error under batch_size "auto"
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_pretrained(cls, model: str, *, steps: int | None = None, timestep_spacing: str | None = None,
+                        noise: str = "gaussian", ensemble: int = 1, processing_res: int | None = None,
+                        batch_size: int = 0, precision: str = "fp32", device: str = "auto", seed: int = 1234,
+                        ensembling: str | dict = "diffusers") -> "MarigoldPredictor":
+        """Load a diffusers-format Marigold checkpoint and resolve every inference setting.
+
+        Args:
+            model (`str`): a checkpoint folder, or a hub id present in the local Hugging Face cache.
+            steps (`int`, *optional*): DDIM steps; default: the checkpoint's ``default_denoising_steps``.
+            timestep_spacing (`str`, *optional*): ``"trailing"`` or ``"leading"``; default: the
+                checkpoint scheduler's (a different value is used but warned about).
+            noise (`str`, defaults to `"gaussian"`): starting latent, one of `NOISE_KINDS`.
+            ensemble (`int`, defaults to 1): members per image (N) used by `predict_images`.
+            processing_res (`int`, *optional*): longer side fed to the model, 0 = native;
+                default: the checkpoint's ``default_processing_resolution``.
+            batch_size (`int`, defaults to 0): members per UNet batch; 0 picks one from the free
+                device memory. Does not change results beyond float round-off.
+            precision (`str`, defaults to `"fp32"`): ``fp32``, ``fp16`` or ``bf16`` weights/activations.
+            device (`str`, defaults to `"auto"`): ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
+            seed (`int`, defaults to 1234): run seed; member noise is seeded per (seed, sample, member).
+            ensembling (`str` or `dict`, defaults to `"diffusers"`): a preset of
+                `ENSEMBLING_PRESETS` or a dict of overrides (see `resolve_ensembling`).
+
+        Raises:
+            CheckpointError: the model cannot be found or is incomplete.
+            InferenceSettingsError: a setting is invalid or unavailable here.
+        """
+        from ..model.load import load_components
+
+        check_settings(steps=steps, timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
+                       processing_res=processing_res, batch_size=batch_size, precision=precision, device=device,
+                       ensembling=ensembling)
+        # Weights are loaded in the requested dtype straight away: an fp16 run of SD-v2 should
+        # not first materialise 3.5 GB of fp32 weights.
+        parts = load_components(model, torch_dtype=PRECISIONS[precision])
+        return cls(unet=parts.unet, vae=parts.vae, scheduler=parts.scheduler, text_encoder=parts.text_encoder,
+                   tokenizer=parts.tokenizer, model=str(model), model_path=str(parts.path),
+                   model_source=parts.source, pipeline_config=parts.pipeline_config, steps=steps,
+                   timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
+                   processing_res=processing_res, batch_size=batch_size, precision=precision, device=device,
+                   seed=seed, ensembling=ensembling)
+
+    @classmethod
+    def from_pipeline(cls, pipeline, *, model: str = "<in-memory pipeline>", **settings) -> "MarigoldPredictor":
+        """Wrap the modules of an in-memory `diffusers.MarigoldDepthPipeline` (tests, benchmarks).
+
+        The pipeline's UNet and VAE are moved to the requested device/dtype in place. Keyword
+        arguments are those of `from_pretrained`.
+        """
+        config = {k: pipeline.config.get(k) for k in ("prediction_type", "scale_invariant", "shift_invariant",
+                                                      "default_denoising_steps", "default_processing_resolution")}
+        return cls(unet=pipeline.unet, vae=pipeline.vae, scheduler=pipeline.scheduler,
+                   text_encoder=pipeline.text_encoder, tokenizer=pipeline.tokenizer, model=model,
+                   model_path=None, model_source="memory", pipeline_config=config, **settings)
+
+    def _place(self, module):
+        # Cast only when needed: diffusers warns on every dtype cast, even a no-op one.
+        if next(module.parameters()).dtype != self.dtype:
+            module = module.to(dtype=self.dtype)
+        module = module.to(device=self.device, memory_format=self.memory_format)
+        return module.eval().requires_grad_(False)
+
+    @torch.inference_mode()
+    def _encode_empty_prompt(self, text_encoder, tokenizer) -> torch.Tensor:
+        # As the pipeline: tokens of "" without padding (start + end token), on the run's device
+        # and dtype. The encoder is not kept: SD-v2's weighs 340M parameters for this one tensor.
+        ids = tokenizer("", padding="do_not_pad", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids
+        param = next(text_encoder.parameters())
+        moved = param.device != self.device or param.dtype != self.dtype
+        encoder = text_encoder.to(device=self.device, dtype=self.dtype) if moved else text_encoder
+        embedding = encoder(ids.to(self.device))[0]
+        if moved:
+            text_encoder.to(device=param.device, dtype=param.dtype)
+        return embedding.to(device=self.device, dtype=self.dtype)
+
+    # ------------------------------------------------------------------ settings
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Every resolved inference setting (JSON-serialisable), as a run records it."""
+        return {
+            "model": self.model,
+            "model_path": self.model_path,
+            "model_source": self.model_source,
+            "prediction_type": self.prediction_type,
+            "steps": self.steps,
+            "timestep_spacing": self.timestep_spacing,
+            "checkpoint_timestep_spacing": self.checkpoint_spacing,
+            "timesteps": list(self.timesteps),
+            "scheduler": "DDIMScheduler",
+            "noise": self.noise,
+            "ensemble": self.ensemble,
+            "processing_res": self.processing_res,
+            "resample_input": "bilinear-antialias",
+            "resample_output": "bilinear",
+            "padding": imgs.PADDING_MODE,
+            "vae_scale_factor": self.vae_scale_factor,
+            "precision": self.precision,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "seed": self.seed,
+            "seeding": "per-member sha256(seed, sample_id, member)",
+            "ensembling": dict(self.ensembling),
+            "batch_size": self.batch_size if self.batch_size > 0 else "auto",
+        }
+
+    # ------------------------------------------------------------------ noise
+
+    def latent_size(self, height: int, width: int) -> tuple[int, int]:
+        """Latent height and width for an input image of ``height`` x ``width``."""
+        h, w = imgs.padded_size(*imgs.processing_size(height, width, self.processing_res), self.vae_scale_factor)
+        return h // self.vae_scale_factor, w // self.vae_scale_factor
+
+    def initial_latents(self, sample_id: str, members: Sequence[int], latent_hw: tuple[int, int]) -> torch.Tensor:
+        """The starting latents of ``members`` of ``sample_id``: float32, CPU, M x C x h x w.
+
+        Each member is drawn from its own generator (`member_generator`), so the result for one
+        member never depends on which other members are drawn with it.
+        """
+        shape = (1, self.latent_channels, *latent_hw)
+        out = []
+        for k in members:
+            if self.noise == "zeros":
+                out.append(torch.zeros(shape))
+                continue
+            generator = member_generator(self.seed, sample_id, k)
+            if self.noise == "gaussian":
+                out.append(torch.randn(shape, generator=generator))
+            else:
+                from ..model import noise as noise_lib  # lazily: the training side owns it
+
+                if self.noise == "multires":
+                    out.append(noise_lib.multi_resolution_noise(shape, generator=generator,
+                                                                strength=MULTIRES_STRENGTH))
+                else:
+                    out.append(noise_lib.annealed_multi_resolution_noise(
+                        shape, [self.timesteps[0]], self.scheduler.config.num_train_timesteps,
+                        generator=generator, strength=MULTIRES_STRENGTH))
+        return torch.cat(out).float()
+
+    # ------------------------------------------------------------------ batch sizes
+
+    def _auto_batch(self, bytes_per_sample: float) -> int:
+        if self.batch_size > 0:
+            return self.batch_size
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            scale = torch.finfo(self.dtype).bits / 16
+            guess = int(max(1, min(_AUTO_MAX_BATCH, 0.5 * free // (bytes_per_sample * scale))))
+        else:
+            guess = _AUTO_CPU_BATCH
+        return min(guess, self._batch_cap) if self._batch_cap else guess
+
+    def _unet_batch(self, latent_hw) -> int:
+        return self._auto_batch(_UNET_BYTES_PER_LATENT_PX * latent_hw[0] * latent_hw[1])
+
+    def _vae_batch(self, image_hw) -> int:
+        return self._auto_batch(_VAE_BYTES_PER_PX * image_hw[0] * image_hw[1])
+
+    def _text(self, batch: int) -> torch.Tensor:
+        if batch not in self._text_cache:
+            self._text_cache[batch] = self.empty_text_embedding.expand(batch, -1, -1)
+        return self._text_cache[batch]
+
+    # ------------------------------------------------------------------ model calls
+
+    def _encode(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)
+        return self.vae.encode(images).latent_dist.mode() * self.scaling_factor
+
+    def _denoise(self, image_latent: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        text = self._text(latent.shape[0])
+        for t in self.scheduler.timesteps:
+            unet_in = torch.cat([image_latent, latent], dim=1).contiguous(memory_format=self.memory_format)
+            model_out = self.unet(unet_in, t, encoder_hidden_states=text, return_dict=False)[0]
+            latent = self.scheduler.step(model_out, t, latent).prev_sample
+        return latent
+
+    def _decode(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """B x 1 x H x W maps in [0, 1], and which of the B are finite (checked before clipping)."""
+        decoded = self.vae.decode(latent / self.scaling_factor, return_dict=False)[0]
+        mean = decoded.mean(dim=1, keepdim=True)
+        finite = torch.isfinite(mean).flatten(1).all(dim=1)
+        return (mean.clip(-1.0, 1.0) + 1.0) / 2.0, finite
+
+    def _latent_hw(self, padded_hw) -> tuple[int, int]:
+        return padded_hw[0] // self.vae_scale_factor, padded_hw[1] // self.vae_scale_factor
+
+    def _run_units(self, units, size, jobs, image_latents, prepared, results, failed) -> None:
+        """Denoise and decode ``units`` (job, slot, member) of one padded size into ``results``."""
+        latent_hw = self._latent_hw(size)
+        unet_batch = self._unet_batch(latent_hw)
+        vae_batch = min(unet_batch, self._vae_batch(size))
+        for chunk in _chunks(units, unet_batch):
+            image_latent = torch.stack([image_latents[j] for j, _, _ in chunk])
+            start = torch.cat([self.initial_latents(jobs[j][0], [k], latent_hw) for j, _, k in chunk])
+            latent = self._denoise(image_latent, start.to(device=self.device, dtype=self.dtype))
+            for first in range(0, len(chunk), vae_batch):
+                maps, finite = self._decode(latent[first:first + vae_batch])
+                maps, finite = maps.float().cpu(), finite.cpu()
+                for (j, slot, _), m, ok in zip(chunk[first:first + vae_batch], maps, finite):
+                    if ok:
+                        results[j][slot] = imgs.unpad(m[0], prepared[j][1]).numpy()
+                    else:
+                        failed.add(j)
+
+    # ------------------------------------------------------------------ public calls
+
+    @torch.inference_mode()
+    def predict(self, jobs: Sequence[tuple[str, np.ndarray, Sequence[int]]]) -> list[np.ndarray]:
+        """Raw ensemble members for a list of jobs.
+
+        Args:
+            jobs: ``(sample_id, image, members)`` per image. ``image`` is uint8 H x W x 3 RGB (other
+                layouts and bit depths accepted by `images.to_float_rgb` work too); ``members``
+                the member indices wanted, e.g. ``range(10)``, or only the missing ones on resume.
+
+        Returns:
+            One float32 array per job, ``len(members) x h x w``, values in [0, 1], at processing
+            resolution with the padding removed: before ensembling and before resizing back.
+
+        Raises:
+            PredictionError: when the model produced NaN/inf for some samples. Its message names
+                them; ``error.sample_ids`` lists them and ``error.results`` holds the outputs of
+                every job (``None`` for the failed ones), so a caller can keep the rest.
+        """
+        prepared = []
+        for sample_id, image, members in jobs:
+            tensor = imgs.to_model_tensor(image, name=f"sample {sample_id}")
+            padded, padding = imgs.prepare_image(tensor, self.processing_res, self.vae_scale_factor)
+            prepared.append((padded, padding))
+
+        # Encode every image once, batching images of the same padded size.
+        by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for j, (padded, _) in enumerate(prepared):
+            by_size[tuple(padded.shape[-2:])].append(j)
+        image_latents: list[torch.Tensor | None] = [None] * len(jobs)
+        for size, job_ids in by_size.items():
+            for chunk in _chunks(job_ids, self._vae_batch(size)):
+                latents = self._encode(torch.cat([prepared[j][0] for j in chunk]))
+                for j, latent in zip(chunk, latents):
+                    image_latents[j] = latent
+
+        results: list[np.ndarray | None] = []
+        for j, (sample_id, _, members) in enumerate(jobs):
+            padded, (pad_h, pad_w) = prepared[j]
+            h, w = padded.shape[-2] - pad_h, padded.shape[-1] - pad_w
+            results.append(np.empty((len(members), h, w), dtype=np.float32))
+        failed: set[int] = set()
+
+        # Then all members of all images of one latent size, in batches.
+        for size, job_ids in by_size.items():
+            units = [(j, slot, k) for j in job_ids for slot, k in enumerate(jobs[j][2])]
+            while True:
+                try:
+                    self._run_units(units, size, jobs, image_latents, prepared, results, failed)
+                    break
+                except torch.cuda.OutOfMemoryError:
+                    # "auto" guessed too big for this size: halve it and redo the size group.
+                    # Results do not depend on the batch size, so nothing else changes.
+                    unet_batch = self._unet_batch(self._latent_hw(size))
+                    if self.batch_size > 0 or unet_batch <= 1:
+                        raise
+                    torch.cuda.empty_cache()
+                    self._batch_cap = max(1, unet_batch // 2)
+
+        if failed:
+            names = sorted({str(jobs[j][0]) for j in failed})
+            error = PredictionError(
+                f"the model produced NaN/inf for sample(s) {', '.join(names)} "
+                f"(precision {self.precision}; fp16 overflows are a common cause: try --precision bf16 or fp32)")
+            error.sample_ids = names
+            error.results = [None if j in failed else r for j, r in enumerate(results)]
+            raise error
+        return results
+
+    def merge(self, members: np.ndarray, out_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Ensemble members of one image and resize the result to ``out_shape``.
+
+        Args:
+            members: ``N x h x w`` raw members from `predict` (any subset of an image's members).
+            out_shape: ``(H, W)`` of the result, usually the input image's (or ground truth's) size.
+
+        Returns:
+            ``(depth, uncertainty)``, float32 ``H x W``. For N > 1, ``depth`` is the
+            `ensemble_depth` result (spanning [0, 1]) with this predictor's ensembling settings
+            and ``uncertainty`` its spread; for N = 1 the member itself and `None`, as the pipeline.
+        """
+        members = np.asarray(members, dtype=np.float32)
+        if members.ndim == 2:
+            members = members[None]
+        if members.ndim != 3 or members.shape[0] < 1:
+            raise PredictionError(f"merge expects N x h x w members, got shape {members.shape}")
+        if not np.isfinite(members).all():
+            raise PredictionError("ensemble members contain NaN/inf")
+        if members.shape[0] > 1:
+            settings = {k: v for k, v in self.ensembling.items() if k != "preset"}
+            depth, uncertainty = ensemble_depth(members, output_uncertainty=True, **settings)
+        else:
+            depth, uncertainty = members[0], None
+        size = tuple(int(s) for s in out_shape)
+        depth = imgs.resize_prediction(torch.from_numpy(np.ascontiguousarray(depth))[None, None], size)[0, 0]
+        if uncertainty is not None:
+            uncertainty = imgs.resize_prediction(torch.from_numpy(uncertainty)[None, None], size)[0, 0].numpy()
+        return depth.numpy().astype(np.float32, copy=False), uncertainty
+
+    def predict_images(self, items: Sequence[tuple[str, Any]], members: Sequence[int] | None = None
+                       ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """`predict` then `merge` at each image's own size; ``items`` are ``(sample_id, image)``."""
+        members = list(range(self.ensemble)) if members is None else list(members)
+        raw = self.predict([(sid, image, members) for sid, image in items])
+        return [self.merge(r, np.asarray(image).shape[:2]) for (_, image), r in zip(items, raw)]
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (f"MarigoldPredictor(model={s['model']!r}, steps={s['steps']}, spacing={s['timestep_spacing']}, "
+                f"N={s['ensemble']}, res={s['processing_res']}, {s['precision']} on {s['device']})")
+
+
+__all__ = ["MarigoldPredictor", "InferenceSettingsError", "check_settings", "NOISE_KINDS", "PRECISIONS", "resolve_device"]

@@ -1,0 +1,217 @@
+"""Find and load Marigold checkpoints in diffusers format.
+
+A checkpoint is a folder with ``model_index.json`` and one subfolder per component (``unet``,
+``vae``, ``scheduler``, ``text_encoder``, ``tokenizer``), as written by
+``MarigoldDepthPipeline.save_pretrained`` and published by the Marigold authors. ``--model`` may
+name such a folder or a Hugging Face hub id; hub ids are looked up in the local cache only, so
+nothing is downloaded behind the user's back and offline machines get a message saying how to
+fetch the files.
+
+Problems a user can fix are reported as `CheckpointError` with the component and file named,
+before any weights are read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import BenchError
+
+#: What inference needs, in the order it is checked.
+REQUIRED_COMPONENTS = ("unet", "vae", "scheduler", "text_encoder", "tokenizer")
+
+#: Marigold's UNet sees the image latent and the depth latent stacked: 2 x 4 channels.
+MARIGOLD_IN_CHANNELS = 8
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+_BUNDLED = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+class CheckpointError(BenchError):
+    """A checkpoint cannot be found, or lacks a component, or is not a Marigold checkpoint."""
+
+
+def resolve_checkpoint(model: str | os.PathLike) -> tuple[Path, str]:
+    """Where the checkpoint ``model`` lives on this machine.
+
+    Args:
+        model: a folder, the name of a checkpoint bundled with the package
+            (``marigold_bench/checkpoints/<name>``), or a hub id such as
+            ``prs-eth/marigold-depth-v1-1`` already present in the Hugging Face cache.
+
+    Returns:
+        `(path, source)`, ``source`` being ``"local"``, ``"bundled"`` or ``"hf-cache"``.
+
+    Raises:
+        CheckpointError: when it is none of these; for a hub id the message says how to download it.
+    """
+    text = os.fspath(model)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path.resolve(), "local"
+    if path.exists():
+        raise CheckpointError(f"--model {text!r} is a file; pass the checkpoint folder (the one holding model_index.json)")
+    if "/" not in text and "\\" not in text and (_BUNDLED / text).is_dir():
+        return _BUNDLED / text, "bundled"
+    if _HUB_ID.match(text) and not text.startswith((".", "~")):
+        return _from_hf_cache(text), "hf-cache"
+    raise CheckpointError(f"--model {text!r}: no such checkpoint folder (and it is not a hub id like 'owner/name')")
+
+
+def _from_hf_cache(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception as exc:  # LocalEntryNotFoundError, validation errors, ...: all mean "not here"
+        raise CheckpointError(
+            f"model {repo_id!r} is not a local folder and is not in the Hugging Face cache ({HF_HUB_CACHE}); "
+            f"this suite never downloads models. On a machine with internet run "
+            f"`huggingface-cli download {repo_id}` (then copy its cache here, or set HF_HOME/HF_HUB_CACHE), "
+            f"or pass the downloaded folder with --model DIR.") from exc
+
+
+def _weights(folder: Path) -> tuple[bool, str | None]:
+    """Whether ``folder`` holds weights, and the diffusers ``variant`` needed to load them.
+
+    Published checkpoints sometimes carry only ``*.fp16.safetensors``; diffusers loads those only
+    when asked for the variant by name.
+    """
+    found: set[str | None] = set()
+    for file in folder.iterdir():
+        name = file.name.removesuffix(".index.json")
+        stem, _, ext = name.rpartition(".")
+        if ext not in ("safetensors", "bin"):
+            continue
+        parts = stem.split(".")
+        if len(parts) == 1:
+            found.add(None)
+        elif len(parts) == 2 and parts[1] in ("fp16", "bf16"):
+            found.add(parts[1])
+    if not found:
+        return False, None
+    return True, None if None in found else sorted(found)[-1]
+
+
+def check_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Check that ``path`` is a complete Marigold checkpoint, without loading weights.
+
+    Returns:
+        `dict`: ``model_index.json``, plus ``"_variants"``: the weight variant found per component.
+
+    Raises:
+        CheckpointError: naming the missing component or file, or saying that the UNet has 4
+        input channels (a Stable Diffusion checkpoint that has not been converted to Marigold).
+    """
+    path = Path(path)
+    index_file = path / "model_index.json"
+    if not index_file.is_file():
+        raise CheckpointError(f"{path} is not a diffusers checkpoint: model_index.json is missing")
+    try:
+        index = json.loads(index_file.read_text())
+    except ValueError as exc:
+        raise CheckpointError(f"{index_file} is not valid JSON: {exc}") from exc
+    variants: dict[str, str | None] = {}
+    for name in REQUIRED_COMPONENTS:
+        folder = path / name
+        if not folder.is_dir():
+            raise CheckpointError(f"checkpoint {path} has no '{name}' component (folder {folder} is missing)")
+        if name == "scheduler":
+            if not (folder / "scheduler_config.json").is_file():
+                raise CheckpointError(f"checkpoint {path}: component 'scheduler' lacks scheduler_config.json")
+            continue
+        if name == "tokenizer":
+            if not ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()) \
+                    and not (folder / "tokenizer.json").is_file():
+                raise CheckpointError(
+                    f"checkpoint {path}: component 'tokenizer' lacks its vocabulary (vocab.json + merges.txt)")
+            continue
+        if not (folder / "config.json").is_file():
+            raise CheckpointError(f"checkpoint {path}: component '{name}' lacks config.json")
+        present, variants[name] = _weights(folder)
+        if not present:
+            raise CheckpointError(f"checkpoint {path}: component '{name}' has no weights (*.safetensors or *.bin) in {folder}")
+    unet_config = json.loads((path / "unet" / "config.json").read_text())
+    in_channels = unet_config.get("in_channels")
+    if in_channels == 4:
+        raise CheckpointError(
+            f"{path} looks like a Stable Diffusion checkpoint: its UNet takes 4 input channels, Marigold's "
+            f"takes {MARIGOLD_IN_CHANNELS} (image latent + depth latent). Convert it with "
+            "marigold_bench.model.expand_conv_in and fine-tune it (marigold-bench train) first.")
+    if in_channels != MARIGOLD_IN_CHANNELS:
+        raise CheckpointError(
+            f"{path}: the UNet takes {in_channels} input channels; a Marigold depth UNet takes {MARIGOLD_IN_CHANNELS}")
+    return {**index, "_variants": variants}
+
+
+@dataclass
+class MarigoldComponents:
+    """The loaded parts of a checkpoint and what its ``model_index.json`` says about it."""
+
+    unet: Any
+    vae: Any
+    scheduler: Any
+    text_encoder: Any
+    tokenizer: Any
+    path: Path
+    source: str
+    index: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pipeline_config(self) -> dict[str, Any]:
+        """The pipeline-level settings (prediction type, default steps and resolution)."""
+        keys = ("prediction_type", "scale_invariant", "shift_invariant", "default_denoising_steps",
+                "default_processing_resolution")
+        return {k: self.index.get(k) for k in keys}
+
+
+def load_components(model: str | os.PathLike, torch_dtype: torch.dtype = torch.float32) -> MarigoldComponents:
+    """Resolve, check and load a Marigold checkpoint's components on the CPU.
+
+    Components are loaded one by one with the diffusers/transformers classes rather than through
+    ``MarigoldDepthPipeline.from_pretrained``, so that checkpoints saved by older Marigold code
+    (``_class_name: MarigoldPipeline``, no default steps in the index) load the same way.
+
+    Args:
+        model: see `resolve_checkpoint`.
+        torch_dtype: dtype of the UNet, VAE and text encoder.
+    """
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    path, source = resolve_checkpoint(model)
+    index = check_checkpoint(path)
+    variants = index.pop("_variants")
+    scheduler_class = json.loads((path / "scheduler" / "scheduler_config.json").read_text()).get("_class_name")
+    if scheduler_class not in (None, "DDIMScheduler"):
+        warnings.warn(f"{path}: the checkpoint's scheduler is {scheduler_class}; the Marigold recipe runs "
+                      "DDIM, so its config is loaded into a DDIMScheduler", stacklevel=2)
+    with warnings.catch_warnings():
+        # Loading a config into another scheduler class lists the keys it ignores; not actionable.
+        warnings.simplefilter("ignore")
+        scheduler = DDIMScheduler.from_pretrained(path, subfolder="scheduler")
+    try:
+        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=torch_dtype,
+                                                    variant=variants.get("unet"))
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=torch_dtype,
+                                            variant=variants.get("vae"))
+        text_encoder = CLIPTextModel.from_pretrained(path / "text_encoder", dtype=torch_dtype,
+                                                     variant=variants.get("text_encoder"))
+        tokenizer = CLIPTokenizer.from_pretrained(path / "tokenizer")
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot load checkpoint {path}: {exc}") from exc
+    return MarigoldComponents(unet=unet, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
+                              tokenizer=tokenizer, path=path, source=source, index=index)
+
+
+__all__ = ["CheckpointError", "REQUIRED_COMPONENTS", "MARIGOLD_IN_CHANNELS", "MarigoldComponents",
+           "resolve_checkpoint", "check_checkpoint", "load_components"]

@@ -1,0 +1,286 @@
+"""Training configuration: plain dataclasses, mapped one to one from a YAML file.
+
+>>> cfg = load_config("configs/tiny.yaml")      # doctest: +SKIP
+>>> cfg.optim.lr, cfg.data.sources               # doctest: +SKIP
+(0.0003, {'synthetic': 1.0})
+
+Every key of the YAML file is a field below (sections are nested dataclasses); an unknown key or a
+value of the wrong type is a :class:`TrainConfigError` naming it, never a silent default.
+``to_dict`` / ``flatten`` give the resolved configuration that is saved with every checkpoint;
+a resume compares it with the new one (:func:`config_differences`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from marigold_bench.errors import BenchError
+
+
+class TrainConfigError(BenchError):
+    """The training configuration file is missing, malformed or inconsistent."""
+
+
+@dataclass
+class ModelConfig:
+    #: "tiny" (random-initialised tiny SD-like components, see marigold_bench.model.tiny) or a
+    #: diffusers-format SD-v2 folder / hub id found in the local cache.
+    base: str = "stabilityai/stable-diffusion-2"
+    #: seed of the random initialisation of the tiny components.
+    init_seed: int = 0
+    #: tokenizer padding of the empty prompt: "do_not_pad" ([1, 2, D], official) or "max_length"
+    #: ([1, 77, D], seen in follow-up work). diffusers' MarigoldDepthPipeline and the suite's
+    #: predictor encode without padding, so only "do_not_pad" matches their inference.
+    empty_prompt_padding: str = "do_not_pad"
+    prediction_type: str = "v_prediction"
+    #: train a checkpoint whose scheduler has another prediction type anyway.
+    allow_prediction_type_mismatch: bool = False
+
+
+@dataclass
+class DataConfig:
+    #: source name -> sampling weight per micro-batch; names: hypersim, vkitti, synthetic.
+    sources: dict = field(default_factory=lambda: {"hypersim": 0.9, "vkitti": 0.1})
+    hypersim_root: str | None = None
+    hypersim_split: str = "train"
+    vkitti_root: str | None = None
+    vkitti_split: str = "train"
+    synthetic_split: str = "train"
+    #: [H, W] every sample is resized (to cover) and randomly cropped to; null keeps each source's
+    #: own resolution (a micro-batch always comes from one source).
+    resolution: list | None = None
+    flip_p: float = 0.5
+    #: data-loader worker processes (0: load in the training process).
+    num_workers: int = 0
+
+
+@dataclass
+class DiffusionConfig:
+    """The noise schedule itself (1000 steps, betas) comes from the base checkpoint's scheduler."""
+
+    #: v1-1: zero-terminal-SNR betas and trailing spacing; v1-0 (CVPR): false / "leading".
+    zero_snr: bool = False
+    timestep_spacing: str = "leading"
+    #: training noise: "gaussian", "multires" or "annealed" (annealed multi-resolution).
+    noise: str = "annealed"
+    noise_strength: float = 0.9
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-5
+    micro_batch: int = 2
+    grad_accum: int = 16
+    #: "exponential" (warm-up, then decay to lr * final_ratio at decay_steps) or "constant".
+    lr_schedule: str = "exponential"
+    warmup_steps: int = 100
+    decay_steps: int = 25000
+    final_ratio: float = 0.01
+    #: "no" (fp32), "bf16" or "fp16" -- autocast of the UNet through accelerate.
+    mixed_precision: str = "no"
+    gradient_checkpointing: bool = False
+    ema: bool = False
+    ema_decay: float = 0.999
+
+
+@dataclass
+class VaeFitConfig:
+    """Tiny-scale deviation: fit the random tiny VAE before the UNet (0 steps: skip, as for SD-v2)."""
+
+    steps: int = 0
+    lr: float = 1e-3
+    batch: int = 8
+    #: [H, W] random window of each image the VAE is fitted on (null: the whole image).
+    crop: list | None = None
+    kl_weight: float = 1e-4
+    depth_weight: float = 1.0
+
+
+@dataclass
+class ValidationConfig:
+    #: validate every this many optimiser steps and at the end (0: never).
+    every: int = 500
+    #: also score the starting point (step 0) of a fresh run.
+    at_start: bool = False
+    split: str = "val"  # of the synthetic benchmark
+    max_samples: int | None = None
+    steps: int = 1
+    ensemble: int = 1
+    seed: int = 0
+
+
+@dataclass
+class ExportConfig:
+    enabled: bool = True
+    #: where the final diffusers-format pipeline is written (null: <output_dir>/export).
+    dir: str | None = None
+    default_denoising_steps: int = 4
+    default_processing_resolution: int = 768
+    #: "fp32" or "fp16" weights on disk.
+    dtype: str = "fp32"
+    #: use the weights of the best validation AbsRel ("best") or the last step ("last").
+    select: str = "best"
+    #: score the exported model (and the ramp/constant baselines) on these synthetic splits for
+    #: the model card README.md ([]: no model card scores).
+    card_splits: list = field(default_factory=lambda: ["val"])
+
+
+@dataclass
+class TrainConfig:
+    name: str = "marigold"
+    output_dir: str = "runs/marigold"
+    seed: int = 2024
+    max_steps: int = 18000
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    #: torch CPU threads (null: torch's default). Part of the run's identity: the thread count
+    #: changes the order of float reductions, so resume needs the same value.
+    cpu_threads: int | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    vae_fit: VaeFitConfig = field(default_factory=VaeFitConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def flatten(self) -> dict:
+        """``{"optim.lr": 3e-5, ...}``: every leaf under its dotted name."""
+        return _flatten(self.to_dict())
+
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`TrainConfigError` for values that cannot work together."""
+        problems = []
+        if self.max_steps < 0:
+            problems.append("max_steps must be >= 0")
+        if self.optim.micro_batch < 1 or self.optim.grad_accum < 1:
+            problems.append("optim.micro_batch and optim.grad_accum must be >= 1")
+        if self.diffusion.noise not in ("gaussian", "multires", "annealed"):
+            problems.append(f"diffusion.noise must be gaussian, multires or annealed, got {self.diffusion.noise!r}")
+        if self.diffusion.timestep_spacing not in ("leading", "trailing", "linspace"):
+            problems.append(f"diffusion.timestep_spacing must be leading, trailing or linspace")
+        if self.optim.lr_schedule not in ("exponential", "constant"):
+            problems.append(f"optim.lr_schedule must be exponential or constant, got {self.optim.lr_schedule!r}")
+        if self.optim.mixed_precision not in ("no", "bf16", "fp16"):
+            problems.append(f"optim.mixed_precision must be no, bf16 or fp16, got {self.optim.mixed_precision!r}")
+        if self.model.empty_prompt_padding not in ("do_not_pad", "max_length"):
+            problems.append("model.empty_prompt_padding must be do_not_pad or max_length")
+        if self.export.select not in ("best", "last"):
+            problems.append("export.select must be best or last")
+        if self.export.dtype not in ("fp32", "fp16"):
+            problems.append("export.dtype must be fp32 or fp16")
+        sources = self.data.sources or {}
+        unknown = set(sources) - {"hypersim", "vkitti", "synthetic"}
+        if not sources or unknown:
+            problems.append(f"data.sources must map some of hypersim, vkitti, synthetic to weights"
+                            + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
+        elif any(float(w) < 0 for w in sources.values()) or sum(float(w) for w in sources.values()) <= 0:
+            problems.append("data.sources weights must be >= 0 and not all 0")
+        if self.data.resolution is not None and len(self.data.resolution) != 2:
+            problems.append("data.resolution must be [height, width] or null")
+        if not 0.0 <= self.data.flip_p <= 1.0:
+            problems.append("data.flip_p must be in [0, 1]")
+        if problems:
+            raise TrainConfigError("invalid training config: " + "; ".join(problems))
+        return self
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and key != "sources":
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _check_type(name: str, value, annotation):
+    """Coerce ints to floats where a float is expected; reject other mismatches."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    options = typing.get_args(annotation) if union else (annotation,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise TrainConfigError(f"config key {name} must not be null")
+    for option in options:
+        base = typing.get_origin(option) or option
+        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if base is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if base in (str, bool, list, dict) and isinstance(value, base):
+            return value
+    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise TrainConfigError(f"config key {name} must be {wanted}, got {value!r}")
+
+
+def _build(cls, values: dict, prefix: str = ""):
+    if not isinstance(values, dict):
+        raise TrainConfigError(f"config section {prefix.rstrip('.') or '(top)'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise TrainConfigError(f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
+                               f"known in this section: {', '.join(fields)}")
+    kwargs = {}
+    for key, value in values.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value or {}, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _check_type(prefix + key, value, hint)
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    return _build(TrainConfig, values or {}).validate()
+
+
+def load_config(path: str | os.PathLike) -> TrainConfig:
+    """Read a YAML training config; a missing file or a bad key is a :class:`TrainConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TrainConfigError(f"cannot read training config {path}: {exc.strerror or exc}") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TrainConfigError(f"{path} is not valid YAML: {exc}") from None
+    return config_from_dict(values)
+
+
+def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+#: keys that may change when a run is resumed: they do not change what is computed per step.
+RESUMABLE_CHANGES = ("max_steps", "log_every", "checkpoint_every", "keep_checkpoints", "output_dir",
+                     "data.num_workers", "validation.every", "validation.at_start", "export.enabled", "export.dir",
+                     "export.card_splits")
+
+
+def config_differences(saved: dict, current: TrainConfig) -> list[str]:
+    """Keys whose values differ between a checkpoint's config and ``current`` (allowed ones excluded)."""
+    a, b = _flatten(saved), current.flatten()
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if key in RESUMABLE_CHANGES:
+            continue
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            out.append(f"{key}: checkpoint has {a.get(key, '<absent>')!r}, config has {b.get(key, '<absent>')!r}")
+    return out

@@ -1,0 +1,211 @@
+"""Training batches: a seeded mixture of sources, flips and resize/crop, fully determined by (seed, k).
+
+Micro-batch number ``k`` is a pure function of the seed and ``k``: its source (Hypersim with
+weight 0.9 and Virtual KITTI with 0.1 by default -- a micro-batch always comes from one source,
+as in the official mixed batch sampler), its samples (drawn with replacement), their crops and
+their flips. A resumed run therefore continues exactly the data order of an uninterrupted one,
+and data-loader workers need no shared state. Process ``rank`` of ``world`` reads micro-batch
+``(step * grad_accum + micro) * world + rank`` (:func:`micro_batch_index`).
+
+Samples without any valid depth pixel (after the crop), and samples whose files cannot be read,
+are skipped, redrawn and counted in the batch (``skipped``, ``unreadable``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from marigold_bench.errors import BenchError, SampleError
+
+SOURCES = ("hypersim", "vkitti", "synthetic")
+
+
+class TrainingDataError(BenchError):
+    """Training data cannot provide a batch (e.g. no sample with valid depth)."""
+
+
+def micro_batch_index(step: int, micro: int, grad_accum: int, rank: int = 0, world: int = 1) -> int:
+    """Global number of the micro-batch read by process ``rank`` at (optimiser step, micro step)."""
+    return (step * grad_accum + micro) * world + rank
+
+
+def seeded_rng(seed: int, k: int, stream: int = 0) -> np.random.Generator:
+    """The random generator of micro-batch ``k`` in ``stream`` (0: data, 1: VAE fit, ...)."""
+    return np.random.default_rng([seed, stream, k])
+
+
+def torch_generator(seed: int, k: int, stream: int = 0) -> torch.Generator:
+    """A CPU torch generator seeded from (seed, stream, k), for timesteps and noise."""
+    state = np.random.SeedSequence([seed, stream, k]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+# --- augmentation -----------------------------------------------------------------------------
+
+def flip_horizontal(rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray):
+    """Mirror image, depth and mask together (left-right)."""
+    return rgb[:, ::-1].copy(), depth[:, ::-1].copy(), valid[:, ::-1].copy()
+
+
+def resize_to_cover(rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray, size: tuple[int, int]):
+    """Resize so that both sides are at least ``size`` (aspect kept): bilinear RGB, nearest depth/mask.
+
+    Nearest-neighbour keeps depth values real (no blending across edges or with invalid zeros).
+    """
+    h, w = depth.shape
+    scale = max(size[0] / h, size[1] / w)
+    if scale == 1.0:
+        return rgb, depth, valid
+    new = (max(size[0], int(round(h * scale))), max(size[1], int(round(w * scale))))
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+    x = F.interpolate(x, size=new, mode="bilinear", align_corners=False, antialias=scale < 1)
+    rgb = x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    dv = torch.from_numpy(np.stack([depth.astype(np.float32), valid.astype(np.float32)]))[None]
+    dv = F.interpolate(dv, size=new, mode="nearest-exact")[0].numpy()
+    return rgb, dv[0], dv[1] > 0.5
+
+
+def random_crop(rgb, depth, valid, size: tuple[int, int], rng: np.random.Generator):
+    h, w = depth.shape
+    top = int(rng.integers(0, h - size[0] + 1))
+    left = int(rng.integers(0, w - size[1] + 1))
+    window = (slice(top, top + size[0]), slice(left, left + size[1]))
+    return rgb[window], depth[window], valid[window]
+
+
+def augment(item: dict, rng: np.random.Generator, resolution=None, flip_p: float = 0.5):
+    """Resize/crop to ``resolution`` (when given), then flip with probability ``flip_p``."""
+    rgb, depth, valid = item["rgb"], item["depth"], item["valid"]
+    if resolution is not None:
+        size = (int(resolution[0]), int(resolution[1]))
+        rgb, depth, valid = resize_to_cover(rgb, depth, valid, size)
+        rgb, depth, valid = random_crop(rgb, depth, valid, size, rng)
+    if rng.random() < flip_p:
+        rgb, depth, valid = flip_horizontal(rgb, depth, valid)
+    return rgb, depth, valid
+
+
+# --- the mixture ------------------------------------------------------------------------------
+
+class TrainingMixture(torch.utils.data.Dataset):
+    """Map-style dataset whose item ``k`` is micro-batch number ``k``.
+
+    Args:
+        sources: name -> dataset with items ``id/rgb/depth/valid`` (see :func:`build_sources`).
+        weights: name -> sampling weight (normalised here).
+        micro_batch: samples per micro-batch.
+        seed: the run's seed.
+        resolution: [H, W] to resize (cover) and crop to, or None for each source's own size.
+        flip_p: probability of a horizontal flip.
+        stream: independent random stream (0: UNet training, 1: the tiny VAE fit).
+        max_redraws: redraws allowed per micro-batch before :class:`TrainingDataError`.
+
+    Returns per item: ``rgb`` uint8 (B, 3, H, W), ``depth`` float32 (B, 1, H, W), ``valid`` bool
+    (B, 1, H, W), ``ids``, ``source``, ``index`` (= k), ``skipped`` and ``unreadable`` counts.
+    """
+
+    def __init__(self, sources: dict, weights: dict, micro_batch: int, seed: int, resolution=None,
+                 flip_p: float = 0.5, stream: int = 0, max_redraws: int = 100):
+        names = [n for n in sources if float(weights.get(n, 0)) > 0]
+        if not names:
+            raise TrainingDataError("no training source has a positive weight")
+        self.sources, self.names = sources, names
+        p = np.array([float(weights[n]) for n in names])
+        self.probs = p / p.sum()
+        self.micro_batch, self.seed, self.stream = micro_batch, seed, stream
+        self.resolution, self.flip_p, self.max_redraws = resolution, flip_p, max_redraws
+
+    def __len__(self) -> int:  # indices are unbounded; this only satisfies Sized
+        return 2**62
+
+    def __getitem__(self, k: int) -> dict:
+        rng = seeded_rng(self.seed, int(k), self.stream)
+        name = self.names[int(rng.choice(len(self.names), p=self.probs))]
+        dataset = self.sources[name]
+        rgbs, depths, valids, ids = [], [], [], []
+        skipped = unreadable = 0
+        while len(ids) < self.micro_batch:
+            if skipped + unreadable > self.max_redraws:
+                raise TrainingDataError(
+                    f"micro-batch {k} from {name}: {skipped} samples without valid depth and "
+                    f"{unreadable} unreadable ones in a row; check the data and its valid range")
+            index = int(rng.integers(len(dataset)))
+            try:
+                item = dataset[index]
+            except SampleError as exc:
+                warnings.warn(f"skipping unreadable training sample: {exc}", stacklevel=2)
+                unreadable += 1
+                continue
+            rgb, depth, valid = augment(item, rng, self.resolution, self.flip_p)
+            if not valid.any():
+                skipped += 1
+                continue
+            rgbs.append(rgb), depths.append(depth), valids.append(valid), ids.append(item["id"])
+        if len({d.shape for d in depths}) > 1:
+            raise TrainingDataError(f"{name} samples differ in size ({sorted({d.shape for d in depths})}); "
+                                    "set data.resolution to resize and crop them to one size")
+        return {
+            "rgb": torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2).contiguous(),
+            "depth": torch.from_numpy(np.stack(depths).astype(np.float32))[:, None],
+            "valid": torch.from_numpy(np.stack(valids))[:, None],
+            "ids": ids, "source": name, "index": int(k), "skipped": skipped, "unreadable": unreadable,
+        }
+
+
+class MicroBatchOrder(torch.utils.data.Sampler):
+    """The micro-batch numbers process ``rank`` reads from optimiser step ``start`` to ``stop``."""
+
+    def __init__(self, start: int, stop: int, grad_accum: int, rank: int = 0, world: int = 1):
+        self.start, self.stop, self.grad_accum, self.rank, self.world = start, stop, grad_accum, rank, world
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            for micro in range(self.grad_accum):
+                yield micro_batch_index(step, micro, self.grad_accum, self.rank, self.world)
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start) * self.grad_accum
+
+
+def make_loader(mixture: TrainingMixture, start: int, stop: int, grad_accum: int, rank: int = 0,
+                world: int = 1, num_workers: int = 0) -> torch.utils.data.DataLoader:
+    """Loader yielding the micro-batches of steps ``start .. stop - 1`` in order."""
+    return torch.utils.data.DataLoader(
+        mixture, batch_size=None, sampler=MicroBatchOrder(start, stop, grad_accum, rank, world),
+        num_workers=num_workers, persistent_workers=False,
+        prefetch_factor=2 if num_workers else None)
+
+
+def build_sources(data_cfg) -> dict:
+    """Open the sources named in ``data_cfg.sources`` (a :class:`~marigold_bench.train.config.DataConfig`).
+
+    Missing data is reported with the expected layout before training starts.
+    """
+    sources = {}
+    for name, weight in data_cfg.sources.items():
+        if float(weight) <= 0:
+            continue
+        if name == "hypersim":
+            from marigold_bench.data import hypersim
+
+            sources[name] = hypersim.load(data_cfg.hypersim_root, data_cfg.hypersim_split)
+        elif name == "vkitti":
+            from marigold_bench.data import vkitti
+
+            sources[name] = vkitti.load(data_cfg.vkitti_root, data_cfg.vkitti_split)
+        elif name == "synthetic":
+            from marigold_bench.data.synthetic import SyntheticDataset
+
+            sources[name] = SyntheticDataset(data_cfg.synthetic_split)
+        else:
+            raise TrainingDataError(f"unknown training source {name!r}; known: {', '.join(SOURCES)}")
+    return sources
+
+
+__all__ = ["SOURCES", "TrainingDataError", "micro_batch_index", "seeded_rng", "torch_generator",
+           "flip_horizontal", "resize_to_cover", "random_crop", "augment", "TrainingMixture",
+           "MicroBatchOrder", "make_loader", "build_sources"]
