@@ -25,4 +25,4 @@ for prec in $PRECISIONS; do
       --precision "$prec" --device "$DEVICE" --repeats 2 --json "$out/inference.jsonl"
 done
 python3 benchmarks/evaluation.py --model "$MODEL" --device "$DEVICE" --precision bf16 \
-    --size "$SIZE",480x640 --steps 1 --ensemble 1 --samples ${EVAL_SAMPLES:-8} --protocol --json "$out/evaluation.json"
+    --size "$SIZE",480x640 --steps 1,4 --ensemble 1,10 --samples ${EVAL_SAMPLES:-8} --protocol --json "$out/evaluation.json"

@@ -70,3 +70,17 @@ def test_mean_is_per_image_not_per_pixel():
 def test_bad_input_is_refused(pred, gt, valid, match):
     with pytest.raises(ValueError, match=match):
         compute_metrics(pred, gt, valid)
+
+
+def test_fast_path_equals_the_one_metric_functions():
+    # compute_metrics shares intermediate terms; each metric function states one formula alone
+    from marigold_bench.eval import metrics as M
+    rng = np.random.default_rng(3)
+    p, g = rng.uniform(0.1, 20, 5000), rng.uniform(0.1, 20, 5000)
+    fast = compute_metrics(p, g)
+    alone = {"abs_rel": M.abs_rel(p, g), "sq_rel": M.sq_rel(p, g), "rmse": M.rmse(p, g),
+             "rmse_log": M.rmse_log(p, g), "log10": M.log10(p, g), "delta1": M.delta(p, g, 1),
+             "delta2": M.delta(p, g, 2), "delta3": M.delta(p, g, 3), "i_rmse": M.i_rmse(p, g),
+             "silog_rmse": M.silog_rmse(p, g)}
+    for key in METRIC_KEYS:
+        assert fast[key] == pytest.approx(alone[key], rel=1e-12), key

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from marigold_bench.commands.common import add_inference_flags, build_predictor, default_run_dir, summary_table
 from marigold_bench.data import DATASETS, get_protocol, load_dataset
 
@@ -45,6 +47,7 @@ def run(args) -> int:
     out = args.out or default_run_dir(args.dataset, predictor.settings)
     summary = run_predictor(dataset, predictor, out, skip_missing=args.skip_missing,
                             images_per_batch=args.images_per_batch, workers=args.workers)
-    print(summary_table(summary))
-    print(f"run directory: {out}")
+    if int(os.environ.get("RANK", "0")) == 0:  # one table per launch, not one per process
+        print(summary_table(summary))
+        print(f"run directory: {out}")
     return 0

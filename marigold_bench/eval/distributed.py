@@ -100,7 +100,7 @@ class RunLock:
         me = {"host": socket.gethostname(), "pid": os.getpid()}
         for _ in range(2):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 if self._stale():
                     os.remove(self.path)
@@ -112,7 +112,22 @@ class RunLock:
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
             self.held = True
+            self._catch_sigterm()
             return
+
+    def _catch_sigterm(self) -> None:
+        # torchrun ends the surviving ranks with SIGTERM when one dies; turning it into
+        # SystemExit lets __exit__ release the lock, so a relaunch on another node is not refused
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = signal.getsignal(signal.SIGTERM)
+
+        def stop(signum, frame):
+            raise SystemExit(128 + signum)
+        signal.signal(signal.SIGTERM, stop)
 
     def _stale(self) -> bool:
         try:
@@ -137,6 +152,9 @@ class RunLock:
             except FileNotFoundError:
                 pass
             self.held = False
+            if getattr(self, "_previous", None) is not None:
+                import signal
+                signal.signal(signal.SIGTERM, self._previous)
 
 
 def part_path(out_dir: str, rank: int) -> str:
