@@ -26,3 +26,24 @@ def splits_dir() -> Path:
     if not path.is_dir():
         pytest.skip("official split files not available (set MARIGOLD_SPLITS)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """The tiny random-initialised Marigold model saved in diffusers format, once per session."""
+    from marigold_bench.model.tiny import build_tiny_pipeline
+
+    path = tmp_path_factory.mktemp("tiny_marigold")
+    build_tiny_pipeline(seed=0).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """The tiny model is too small to gain from threads; on a shared machine they cost 10-30x."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -17,23 +17,7 @@ from marigold_bench.model.load import CheckpointError
 H, W = 36, 48
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model is too small to gain from threads; on a shared machine they cost 10-30x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """The tiny random model saved in diffusers format, once per session."""
-    from marigold_bench.model.tiny import build_tiny_pipeline
-
-    path = tmp_path_factory.mktemp("tiny_marigold")
-    build_tiny_pipeline(seed=0).save_pretrained(path)
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

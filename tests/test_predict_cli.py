@@ -12,21 +12,7 @@ from marigold_bench.commands import predict as predict_cmd
 from marigold_bench.errors import BenchError
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory):
-    from marigold_bench.model.tiny import build_tiny_pipeline
-
-    path = tmp_path_factory.mktemp("tiny_marigold_cli")
-    build_tiny_pipeline(seed=0).save_pretrained(path)
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _parse(argv):
@@ -52,9 +38,9 @@ def image_dir(tmp_path_factory):
     return root
 
 
-def test_predict_folder_with_ensemble(tiny_dir, image_dir, tmp_path):
+def test_predict_folder_with_ensemble(tiny_checkpoint, image_dir, tmp_path):
     out = tmp_path / "out"
-    args = _parse(["predict", "--model", str(tiny_dir), "--input", str(image_dir), "--out", str(out),
+    args = _parse(["predict", "--model", str(tiny_checkpoint), "--input", str(image_dir), "--out", str(out),
                    "--ensemble", "2", "--steps", "1", "--device", "cpu", "--batch-size", "3"])
     assert args.func is predict_cmd.run
     assert predict_cmd.run(args) == 0
@@ -74,8 +60,8 @@ def test_predict_folder_with_ensemble(tiny_dir, image_dir, tmp_path):
     assert settings["ensemble"] == 2 and settings["batch_size"] == 3 and settings["device"] == "cpu"
 
 
-def test_predict_single_file_no_uncertainty(tiny_dir, image_dir, tmp_path):
-    args = _parse(["predict", "--model", str(tiny_dir), "--input", str(image_dir / "rgb.png"), "--out",
+def test_predict_single_file_no_uncertainty(tiny_checkpoint, image_dir, tmp_path):
+    args = _parse(["predict", "--model", str(tiny_checkpoint), "--input", str(image_dir / "rgb.png"), "--out",
                    str(tmp_path), "--device", "cpu", "--processing-res", "30", "--noise", "zeros"])
     assert predict_cmd.run(args) == 0
     assert np.load(tmp_path / "rgb_depth.npy").shape == (36, 48)
@@ -83,21 +69,21 @@ def test_predict_single_file_no_uncertainty(tiny_dir, image_dir, tmp_path):
     assert json.loads((tmp_path / "settings.json").read_text())["processing_res"] == 30
 
 
-def test_unreadable_image_is_reported_and_others_written(tiny_dir, tmp_path, capsys):
+def test_unreadable_image_is_reported_and_others_written(tiny_checkpoint, tmp_path, capsys):
     inputs = tmp_path / "in"
     inputs.mkdir()
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(inputs / "ok.png")
     (inputs / "broken.png").write_bytes(b"not a png")
-    args = _parse(["predict", "--model", str(tiny_dir), "--input", str(inputs), "--out", str(tmp_path / "o"),
+    args = _parse(["predict", "--model", str(tiny_checkpoint), "--input", str(inputs), "--out", str(tmp_path / "o"),
                    "--device", "cpu"])
     assert predict_cmd.run(args) == 1
     assert (tmp_path / "o" / "ok_depth.npy").is_file()
     assert "broken.png" in capsys.readouterr().err
 
 
-def test_user_errors_are_bench_errors(tiny_dir, tmp_path):
+def test_user_errors_are_bench_errors(tiny_checkpoint, tmp_path):
     with pytest.raises(BenchError, match="does not exist"):
-        predict_cmd.run(_parse(["predict", "--model", str(tiny_dir), "--input", str(tmp_path / "nope"),
+        predict_cmd.run(_parse(["predict", "--model", str(tiny_checkpoint), "--input", str(tmp_path / "nope"),
                                 "--out", str(tmp_path / "o")]))
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
     with pytest.raises(BenchError, match="no such checkpoint"):
@@ -105,7 +91,7 @@ def test_user_errors_are_bench_errors(tiny_dir, tmp_path):
                                 str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]))
     if not torch.cuda.is_available():
         with pytest.raises(BenchError, match="CUDA is not available"):
-            predict_cmd.run(_parse(["predict", "--model", str(tiny_dir), "--input", str(tmp_path / "a.png"),
+            predict_cmd.run(_parse(["predict", "--model", str(tiny_checkpoint), "--input", str(tmp_path / "a.png"),
                                     "--out", str(tmp_path / "o"), "--device", "cuda"]))
 
 
@@ -130,11 +116,11 @@ def test_default_model_and_baselines(image_dir, tmp_path):
     assert np.load(tmp_path / "ramp" / "rgb_depth.npy").shape == (36, 48)
 
 
-def test_cli_entry_point_when_present(tiny_dir, image_dir, tmp_path):
+def test_cli_entry_point_when_present(tiny_checkpoint, image_dir, tmp_path):
     cli = pytest.importorskip("marigold_bench.cli")
     if not hasattr(cli, "main"):
         pytest.skip("marigold_bench.cli.main not written yet")
-    code = cli.main(["predict", "--model", str(tiny_dir), "--input", str(image_dir / "rgb.png"),
+    code = cli.main(["predict", "--model", str(tiny_checkpoint), "--input", str(image_dir / "rgb.png"),
                      "--out", str(tmp_path), "--device", "cpu"])
     assert code in (0, None)
     assert (tmp_path / "rgb_depth.npy").is_file()

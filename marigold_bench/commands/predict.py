@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             except PredictionError as exc:
                 failures.append(str(exc))
                 raws = getattr(exc, "results", None) or [None] * len(jobs)
-            except InputImageError as exc:
+            except InputImageError:
                 # One bad array fails the whole call; retry one by one to keep the good ones.
                 raws = []
                 for job in jobs:

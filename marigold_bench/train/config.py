@@ -169,7 +169,7 @@ class TrainConfig:
         if self.diffusion.noise not in ("gaussian", "multires", "annealed"):
             problems.append(f"diffusion.noise must be gaussian, multires or annealed, got {self.diffusion.noise!r}")
         if self.diffusion.timestep_spacing not in ("leading", "trailing", "linspace"):
-            problems.append(f"diffusion.timestep_spacing must be leading, trailing or linspace")
+            problems.append("diffusion.timestep_spacing must be leading, trailing or linspace")
         if self.optim.lr_schedule not in ("exponential", "constant"):
             problems.append(f"optim.lr_schedule must be exponential or constant, got {self.optim.lr_schedule!r}")
         if self.optim.mixed_precision not in ("no", "bf16", "fp16"):
@@ -183,7 +183,7 @@ class TrainConfig:
         sources = self.data.sources or {}
         unknown = set(sources) - {"hypersim", "vkitti", "synthetic"}
         if not sources or unknown:
-            problems.append(f"data.sources must map some of hypersim, vkitti, synthetic to weights"
+            problems.append("data.sources must map some of hypersim, vkitti, synthetic to weights"
                             + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
         elif any(float(w) < 0 for w in sources.values()) or sum(float(w) for w in sources.values()) <= 0:
             problems.append("data.sources weights must be >= 0 and not all 0")
