@@ -95,3 +95,16 @@ def test_bad_input():
         align_least_squares(np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 2), bool), space="log")
     with pytest.raises(ValueError, match="fewer than 2"):
         align_least_squares(np.ones((2, 2)), np.ones((2, 2)), np.zeros((2, 2), bool))
+
+
+def test_closed_form_fit_equals_lstsq():
+    # a second method: numpy's general least-squares solver on the design matrix
+    from marigold_bench.eval.align import _fit
+    x = rng.uniform(0, 1, 1000)
+    y = 3.0 * x + rng.normal(0, 0.5, 1000) - 2
+    expected = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)[0]
+    assert _fit(x, y) == pytest.approx(tuple(expected), rel=1e-10)
+    # constant prediction: the minimum-norm solution, as lstsq gives
+    c = np.full(50, 0.5)
+    expected = np.linalg.lstsq(np.stack([c, np.ones_like(c)], 1), y[:50], rcond=None)[0]
+    assert _fit(c, y[:50]) == pytest.approx(tuple(expected), rel=1e-10)

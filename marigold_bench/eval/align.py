@@ -36,10 +36,21 @@ def _downsample(arrays, max_resolution: int, mode: str):
 
 
 def _fit(x, y):
-    """argmin_{s,t} sum (s*x + t - y)^2 over 1-D arrays."""
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    (s, t), *_ = np.linalg.lstsq(design, y, rcond=None)
-    return float(s), float(t)
+    """argmin_{s,t} sum (s*x + t - y)^2 over 1-D arrays.
+
+    Closed form of the 2-parameter least squares on centred data (no N x 2 design matrix: on
+    ETH3D frames that copy alone cost seconds). A constant ``x`` makes the problem degenerate;
+    then the minimum-norm solution is returned, as ``np.linalg.lstsq`` would.
+    """
+    x_mean, y_mean = x.mean(), y.mean()
+    xc = x - x_mean
+    var = np.dot(xc, xc)
+    if var <= 1e-12 * max(x.size, 1) * max(x_mean**2, 1.0):
+        # s*c + t = mean(y) for every (s, t) on a line; the shortest (s, t) is along (c, 1)
+        s = x_mean * y_mean / (x_mean**2 + 1.0)
+        return float(s), float(y_mean / (x_mean**2 + 1.0))
+    s = np.dot(xc, y - y_mean) / var
+    return float(s), float(y_mean - s * x_mean)
 
 
 def align_least_squares(pred, gt, valid, space: str = "depth", max_resolution: int | None = None,
