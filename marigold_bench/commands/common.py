@@ -40,7 +40,11 @@ def add_inference_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     g.add_argument("--ensembling", default="diffusers",
-                   help="ensembling preset: diffusers, official or cvpr")
+                   help="ensembling preset: diffusers, official, official-2024 or cvpr")
+    g.add_argument("--compile", action="store_true", help="torch.compile the UNet (opt-in)")
+    g.add_argument("--tiny-vae", default=None, metavar="DIR",
+                   help="decode with this diffusers AutoencoderTiny instead of the VAE "
+                        "(faster; changes the numbers)")
 
 
 def build_predictor(args, processing_res: int | None = None):
@@ -54,7 +58,8 @@ def build_predictor(args, processing_res: int | None = None):
     return load_predictor(model, steps=args.steps, timestep_spacing=args.timestep_spacing,
                           noise=args.noise, ensemble=args.ensemble, processing_res=res,
                           batch_size=args.batch_size, precision=args.precision, device=args.device,
-                          seed=args.seed, ensembling=args.ensembling)
+                          seed=args.seed, ensembling=args.ensembling,
+                          compile=args.compile or None, tiny_vae=args.tiny_vae)
 
 
 def default_run_dir(dataset: str, settings: dict) -> str:

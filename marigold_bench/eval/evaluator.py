@@ -270,7 +270,8 @@ def _predict_and_score(dataset, indices, predictor, reader, writer, merge_key, s
 
 
 #: settings that change how members are merged or scheduled, but not the members themselves
-MERGE_ONLY_SETTINGS = ("ensemble", "ensembling", "batch_size", "device")
+#: (beyond float round-off)
+MERGE_ONLY_SETTINGS = ("ensemble", "ensembling", "batch_size", "device", "compile")
 
 
 def split_settings(settings: dict) -> tuple[dict, dict]:

@@ -141,7 +141,8 @@ class MarigoldPredictor:
                  timestep_spacing: str | None = None, noise: str = "gaussian", ensemble: int = 1,
                  processing_res: int | None = None, batch_size: int = 0, precision: str = "fp32",
                  device: str | torch.device = "auto", seed: int = 1234,
-                 ensembling: str | dict | None = "diffusers"):
+                 ensembling: str | dict | None = "diffusers", compile: bool = False,
+                 tiny_vae: str | None = None):
         from diffusers import DDIMScheduler
 
         check_settings(steps=steps, timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
@@ -212,6 +213,13 @@ class MarigoldPredictor:
         self.scaling_factor = self.vae.config.scaling_factor
         self.empty_text_embedding = self._encode_empty_prompt(text_encoder, tokenizer)
         self._text_cache: dict[int, torch.Tensor] = {}
+        self.tiny_vae = tiny_vae
+        self.decoder = self._load_tiny_decoder(tiny_vae) if tiny_vae else None
+        self.compiled = bool(compile)
+        if self.compiled:
+            # compiled once per input shape; same numbers up to float round-off, so the cache
+            # treats a compiled run like an eager one
+            self.unet = torch.compile(self.unet)
         self._batch_cap = 0      # set after a CUDA out-of-memory error under batch_size "auto"
 
     # ------------------------------------------------------------------ construction
@@ -220,7 +228,8 @@ class MarigoldPredictor:
     def from_pretrained(cls, model: str, *, steps: int | None = None, timestep_spacing: str | None = None,
                         noise: str = "gaussian", ensemble: int = 1, processing_res: int | None = None,
                         batch_size: int = 0, precision: str = "fp32", device: str = "auto", seed: int = 1234,
-                        ensembling: str | dict = "diffusers") -> "MarigoldPredictor":
+                        ensembling: str | dict = "diffusers", compile: bool = False,
+                        tiny_vae: str | None = None) -> "MarigoldPredictor":
         """Load a diffusers-format Marigold checkpoint and resolve every inference setting.
 
         Args:
@@ -239,6 +248,10 @@ class MarigoldPredictor:
             seed (`int`, defaults to 1234): run seed; member noise is seeded per (seed, sample, member).
             ensembling (`str` or `dict`, defaults to `"diffusers"`): a preset of
                 `ENSEMBLING_PRESETS` or a dict of overrides (see `resolve_ensembling`).
+            compile (`bool`, defaults to `False`): ``torch.compile`` the UNet (opt-in: the first
+                batch of each shape pays the compilation).
+            tiny_vae (`str`, *optional*): folder of a diffusers ``AutoencoderTiny`` that replaces
+                the VAE decoder; faster, and it changes the numbers (recorded as ``decoder``).
 
         Raises:
             CheckpointError: the model cannot be found or is incomplete.
@@ -257,7 +270,7 @@ class MarigoldPredictor:
                    model_source=parts.source, pipeline_config=parts.pipeline_config, steps=steps,
                    timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
                    processing_res=processing_res, batch_size=batch_size, precision=precision, device=device,
-                   seed=seed, ensembling=ensembling)
+                   seed=seed, ensembling=ensembling, compile=compile, tiny_vae=tiny_vae)
 
     @classmethod
     def from_pipeline(cls, pipeline, *, model: str = "<in-memory pipeline>", **settings) -> "MarigoldPredictor":
@@ -278,6 +291,22 @@ class MarigoldPredictor:
             module = module.to(dtype=self.dtype)
         module = module.to(device=self.device, memory_format=self.memory_format)
         return module.eval().requires_grad_(False)
+
+    def _load_tiny_decoder(self, path: str):
+        """A user-supplied tiny autoencoder (diffusers ``AutoencoderTiny``, e.g. TAESD for SD-v2)
+        that replaces the VAE decoder: much faster, and it changes the numbers."""
+        from diffusers import AutoencoderTiny
+
+        try:
+            decoder = AutoencoderTiny.from_pretrained(path)
+        except (OSError, ValueError) as exc:
+            raise InferenceSettingsError(f"cannot load the tiny VAE decoder from {path}: {exc}") from None
+        if decoder.config.latent_channels != self.latent_channels:
+            raise InferenceSettingsError(f"tiny VAE {path} has {decoder.config.latent_channels} latent channels, "
+                                         f"the model {self.latent_channels}")
+        warnings.warn("decoding with a tiny VAE: results differ from the checkpoint's own decoder and are "
+                      "not comparable with published numbers", stacklevel=4)
+        return self._place(decoder)
 
     @torch.inference_mode()
     def _encode_empty_prompt(self, text_encoder, tokenizer) -> torch.Tensor:
@@ -322,6 +351,8 @@ class MarigoldPredictor:
             "seeding": "per-member sha256(seed, sample_id, member)",
             "ensembling": dict(self.ensembling),
             "batch_size": self.batch_size if self.batch_size > 0 else "auto",
+            "decoder": f"tiny:{self.tiny_vae}" if self.tiny_vae else "vae",
+            "compile": self.compiled,
         }
 
     # ------------------------------------------------------------------ noise
@@ -398,7 +429,14 @@ class MarigoldPredictor:
 
     def _decode(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """B x 1 x H x W maps in [0, 1], and which of the B are finite (checked before clipping)."""
-        decoded = self.vae.decode(latent / self.scaling_factor, return_dict=False)[0]
+        if self.decoder is not None:  # a tiny autoencoder reads the UNet's (scaled) latents as they are
+            decoded = self.decoder.decode(latent, return_dict=False)[0]
+            if decoded.shape[-1] != latent.shape[-1] * self.vae_scale_factor:
+                raise InferenceSettingsError(
+                    f"the tiny VAE upsamples by {decoded.shape[-1] // latent.shape[-1]}, the model's VAE by "
+                    f"{self.vae_scale_factor}: they do not belong together")
+        else:
+            decoded = self.vae.decode(latent / self.scaling_factor, return_dict=False)[0]
         mean = decoded.mean(dim=1, keepdim=True)
         finite = torch.isfinite(mean).flatten(1).all(dim=1)
         return (mean.clip(-1.0, 1.0) + 1.0) / 2.0, finite
