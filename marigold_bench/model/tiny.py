@@ -52,19 +52,11 @@ def tiny_vae_config() -> dict:
 
 
 def tiny_scheduler_config(timestep_spacing: str = "leading", zero_snr: bool = False) -> dict:
-    """DDIM config with SD-v2's training schedule (scaled-linear betas 0.00085..0.012, 1000 steps)."""
-    return dict(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type="v_prediction",
-        timestep_spacing=timestep_spacing,
-        rescale_betas_zero_snr=zero_snr,
-    )
+    """SD-v2's own DDIM/DDPM schedule (scaled-linear betas 0.00085..0.012, 1000 steps, v-prediction):
+    the tiny model differs from SD-v2 in size, not in its diffusion process."""
+    from marigold_bench.model.sd2_configs import SD2_SCHEDULER_CONFIG
+
+    return {**SD2_SCHEDULER_CONFIG, "timestep_spacing": timestep_spacing, "rescale_betas_zero_snr": zero_snr}
 
 
 def _printable_bytes() -> list[str]:
