@@ -186,3 +186,35 @@ def test_missing_sample_is_reported_from_worker_processes_too(tmp_path):
     summary = run_predictor(_Flaky(), BaselinePredictor(), str(tmp_path / "b"), skip_missing=True,
                             progress=False, workers=1)
     assert summary["n_skipped"] == 1
+
+
+class _OneBadSample(_CountingPredictor):
+    """Fails one sample of every batch it sees, like a NaN from the model; ``tell`` says whether
+    the error names the failed job (``results``) or leaves the caller to find it."""
+
+    def __init__(self, bad_id, tell):
+        super().__init__()
+        self.bad_id, self.tell, self.jobs_seen = bad_id, tell, 0
+
+    def predict(self, jobs):
+        from marigold_bench.errors import PredictionError
+        self.jobs_seen += len(jobs)
+        out = super().predict(jobs)
+        if any(sid == self.bad_id for sid, _, _ in jobs):
+            error = PredictionError(f"NaN for {self.bad_id}")
+            if self.tell:
+                error.results = [None if sid == self.bad_id else o for o, (sid, _, _) in zip(out, jobs)]
+            raise error
+        return out
+
+
+@pytest.mark.parametrize("tell", [True, False])
+def test_a_failed_sample_in_a_batch_spares_the_others(tmp_path, tell):
+    ds = load_dataset("synthetic", split="test:4")
+    predictor = _OneBadSample(ds.ids[1], tell)
+    with pytest.warns(UserWarning, match="NaN"):
+        summary = run_predictor(ds, predictor, str(tmp_path / "r"), progress=False, images_per_batch=4)
+    frame = pd.read_csv(tmp_path / "r" / "per_sample.csv")
+    assert list(frame["status"]) == ["ok", "failed", "ok", "ok"] and summary["n_failed"] == 1
+    # named failures keep the batch's other outputs (4 jobs); unnamed ones are redone alone (4 + 4)
+    assert predictor.jobs_seen == (4 if tell else 8)

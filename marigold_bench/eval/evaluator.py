@@ -146,8 +146,7 @@ def evaluate_source(dataset, source, out_dir: str, skip_missing: bool = False,
         try:
             pred = source.get(item["id"])
         except PredictionError as exc:
-            records.append({"id": item["id"], "status": FAILED, "message": str(exc),
-                            "n_valid": int(item["valid"].sum())})
+            records.append(_failed(item, exc))
             continue
         records.append(score_sample(item, pred, dataset.protocol))
     summary = summarize(records, dataset, {**(settings or {}), **source.describe()})
@@ -157,6 +156,10 @@ def evaluate_source(dataset, source, out_dir: str, skip_missing: bool = False,
 
 def _skipped(sample_id: str) -> dict:
     return {"id": sample_id, "status": SKIPPED, "message": "sample files missing or unreadable", "n_valid": 0}
+
+
+def _failed(item: dict, error: Exception) -> dict:
+    return {"id": item["id"], "status": FAILED, "message": str(error), "n_valid": int(item["valid"].sum())}
 
 
 def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
@@ -228,25 +231,32 @@ def _predict_and_score(dataset, indices, predictor, reader, writer, merge_key, s
         records.append(_score_timed(item, depth, dataset.protocol, timings))
 
     def flush():
-        todo = [(item, have) for item, have in pending if len(have) < n]
-        jobs = [(item["id"], item["rgb"], list(range(len(have), n))) for item, have in todo]
+        jobs = [(item["id"], item["rgb"], list(range(len(have), n))) for item, have in pending if len(have) < n]
         t0 = time.perf_counter()
+        failure = None
         try:
             outputs = dict(zip([j[0] for j in jobs], predictor.predict(jobs))) if jobs else {}
-        except PredictionError:
-            outputs = None  # one bad sample must not sink its batch: redo them one by one
+        except PredictionError as exc:
+            partial = getattr(exc, "results", None)
+            # a predictor that says which jobs failed keeps the others' outputs; one that does
+            # not has its batch redone sample by sample, so one bad sample never sinks the rest
+            outputs = None if partial is None else {j[0]: r for j, r in zip(jobs, partial) if r is not None}
+            failure = exc
         timings["predict_s"] += time.perf_counter() - t0
         for item, have in pending:
             if len(have) >= n:
                 finish(item, have, fresh=False)
                 continue
             try:
-                new = outputs[item["id"]] if outputs is not None else \
-                    predictor.predict([(item["id"], item["rgb"], list(range(len(have), n)))])[0]
+                if outputs is None:
+                    new = predictor.predict([(item["id"], item["rgb"], list(range(len(have), n)))])[0]
+                elif item["id"] in outputs:
+                    new = outputs[item["id"]]
+                else:
+                    raise failure
             except PredictionError as exc:
                 warnings.warn(str(exc))
-                records.append({"id": item["id"], "status": FAILED, "message": str(exc),
-                                "n_valid": int(item["valid"].sum())})
+                records.append(_failed(item, exc))
                 continue
             finish(item, _join(have, new), fresh=True)
         pending.clear()
