@@ -23,7 +23,8 @@ def run(args) -> int:
     source = PredictionSource(args.predictions)
     out = args.out or args.predictions.rstrip("/").removesuffix(".h5") + "_eval"
     try:
-        summary = evaluate_source(dataset, source, out, skip_missing=args.skip_missing)
+        summary = evaluate_source(dataset, source, out, skip_missing=args.skip_missing,
+                                  score_device=args.score_device)
     finally:
         source.close()
     print(summary_table(summary))

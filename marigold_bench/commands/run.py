@@ -18,6 +18,9 @@ def add_dataset_flags(p) -> None:
                    help="record samples with missing/corrupt files as skipped instead of stopping")
     p.add_argument("--fit-space", choices=("depth", "disparity"), default=None,
                    help="override the protocol's least-squares fit space")
+    p.add_argument("--score-device", default="auto",
+                   help="where alignment and metrics run: auto (the model's GPU if it has one, else "
+                        "the CPU), cpu, cuda or cuda:N; the numbers agree to float64 round-off")
 
 
 def open_dataset(args):
@@ -46,7 +49,8 @@ def run(args) -> int:
     predictor = build_predictor(args, processing_res=dataset.protocol.processing_res)
     out = args.out or default_run_dir(args.dataset, predictor.settings)
     summary = run_predictor(dataset, predictor, out, skip_missing=args.skip_missing,
-                            images_per_batch=args.images_per_batch, workers=args.workers)
+                            images_per_batch=args.images_per_batch, workers=args.workers,
+                            score_device=args.score_device)
     if int(os.environ.get("RANK", "0")) == 0:  # one table per launch, not one per process
         print(summary_table(summary))
         print(f"run directory: {out}")

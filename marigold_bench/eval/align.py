@@ -19,7 +19,8 @@ def _downsample(arrays, max_resolution: int, mode: str):
 
     ``mode="width_only"`` hands torch an HxW map with one leading axis, which it reads as a 1-D
     signal per row: only the width shrinks (the official code's behaviour, kept by default so
-    ETH3D numbers match published ones). ``mode="2d"`` shrinks both sides.
+    ETH3D numbers match published ones). ``mode="2d"`` shrinks both sides. numpy in, numpy out;
+    tensors stay on their device.
     """
     h, w = arrays[0].shape
     factor = min(max_resolution / h, max_resolution / w)
@@ -27,30 +28,35 @@ def _downsample(arrays, max_resolution: int, mode: str):
         return arrays
     out = []
     for a in arrays:
-        x = torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64 if a.dtype != bool else torch.float32)
+        is_numpy = isinstance(a, np.ndarray)
+        x = torch.from_numpy(np.ascontiguousarray(a)) if is_numpy else a
+        is_mask = x.dtype == torch.bool
+        x = x.to(torch.float32 if is_mask else torch.float64)
         x = x[None] if mode == "width_only" else x[None, None]
         y = torch.nn.functional.interpolate(x, scale_factor=factor, mode="nearest")
         y = y[0] if mode == "width_only" else y[0, 0]
-        out.append(y.numpy().astype(bool) if a.dtype == bool else y.numpy())
+        y = y.bool() if is_mask else y
+        out.append(y.numpy() if is_numpy else y)
     return out
 
 
 def _fit(x, y):
-    """argmin_{s,t} sum (s*x + t - y)^2 over 1-D arrays.
+    """argmin_{s,t} sum (s*x + t - y)^2 over 1-D float64 arrays (numpy or torch).
 
     Closed form of the 2-parameter least squares on centred data (no N x 2 design matrix: on
     ETH3D frames that copy alone cost seconds). A constant ``x`` makes the problem degenerate;
     then the minimum-norm solution is returned, as ``np.linalg.lstsq`` would.
     """
-    x_mean, y_mean = x.mean(), y.mean()
+    dot = np.dot if isinstance(x, np.ndarray) else torch.dot
+    x_mean, y_mean = float(x.mean()), float(y.mean())
     xc = x - x_mean
-    var = np.dot(xc, xc)
-    if var <= 1e-12 * max(x.size, 1) * max(x_mean**2, 1.0):
+    var = float(dot(xc, xc))
+    if var <= 1e-12 * max(len(x), 1) * max(x_mean**2, 1.0):
         # s*c + t = mean(y) for every (s, t) on a line; the shortest (s, t) is along (c, 1)
         s = x_mean * y_mean / (x_mean**2 + 1.0)
         return float(s), float(y_mean / (x_mean**2 + 1.0))
-    s = np.dot(xc, y - y_mean) / var
-    return float(s), float(y_mean - s * x_mean)
+    s = float(dot(xc, y - y_mean)) / var
+    return s, y_mean - s * x_mean
 
 
 def align_least_squares(pred, gt, valid, space: str = "depth", max_resolution: int | None = None,
@@ -58,7 +64,8 @@ def align_least_squares(pred, gt, valid, space: str = "depth", max_resolution: i
     """Fit ``s*pred + t`` to the ground truth by least squares.
 
     Args:
-        pred: affine-invariant prediction, HxW.
+        pred: affine-invariant prediction, HxW (numpy, or a torch tensor: then everything is
+            computed in float64 on the tensor's device and the result is a tensor there).
         gt: ground-truth depth in metres, HxW.
         valid: boolean HxW mask of the pixels the fit may use.
         space: ``"depth"`` fits ``pred`` to depth; ``"disparity"`` fits ``pred`` to 1/depth over
@@ -73,11 +80,18 @@ def align_least_squares(pred, gt, valid, space: str = "depth", max_resolution: i
     Raises:
         ValueError: unknown space, mismatched shapes, or fewer than 2 pixels to fit.
     """
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
-    valid = np.asarray(valid, dtype=bool)
-    if not (pred.shape == gt.shape == valid.shape):
-        raise ValueError(f"shapes differ: pred {pred.shape}, gt {gt.shape}, valid {valid.shape}")
+    if torch.is_tensor(pred):
+        xp = torch
+        pred = pred.to(torch.float64)
+        gt = torch.as_tensor(gt, device=pred.device).to(torch.float64)
+        valid = torch.as_tensor(valid, device=pred.device).bool()
+    else:
+        xp = np
+        pred = np.asarray(pred, dtype=np.float64)
+        gt = np.asarray(gt, dtype=np.float64)
+        valid = np.asarray(valid, dtype=bool)
+    if not (tuple(pred.shape) == tuple(gt.shape) == tuple(valid.shape)):
+        raise ValueError(f"shapes differ: pred {tuple(pred.shape)}, gt {tuple(gt.shape)}, valid {tuple(valid.shape)}")
     if space not in ("depth", "disparity"):
         raise ValueError(f"unknown fit space {space!r} (depth or disparity)")
 
@@ -86,24 +100,29 @@ def align_least_squares(pred, gt, valid, space: str = "depth", max_resolution: i
         p, g, m = _downsample([pred, gt, valid], max_resolution, downsample)
     if space == "disparity":
         m = m & (g > 0) & (p > 0)
-        with np.errstate(divide="ignore"):
-            target = np.where(m, 1.0 / np.where(g > 0, g, 1.0), 0.0)
+        # zeros are replaced before dividing, so no division by zero happens
+        target = xp.where(m, 1.0 / xp.where(g > 0, g, 1.0), 0.0)
     else:
         target = g
-    if m.sum() < 2:
+    if int(m.sum()) < 2:
         raise ValueError("fewer than 2 valid pixels: cannot fit scale and shift")
     scale, shift = _fit(p[m], target[m])
 
     fitted = scale * pred + shift
     if space == "disparity":
-        fitted = 1.0 / np.clip(fitted, MIN_DISPARITY, None)
+        fitted = 1.0 / xp.clip(fitted, MIN_DISPARITY, None)
     return fitted, scale, shift
 
 
 def align_and_clip(pred, gt, valid, protocol):
-    """The protocol's alignment: fit as the protocol says, then clip to its range and >= 1e-6."""
+    """The protocol's alignment: fit as the protocol says, then clip to its range and >= 1e-6.
+
+    numpy inputs give a numpy result; tensors are aligned on their device (see
+    `align_least_squares`).
+    """
     aligned, scale, shift = align_least_squares(
         pred, gt, valid, space=protocol.fit_space, max_resolution=protocol.fit_max_resolution,
         downsample=protocol.fit_downsample)
-    aligned = np.clip(aligned, protocol.min_depth, protocol.max_depth)
-    return np.clip(aligned, 1e-6, None), scale, shift
+    xp = torch if torch.is_tensor(aligned) else np
+    aligned = xp.clip(aligned, protocol.min_depth, protocol.max_depth)
+    return xp.clip(aligned, 1e-6, None), scale, shift

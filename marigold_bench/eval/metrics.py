@@ -8,6 +8,7 @@ weighs the same whatever its count of valid pixels (see :func:`mean_metrics`).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3",
                "i_rmse", "silog_rmse")
@@ -49,44 +50,49 @@ def silog_rmse(p, g):
     return 100.0 * np.sqrt(max(np.mean(e**2) - np.mean(e) ** 2, 0.0))
 
 
-#: pixels per chunk: large enough for vectorised numpy, small enough that temporaries stay in
-#: cache instead of allocating (and page-faulting) hundreds of MB per term on ETH3D frames
+#: pixels per chunk on the CPU: large enough for vectorised numpy, small enough that temporaries
+#: stay in cache instead of allocating (and page-faulting) hundreds of MB per term on ETH3D frames.
+#: Torch tensors (scoring on the run's GPU, see `compute_metrics`) are summed in one pass.
 CHUNK = 1 << 18
 
 
-def _chunked_sums(p: np.ndarray, g: np.ndarray) -> dict[str, float]:
+def _term_sums(p, g) -> dict:
     """Per-pixel terms of every metric, summed; each metric is then a mean (or its root).
 
-    The formulas are those of the one-metric functions above, written once over shared terms.
+    The formulas are those of the one-metric functions above, written once over shared terms,
+    for 1-D float64 numpy arrays or torch tensors (sums stay on the tensors' device).
     """
-    keys = ("abs_rel", "sq_rel", "sq_err", "sq_log_err", "log_err", "abs_log_err",
-            "delta1", "delta2", "delta3", "sq_inv_err")
-    sums = dict.fromkeys(keys, 0.0)
-    for start in range(0, p.size, CHUNK):
-        pc, gc = p[start:start + CHUNK], g[start:start + CHUNK]
+    xp = torch if torch.is_tensor(p) else np
+    chunk = CHUNK if xp is np else max(len(p), 1)
+    sums = dict.fromkeys(("abs_rel", "sq_rel", "sq_err", "sq_log_err", "log_err", "abs_log_err",
+                          "delta1", "delta2", "delta3", "sq_inv_err"), 0.0)
+    for start in range(0, len(p), chunk):
+        pc, gc = p[start:start + chunk], g[start:start + chunk]
         diff = pc - gc
-        log_err = np.log(pc) - np.log(gc)
+        log_err = xp.log(pc) - xp.log(gc)
         ratio = pc / gc
-        worst = np.maximum(ratio, 1.0 / ratio)
-        sums["abs_rel"] += np.sum(np.abs(diff) / gc)
-        sums["sq_rel"] += np.sum(diff**2 / gc)
-        sums["sq_err"] += np.sum(diff**2)
-        sums["sq_log_err"] += np.sum(log_err**2)
-        sums["log_err"] += np.sum(log_err)
-        sums["abs_log_err"] += np.sum(np.abs(log_err))
-        sums["delta1"] += np.count_nonzero(worst < 1.25)
-        sums["delta2"] += np.count_nonzero(worst < 1.25**2)
-        sums["delta3"] += np.count_nonzero(worst < 1.25**3)
-        sums["sq_inv_err"] += np.sum((1.0 / pc - 1.0 / gc) ** 2)
-    return sums
+        worst = xp.maximum(ratio, 1.0 / ratio)
+        sums["abs_rel"] += (abs(diff) / gc).sum()
+        sums["sq_rel"] += (diff**2 / gc).sum()
+        sums["sq_err"] += (diff**2).sum()
+        sums["sq_log_err"] += (log_err**2).sum()
+        sums["log_err"] += log_err.sum()
+        sums["abs_log_err"] += abs(log_err).sum()
+        sums["delta1"] += (worst < 1.25).sum()
+        sums["delta2"] += (worst < 1.25**2).sum()
+        sums["delta3"] += (worst < 1.25**3).sum()
+        sums["sq_inv_err"] += ((1.0 / pc - 1.0 / gc) ** 2).sum()
+    if xp is torch:  # one transfer for all ten sums
+        return dict(zip(sums, torch.stack([torch.as_tensor(v, dtype=torch.float64, device=p.device)
+                                           for v in sums.values()]).tolist()))
+    return {k: float(v) for k, v in sums.items()}
 
 
-def _to_numpy(x):
+def _as_array(x):
+    """numpy stays numpy, a torch tensor stays a tensor on its device, anything else -> numpy."""
     if x is None:
         return None
-    if hasattr(x, "detach"):  # torch tensor
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
+    return x.detach() if torch.is_tensor(x) else np.asarray(x)
 
 
 def compute_metrics(pred, gt, valid=None) -> dict[str, float]:
@@ -97,6 +103,10 @@ def compute_metrics(pred, gt, valid=None) -> dict[str, float]:
         gt: ground-truth depth, HxW.
         valid: boolean HxW mask of the pixels to score (default: ``gt > 0``).
 
+    A torch ``pred`` is scored with torch on its device (float64, no copy to the host: the fast
+    path on a GPU); anything else with numpy, in chunks. The two agree to float64 round-off
+    (only the summation order differs).
+
     Returns:
         ``{key: value}`` for every key of :data:`METRIC_KEYS`, as Python floats (fractions, not
         percent; ``silog_rmse`` is 100x as in its definition).
@@ -104,19 +114,28 @@ def compute_metrics(pred, gt, valid=None) -> dict[str, float]:
     Raises:
         ValueError: shapes differ, no pixel is valid, or a scored value is not positive/finite.
     """
-    pred, gt, valid = _to_numpy(pred), _to_numpy(gt), _to_numpy(valid)
-    if pred.shape != gt.shape:
-        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in shape")
-    valid = gt > 0 if valid is None else valid.astype(bool)
-    if valid.shape != gt.shape:
-        raise ValueError(f"mask {valid.shape} and ground truth {gt.shape} differ in shape")
-    p, g = pred[valid].astype(np.float64), gt[valid].astype(np.float64)
-    if p.size == 0:
+    pred, gt, valid = _as_array(pred), _as_array(gt), _as_array(valid)
+    on_device = torch.is_tensor(pred)
+    if on_device:
+        gt = torch.as_tensor(gt, device=pred.device)
+        valid = None if valid is None else torch.as_tensor(valid, device=pred.device)
+    if tuple(pred.shape) != tuple(gt.shape):
+        raise ValueError(f"prediction {tuple(pred.shape)} and ground truth {tuple(gt.shape)} differ in shape")
+    valid = gt > 0 if valid is None else (valid.bool() if on_device else valid.astype(bool))
+    if tuple(valid.shape) != tuple(gt.shape):
+        raise ValueError(f"mask {tuple(valid.shape)} and ground truth {tuple(gt.shape)} differ in shape")
+    if on_device:
+        p, g = pred[valid].double(), gt[valid].double()
+        ok = bool((torch.isfinite(p) & (p > 0) & (g > 0)).all()) if len(p) else True
+    else:
+        p, g = pred[valid].astype(np.float64), gt[valid].astype(np.float64)
+        ok = bool(np.all(np.isfinite(p)) and np.all(p > 0) and np.all(g > 0))
+    if len(p) == 0:
         raise ValueError("no valid pixels to score")
-    if not (np.all(np.isfinite(p)) and np.all(p > 0) and np.all(g > 0)):
+    if not ok:
         raise ValueError("predictions and ground truth must be finite and > 0 on valid pixels")
-    sums = _chunked_sums(p, g)
-    n = p.size
+    sums = _term_sums(p, g)
+    n = len(p)
     mean_log = sums["log_err"] / n
     values = {
         "abs_rel": sums["abs_rel"] / n, "sq_rel": sums["sq_rel"] / n,

@@ -1,0 +1,92 @@
+"""Scoring with torch on a device (``--score-device``) against the default numpy path.
+
+The torch path exists for speed on a GPU; here it runs on the CPU (and on CUDA when present) and
+must give the numpy path's numbers to float64 round-off, failure handling included.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from marigold_bench.data.protocol import get_protocol, valid_mask
+from marigold_bench.errors import BenchError
+from marigold_bench.eval.evaluator import FAILED, OK, resolve_score_device, score_sample
+from marigold_bench.eval.metrics import METRIC_KEYS, compute_metrics
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _case(name, shape, density, seed, fit_space=None):
+    rng = np.random.default_rng(seed)
+    protocol = get_protocol(name)
+    if fit_space:
+        protocol = protocol.replace(fit_space=fit_space)
+    h, w = shape
+    depth = (rng.uniform(0.5, 9.0, (h, w)) * np.linspace(1.0, 0.3, h)[:, None]).astype(np.float32)
+    valid = valid_mask(depth, protocol, rng.random((h, w)) < density)
+    # an affine-invariant prediction in [0, 1]: roughly affine in depth, with noise
+    pred = (depth / depth.max() * 0.7 + 0.1 + rng.normal(0, 0.02, (h, w))).clip(0, 1).astype(np.float32)
+    return protocol, {"id": f"{name}/x", "rgb": None, "depth": depth, "valid": valid}, pred
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name,shape,density,fit_space", [
+    ("nyu", (480, 640), 1.0, None),            # Eigen crop, depth space
+    ("kitti", (352, 1216), 0.16, None),         # sparse LiDAR, Eigen crop
+    ("eth3d", (1500, 2250), 0.6, None),          # fit on the width-only downsampled copy
+    ("eth3d", (1500, 2250), 0.6, "disparity"),
+    ("diode", (96, 128), 0.8, "disparity"),
+])
+def test_torch_scoring_equals_numpy(device, name, shape, density, fit_space):
+    protocol, item, pred = _case(name, shape, density, seed=shape[0] + len(fit_space or ""), fit_space=fit_space)
+    host = score_sample(item, pred, protocol)
+    moved = score_sample(item, pred, protocol, device=device)
+    assert host["status"] == moved["status"] == OK
+    assert host["n_valid"] == moved["n_valid"]
+    for key in (*METRIC_KEYS, "scale", "shift"):
+        assert moved[key] == pytest.approx(host[key], rel=1e-9, abs=1e-12), key
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_metrics_match_hand_values(device):
+    # the four-pixel image of test_metrics: ratios p/g = 1, 2, 1.5, 0.5
+    p = torch.tensor([[1.0, 2.0], [3.0, 4.0]], device=device)
+    g = torch.tensor([[1.0, 1.0], [2.0, 8.0]], device=device)
+    m = compute_metrics(p, g)
+    assert m["abs_rel"] == pytest.approx(0.5, rel=1e-12)
+    assert m["rmse"] == pytest.approx(math.sqrt(18 / 4), rel=1e-12)
+    assert m["delta1"] == 0.25 and m["delta2"] == 0.5 and m["delta3"] == 0.5
+    assert m["i_rmse"] == pytest.approx(math.sqrt((0.25 + (1 / 6) ** 2 + (1 / 8) ** 2) / 4), rel=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_path_fails_a_bad_prediction_like_numpy(device):
+    protocol, item, pred = _case("nyu", (48, 64), 1.0, seed=1)
+    bad = pred.copy()
+    row, col = np.argwhere(item["valid"])[0]
+    bad[row, col] = np.nan
+    host, moved = score_sample(item, bad, protocol), score_sample(item, bad, protocol, device=device)
+    assert host["status"] == moved["status"] == FAILED
+    assert "NaN" in moved["message"]
+    empty = {**item, "valid": np.zeros_like(item["valid"])}
+    assert score_sample(empty, pred, protocol, device=device)["status"] == "no_valid"
+
+
+def test_score_device_resolution():
+    class OnCuda:
+        device = torch.device("cuda")
+
+    class OnCpu:
+        device = torch.device("cpu")
+
+    assert resolve_score_device("auto", OnCpu()) is None
+    assert resolve_score_device("auto", object()) is None          # e.g. a baseline predictor
+    assert resolve_score_device("auto", OnCuda()) == torch.device("cuda")
+    assert resolve_score_device("cpu", OnCuda()) is None
+    with pytest.raises(BenchError, match="not a device"):
+        resolve_score_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(BenchError, match="CUDA is not available"):
+            resolve_score_device("cuda")
