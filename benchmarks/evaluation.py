@@ -251,6 +251,10 @@ class MergeTimer:
     def settings(self):
         return self.inner.settings
 
+    @property
+    def device(self):  # run_predictor scores on the predictor's GPU when it has one
+        return getattr(self.inner, "device", None)
+
     def predict(self, jobs):
         return self.inner.predict(jobs)
 
@@ -362,16 +366,25 @@ def measure_protocol(args, factory) -> list[dict]:
     from marigold_bench.inference.images import processing_size, resize_prediction
 
     rng = np.random.default_rng(0)
+    from marigold_bench.inference.predictor import resolve_device
+
+    device = resolve_device(args.device)
+    on_gpu = device.type == "cuda"
     rows = []
     for name, (shape, res, density) in PROTOCOL_CASES.items():
         repeats = 3 if shape[0] * shape[1] > 4_000_000 else args.repeats
         protocol, item, pred = protocol_item(name, shape, density, rng)
-        score_s = median_time(lambda: score_sample(item, pred, protocol), repeats)
+        host_score_s = median_time(lambda: score_sample(item, pred, protocol), repeats)
         proc_hw = processing_size(*shape, res) if res else tuple(shape)
         small = torch.from_numpy(rng.random(proc_hw, dtype=np.float32))[None, None]
-        resize_s = 0.0
+        host_resize_s = resize_s = 0.0
         if proc_hw != tuple(shape):
-            resize_s = median_time(lambda: resize_prediction(small, shape), repeats)
+            host_resize_s = median_time(lambda: resize_prediction(small, shape), repeats)
+        score_s, resize_s = host_score_s, host_resize_s
+        if on_gpu:  # what a run on this GPU does (--score-device auto): from host arrays to floats
+            score_s = median_time(lambda: score_sample(item, pred, protocol, device=device), repeats, warm=True)
+            if proc_hw != tuple(shape):
+                resize_s = median_time(lambda: resize_prediction(small.to(device), shape).cpu(), repeats, warm=True)
         members = np.clip(small[0, 0].numpy()[None] + rng.normal(0, 0.02, (10, *proc_hw)), 0, 1).astype(np.float32)
         ensemble_s = median_time(lambda: ensemble_depth(members), max(1, repeats // 2), warm=True)
         infer_s = None
@@ -384,6 +397,8 @@ def measure_protocol(args, factory) -> list[dict]:
             infer_s = median_time(lambda: predictor.predict(job), args.infer_repeats)
         row = {"dataset": name, "gt_size": list(shape), "processing_size": list(proc_hw),
                "valid_px": int(item["valid"].sum()), "score_ms": 1000 * score_s, "resize_ms": 1000 * resize_s,
+               "score_device": str(device) if on_gpu else "cpu (numpy)",
+               "host_score_ms": 1000 * host_score_s, "host_resize_ms": 1000 * host_resize_s,
                "ensemble10_ms": 1000 * ensemble_s,
                "inference_1step_ms": None if infer_s is None else 1000 * infer_s}
         if infer_s:
@@ -573,10 +588,10 @@ def main(argv=None) -> int:
         print("\nprotocol cost per image (no model; ms) beside one 1-step N=1 prediction of "
               f"{args.model} at the benchmark's processing size:")
         print(tabulate([[r["dataset"], "x".join(map(str, r["gt_size"])), "x".join(map(str, r["processing_size"])),
-                         r["valid_px"], fmt(r["score_ms"]), fmt(r["resize_ms"]), fmt(r["ensemble10_ms"]),
+                         r["valid_px"], r["score_device"], fmt(r["score_ms"]), fmt(r["resize_ms"]), fmt(r["ensemble10_ms"]),
                          fmt(r["inference_1step_ms"]), fmt(r.get("score_pct_of_1step")),
                          fmt(r.get("score_resize_pct_of_1step"))] for r in result["protocol"]],
-                       headers=["benchmark", "GT size", "proc. size", "valid px", "align+metrics", "resize to GT",
+                       headers=["benchmark", "GT size", "proc. size", "valid px", "scored on", "align+metrics", "resize to GT",
                                 "ensemble N=10", "1-step inference", "a+m % of 1-step",
                                 "a+m+resize % of 1-step"], tablefmt="github", disable_numparse=True))
 

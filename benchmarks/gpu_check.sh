@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One prepared run of the GPU measurements of benchmarks/README.md, for a lent GPU machine.
 #   bash benchmarks/gpu_check.sh OUT_DIR            # SD-v2-size random weights on cuda
-#   MODEL=tiny DEVICE=cpu SIZE=64x64 PRECISIONS=fp32 bash benchmarks/gpu_check.sh /tmp/dry   # dry run
-# Results: OUT_DIR/{env.txt,inference.jsonl,evaluation.json}. The training measurement is
-# benchmarks/training.py (see benchmarks/TRAINING.md).
+#   MODEL=tiny DEVICE=cpu SIZE=64x64 PRECISIONS=fp32 SKIP_COMPILE=1 bash benchmarks/gpu_check.sh /tmp/dry   # dry run
+# Results: OUT_DIR/{env.txt,profile.jsonl,kernels.txt,evaluation.json,inference.jsonl}; every step
+# has its own time limit and writes as it goes, so a cut-off run still leaves what it measured.
+# The training measurement is benchmarks/training.py (see benchmarks/TRAINING.md).
 set -uo pipefail
 out=${1:?usage: gpu_check.sh OUT_DIR}
 mkdir -p "$out"
@@ -14,15 +15,16 @@ export PYTHONUNBUFFERED=1
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 } > "$out/env.txt" 2>&1
 cat "$out/env.txt"
+# 1. where 1 step N=1 spends its time, eager variants (fp16 and bf16), with a kernel table
 for prec in $PRECISIONS; do
-  # 1 step x N=1 (the v1-1 recipe), 4 images per timing
-  python3 benchmarks/inference.py --model "$MODEL" --size "$SIZE" --steps 1 --ensemble 1 --images 4 \
-      --precision "$prec" --device "$DEVICE" --repeats 3 --skip ensemble,sweep --json "$out/inference.jsonl"
+  timeout ${T_PROFILE:-120} python3 benchmarks/gpu_profile.py --model "$MODEL" --device "$DEVICE" --size "$SIZE" \
+      --batch 4 --precision "$prec" --skip compile --trace "$out/kernels-$prec.txt" --json "$out/profile.jsonl"
 done
-for prec in $PRECISIONS; do
-  # 4 steps x N=10, with the ensembling and N-sweep measurements
-  python3 benchmarks/inference.py --model "$MODEL" --size "$SIZE" --steps 4 --ensemble 10 --images 1 \
-      --precision "$prec" --device "$DEVICE" --repeats 2 --json "$out/inference.jsonl"
-done
-python3 benchmarks/evaluation.py --model "$MODEL" --device "$DEVICE" --precision bf16 \
-    --size "$SIZE",480x640 --steps 1,4 --ensemble 1,10 --samples ${EVAL_SAMPLES:-8} --protocol --json "$out/evaluation.json"
+# 2. evaluation throughput split into load / inference / merge / align+metrics, NYU estimate,
+#    protocol cost at NYU / KITTI / ETH3D size scored on the GPU
+timeout ${T_EVAL:-200} python3 benchmarks/evaluation.py --model "$MODEL" --device "$DEVICE" --precision bf16 \
+    --size "$SIZE",480x640 --steps 1,4 --ensemble 1,10 --samples ${EVAL_SAMPLES:-8} --protocol \
+    --repeats 3 --infer-repeats 3 --json "$out/evaluation.json"
+# 3. the compiled variants (minutes of compilation), bf16
+[ -n "${SKIP_COMPILE:-}" ] || timeout ${T_COMPILE:-300} python3 benchmarks/gpu_profile.py --model "$MODEL" \
+    --device "$DEVICE" --size "$SIZE" --batch 4 --precision bf16 --skip flops --repeats 3 --json "$out/profile.jsonl"

@@ -1,4 +1,4 @@
-"""Opt-in fast paths: a user-supplied tiny VAE decoder and torch.compile of the UNet."""
+"""Opt-in fast paths: a user-supplied tiny VAE decoder and torch.compile of the UNet and VAE."""
 
 import numpy as np
 import pytest

@@ -113,17 +113,23 @@ def to_uint8_rgb(image, name: str = "image") -> np.ndarray:
     return np.round(to_float_rgb(image, name) * 255.0).astype(np.uint8)
 
 
-def to_model_tensor(image, name: str = "image") -> torch.Tensor:
-    """1 x 3 x H x W float32 tensor in [0, 1] from anything `to_float_rgb` takes.
+def to_model_tensor(image, name: str = "image", device: str | torch.device | None = None) -> torch.Tensor:
+    """1 x 3 x H x W float32 tensor in [0, 1] from anything `to_float_rgb` takes, on ``device``.
 
     uint8 RGB is divided in float32 exactly as diffusers does, so results match it bit for bit.
+    It travels to an accelerator as uint8 and is converted there: a quarter of the bytes, and
+    no host time on large frames (ETH3D's are 24 M pixels).
     """
     array = np.asarray(image) if not torch.is_tensor(image) else image
     if isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 3 and array.shape[-1] == 3:
+        if device is not None and torch.device(device).type != "cpu":
+            pixels = torch.from_numpy(np.ascontiguousarray(array)).to(device)
+            return (pixels.permute(2, 0, 1)[None].float() / 255.0).contiguous()
         rgb = array.astype(np.float32) / 255.0
     else:
         rgb = to_float_rgb(image, name)
-    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+    return tensor if device is None else tensor.to(device)
 
 
 def processing_size(height: int, width: int, processing_res: int) -> tuple[int, int]:
