@@ -266,10 +266,14 @@ class MergeTimer:
             self.merge_s += time.perf_counter() - t0
 
 
-def warm_up(predictor, item, ensemble):
-    """One full prediction outside the clock: kernels chosen, caches and allocators warm."""
+def warm_up(predictor, item, ensemble, protocol):
+    """One full prediction and scoring outside the clock: kernels loaded and chosen, caches and
+    allocators warm (on a GPU the first float64 scoring alone loads ~100 ms of kernels)."""
+    from marigold_bench.eval.evaluator import resolve_score_device, score_sample
+
     members = predictor.predict([(f"warmup/{item['id']}", item["rgb"], list(range(ensemble)))])[0]
-    predictor.merge(members, item["depth"].shape)
+    depth, _ = predictor.merge(members, item["depth"].shape)
+    score_sample(item, depth, protocol, resolve_score_device("auto", predictor))
 
 
 def processing_res(args, dataset) -> int:
@@ -283,7 +287,7 @@ def evaluate_once(args, dataset, predictor, ensemble, out_dir=None, warm_index=0
     from marigold_bench.eval.distributed import Context
     from marigold_bench.eval.evaluator import run_predictor
 
-    warm_up(predictor, dataset[warm_index], ensemble)
+    warm_up(predictor, dataset[warm_index], ensemble, dataset.protocol)
     timer = MergeTimer(predictor)
     context = Context()
     own_dir = out_dir is None
@@ -512,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble", default="1", help="ensemble size(s) N, comma list")
     p.add_argument("--samples", type=int, default=32, help="images per evaluation")
     p.add_argument("--workers", type=int, default=0, help="decoding processes (run --workers)")
-    p.add_argument("--images-per-batch", type=int, default=1)
+    p.add_argument("--images-per-batch", type=int, default=0, help="run --images-per-batch (0 = auto)")
     p.add_argument("--batch-size", type=int, default=0, help="member batch size (0 = auto)")
     p.add_argument("--processing-res", type=int, default=None, help="default: the dataset protocol's")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")

@@ -18,7 +18,7 @@ cat "$out/env.txt"
 # 1. where 1 step N=1 spends its time, eager variants (fp16 and bf16), with a kernel table
 for prec in $PRECISIONS; do
   timeout ${T_PROFILE:-120} python3 benchmarks/gpu_profile.py --model "$MODEL" --device "$DEVICE" --size "$SIZE" \
-      --batch 4 --precision "$prec" --skip compile --trace "$out/kernels-$prec.txt" --json "$out/profile.jsonl"
+      --batch 8 --precision "$prec" --skip compile --trace "$out/kernels-$prec.txt" --json "$out/profile.jsonl"
 done
 # 2. evaluation throughput split into load / inference / merge / align+metrics, NYU estimate,
 #    protocol cost at NYU / KITTI / ETH3D size scored on the GPU
@@ -27,4 +27,4 @@ timeout ${T_EVAL:-200} python3 benchmarks/evaluation.py --model "$MODEL" --devic
     --repeats 3 --infer-repeats 3 --json "$out/evaluation.json"
 # 3. the compiled variants (minutes of compilation), bf16
 [ -n "${SKIP_COMPILE:-}" ] || timeout ${T_COMPILE:-300} python3 benchmarks/gpu_profile.py --model "$MODEL" \
-    --device "$DEVICE" --size "$SIZE" --batch 4 --precision bf16 --skip flops --repeats 3 --json "$out/profile.jsonl"
+    --device "$DEVICE" --size "$SIZE" --batch 8 --precision bf16 --skip flops --repeats 3 --json "$out/profile.jsonl"

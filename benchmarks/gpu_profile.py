@@ -4,8 +4,9 @@ For one batch of images at the processing size it times the three model calls se
 (VAE encoder, one UNet call, VAE decoder) and the whole ``MarigoldPredictor.predict`` call,
 under a sequence of variants applied one after the other to the same modules:
 
-1. ``eager, NCHW``             plain contiguous tensors, cuDNN's default algorithm choice
-2. ``eager, channels-last``    what the predictor does on CUDA
+1. ``eager, channels-last``    NHWC tensors and weights (CUDA only)
+2. ``eager, NCHW``             plain contiguous tensors, cuDNN's default algorithm choice: what
+                               the predictor does
 3. ``+ cudnn.benchmark``       cuDNN times its algorithms per shape on the first call
 4. ``+ --compile``             torch.compile of the UNet, VAE encoder and VAE decoder
 5. ``+ --tiny-vae``            a randomly initialised ``AutoencoderTiny`` as the decoder (changes
@@ -14,7 +15,7 @@ under a sequence of variants applied one after the other to the same modules:
 Each figure is the median of ``--repeats`` timed calls after one warm-up, in ms per image, with a
 device synchronisation around every call. The FLOPs of each call (counted by torch's
 FlopCounterMode) give the achieved TFLOP/s beside it. ``--trace FILE`` also writes the top CUDA
-kernels of one predict call of the channels-last variant.
+kernels of one predict call of the NCHW variant.
 
     python benchmarks/gpu_profile.py --size 768x768 --batch 4 --precision bf16 --json OUT/profile.jsonl
     python benchmarks/gpu_profile.py --model tiny --device cpu --size 64x64 --batch 2 --precision fp32   # dry run
@@ -158,10 +159,11 @@ def main(argv=None) -> int:
             with open(args.json, "a") as f:
                 f.write(json.dumps({**env, **row, "tflop_per_image": flops}) + "\n")
 
+    if device.type == "cuda":  # the layout the predictor used to default to on CUDA
+        set_memory_format(predictor, torch.channels_last)
+        measure("eager, channels-last")
     set_memory_format(predictor, torch.contiguous_format)
-    measure("eager, NCHW")
-    set_memory_format(predictor, torch.channels_last if device.type == "cuda" else torch.contiguous_format)
-    measure("eager, channels-last")
+    measure("eager, NCHW (the predictor's layout)")
 
     if args.trace and device.type == "cuda":
         from torch.profiler import ProfilerActivity, profile

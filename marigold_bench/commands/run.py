@@ -34,8 +34,9 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("run", help="run a model on a benchmark and score it")
     add_dataset_flags(p)
     add_inference_flags(p)
-    p.add_argument("--images-per-batch", type=int, default=1,
-                   help="images whose members are predicted in one batch")
+    p.add_argument("--images-per-batch", type=int, default=0,
+                   help="images whose members are predicted in one call (0 = auto: 1 on the CPU, "
+                        "8 // N on a GPU)")
     p.add_argument("--workers", type=int, default=0,
                    help="processes that decode samples while the model runs (0 = in line)")
     p.add_argument("--out", default=None, help="run directory (default: runs/<settings>)")
