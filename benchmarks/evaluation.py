@@ -266,12 +266,15 @@ class MergeTimer:
             self.merge_s += time.perf_counter() - t0
 
 
-def warm_up(predictor, item, ensemble, protocol):
-    """One full prediction and scoring outside the clock: kernels loaded and chosen, caches and
-    allocators warm (on a GPU the first float64 scoring alone loads ~100 ms of kernels)."""
-    from marigold_bench.eval.evaluator import resolve_score_device, score_sample
+def warm_up(predictor, item, ensemble, protocol, images_per_batch=0):
+    """One full predict call of the run's batch shape, and one scoring, outside the clock:
+    kernels loaded and chosen, caches and allocators warm. On a GPU a cold call at a new batch
+    shape costs several times a warm one, and the first float64 scoring ~100 ms of kernel loading."""
+    from marigold_bench.eval.evaluator import resolve_images_per_batch, resolve_score_device, score_sample
 
-    members = predictor.predict([(f"warmup/{item['id']}", item["rgb"], list(range(ensemble)))])[0]
+    images = resolve_images_per_batch(images_per_batch, predictor)
+    jobs = [(f"warmup{i}/{item['id']}", item["rgb"], list(range(ensemble))) for i in range(images)]
+    members = predictor.predict(jobs)[0]
     depth, _ = predictor.merge(members, item["depth"].shape)
     score_sample(item, depth, protocol, resolve_score_device("auto", predictor))
 
@@ -287,7 +290,7 @@ def evaluate_once(args, dataset, predictor, ensemble, out_dir=None, warm_index=0
     from marigold_bench.eval.distributed import Context
     from marigold_bench.eval.evaluator import run_predictor
 
-    warm_up(predictor, dataset[warm_index], ensemble, dataset.protocol)
+    warm_up(predictor, dataset[warm_index], ensemble, dataset.protocol, args.images_per_batch)
     timer = MergeTimer(predictor)
     context = Context()
     own_dir = out_dir is None

@@ -90,3 +90,19 @@ def test_score_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(BenchError, match="CUDA is not available"):
             resolve_score_device("cuda")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name,fit_space", [("eth3d", None), ("nyu", "disparity")])
+def test_values_outside_the_mask_never_enter(device, name, fit_space):
+    # the masked sums of the torch path must not let NaN * 0 or inf in from invalid pixels
+    protocol, item, pred = _case(name, (480, 640), 0.7, seed=5, fit_space=fit_space)
+    clean = score_sample(item, pred, protocol, device=device)
+    dirty_pred, dirty_depth = pred.copy(), item["depth"].copy()
+    invalid = ~item["valid"]
+    dirty_pred[invalid] = np.nan
+    dirty_depth[invalid] = np.where(np.arange(invalid.sum()) % 2, np.inf, -1.0)
+    dirty = score_sample({**item, "depth": dirty_depth}, dirty_pred, protocol, device=device)
+    assert clean["status"] == dirty["status"] == OK
+    for key in (*METRIC_KEYS, "scale", "shift"):
+        assert dirty[key] == pytest.approx(clean[key], rel=1e-12), key

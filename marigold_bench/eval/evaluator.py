@@ -44,7 +44,8 @@ def score_sample(item: dict, pred: np.ndarray, protocol: Protocol, device=None) 
         depth, valid = item["depth"], item["valid"]
         if device is not None:
             pred, depth, valid = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (pred, depth, valid))
-        if not bool((torch.isfinite if torch.is_tensor(pred) else np.isfinite)(pred[valid]).all()):
+        finite = (torch.isfinite(pred) | ~valid).all() if torch.is_tensor(pred) else np.isfinite(pred[valid]).all()
+        if not bool(finite):
             raise PredictionError(f"{item['id']}: prediction contains NaN or inf")
         aligned, scale, shift = align_and_clip(pred, depth, valid, protocol)
         record.update(compute_metrics(aligned, depth, valid), scale=scale, shift=shift)

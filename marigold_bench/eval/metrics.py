@@ -56,22 +56,29 @@ def silog_rmse(p, g):
 CHUNK = 1 << 18
 
 
-def _term_sums(p, g) -> dict:
+def _term_sums(p, g, keep=None) -> dict:
     """Per-pixel terms of every metric, summed; each metric is then a mean (or its root).
 
-    The formulas are those of the one-metric functions above, written once over shared terms,
-    for 1-D float64 numpy arrays or torch tensors (sums stay on the tensors' device).
+    The formulas are those of the one-metric functions above, written once over shared terms.
+    numpy: ``p`` and ``g`` are the valid pixels (1-D float64), summed in chunks. torch: whole
+    float64 maps on their device with ``keep`` the valid pixels and ``p = g = 1`` elsewhere,
+    so that every error term is exactly 0 there; the sums come back in one transfer, and a GPU
+    synchronises once instead of once per boolean indexing.
     """
     xp = torch if torch.is_tensor(p) else np
-    chunk = CHUNK if xp is np else max(len(p), 1)
+    chunk = CHUNK if xp is np else max(p.numel(), 1)
     sums = dict.fromkeys(("abs_rel", "sq_rel", "sq_err", "sq_log_err", "log_err", "abs_log_err",
                           "delta1", "delta2", "delta3", "sq_inv_err"), 0.0)
+    p, g = p.reshape(-1), g.reshape(-1)
+    keep = None if keep is None else keep.reshape(-1)
     for start in range(0, len(p), chunk):
         pc, gc = p[start:start + chunk], g[start:start + chunk]
         diff = pc - gc
         log_err = xp.log(pc) - xp.log(gc)
         ratio = pc / gc
         worst = xp.maximum(ratio, 1.0 / ratio)
+        if keep is not None:  # p = g = 1 would count as a hit of every threshold
+            worst = xp.where(keep[start:start + chunk], worst, float("inf"))
         sums["abs_rel"] += (abs(diff) / gc).sum()
         sums["sq_rel"] += (diff**2 / gc).sum()
         sums["sq_err"] += (diff**2).sum()
@@ -82,7 +89,7 @@ def _term_sums(p, g) -> dict:
         sums["delta2"] += (worst < 1.25**2).sum()
         sums["delta3"] += (worst < 1.25**3).sum()
         sums["sq_inv_err"] += ((1.0 / pc - 1.0 / gc) ** 2).sum()
-    if xp is torch:  # one transfer for all ten sums
+    if xp is torch:
         return dict(zip(sums, torch.stack([torch.as_tensor(v, dtype=torch.float64, device=p.device)
                                            for v in sums.values()]).tolist()))
     return {k: float(v) for k, v in sums.items()}
@@ -125,17 +132,19 @@ def compute_metrics(pred, gt, valid=None) -> dict[str, float]:
     if tuple(valid.shape) != tuple(gt.shape):
         raise ValueError(f"mask {tuple(valid.shape)} and ground truth {tuple(gt.shape)} differ in shape")
     if on_device:
-        p, g = pred[valid].double(), gt[valid].double()
-        ok = bool((torch.isfinite(p) & (p > 0) & (g > 0)).all()) if len(p) else True
+        pred, gt = pred.double(), gt.double()
+        bad = valid & ~(torch.isfinite(pred) & (pred > 0) & (gt > 0))
+        n, n_bad = torch.stack([valid.sum(), bad.sum()]).tolist()
+        p, g = torch.where(valid, pred, 1.0), torch.where(valid, gt, 1.0)
     else:
         p, g = pred[valid].astype(np.float64), gt[valid].astype(np.float64)
-        ok = bool(np.all(np.isfinite(p)) and np.all(p > 0) and np.all(g > 0))
-    if len(p) == 0:
+        n = p.size
+        n_bad = 0 if np.all(np.isfinite(p)) and np.all(p > 0) and np.all(g > 0) else 1
+    if n == 0:
         raise ValueError("no valid pixels to score")
-    if not ok:
+    if n_bad:
         raise ValueError("predictions and ground truth must be finite and > 0 on valid pixels")
-    sums = _term_sums(p, g)
-    n = len(p)
+    sums = _term_sums(p, g, valid if on_device else None)
     mean_log = sums["log_err"] / n
     values = {
         "abs_rel": sums["abs_rel"] / n, "sq_rel": sums["sq_rel"] / n,
