@@ -14,7 +14,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (or their summary.json)")
     p.add_argument("--format", choices=("md", "latex", "csv"), default="md")
     p.add_argument("--reference", action="store_true",
-                   help="add the published rows of results/reference.csv, marked as quoted")
+                   help="add the published rows of the bundled reference.csv (papers), marked as quoted")
     p.add_argument("--metrics", default="abs_rel,delta1", help="comma-separated metric keys")
     p.add_argument("--digits", type=int, default=1,
                    help="decimals of percentages (metres and log errors get two more)")

@@ -7,7 +7,8 @@ same cell are refused with a reason, as are runs of one dataset scored on differ
 or protocols (their numbers could not share a column). A run with failed, skipped or no-valid
 samples is kept and its cells carry ``(n/total)``. The best value of each column is bold.
 
-``--reference`` adds the published rows of ``results/reference.csv`` (quoted, with their source).
+``--reference`` adds the published rows of ``marigold_bench/resources/reference.csv`` (quoted, with
+their source; shipped as package data, so it works from an installed wheel too).
 
 >>> table = build_table([load_run("runs/a"), load_run("runs/b")])
 >>> print(render(table, "md"))
@@ -48,7 +49,7 @@ LABEL_ORDER = ("model", "steps", "ensemble", "timestep_spacing", "noise", "seed"
                "ensembling")
 
 #: the published numbers shipped with the repository
-REFERENCE_CSV = Path(__file__).resolve().parents[2] / "results" / "reference.csv"
+REFERENCE_CSV = Path(__file__).resolve().parents[1] / "resources" / "reference.csv"
 
 
 def metric_title(metric: str, latex: bool = False) -> str:
