@@ -346,3 +346,19 @@ def test_from_pretrained_is_the_loader(tiny_checkpoint):
     predictor = MarigoldPredictor.from_pretrained(str(tiny_checkpoint), device="cpu", ensemble=3)
     assert predictor.settings["ensemble"] == 3
     assert predictor.settings["model_path"] == str(tiny_checkpoint.resolve())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("ensembling", ["diffusers", "cvpr"])
+def test_gpu_merge_equals_host_merge(tiny_checkpoint, ensembling):
+    # on CUDA, merge ensembles and resizes on the GPU; the host path is the reference
+    members = np.clip(np.random.default_rng(2).normal(0.5, 0.1, (10, 48, 64)), 0, 1).astype(np.float32)
+    host = load_predictor(str(tiny_checkpoint), device="cpu", ensembling=ensembling)
+    gpu = load_predictor(str(tiny_checkpoint), device="cuda", ensembling=ensembling)
+    for n in (1, 10):
+        d_host, u_host = host.merge(members[:n], (96, 128))
+        d_gpu, u_gpu = gpu.merge(members[:n], (96, 128))
+        assert isinstance(d_gpu, np.ndarray) and d_gpu.shape == (96, 128)
+        np.testing.assert_allclose(d_gpu, d_host, atol=1e-5)
+        if n > 1:
+            np.testing.assert_allclose(u_gpu, u_host, atol=1e-5)

@@ -139,14 +139,25 @@ def _shrink_to(members: torch.Tensor, max_res: int | None) -> torch.Tensor:
 
 
 class _Objective:
-    """Eq. 4 with its exact gradient, over x = [s_1..s_E, t_1..t_E] (float64)."""
+    """Eq. 4 with its exact gradient, over x = [s_1..s_E, t_1..t_E] (float64).
 
-    def __init__(self, members: torch.Tensor, reduction: str, regularizer_strength: float, cost: str):
+    ``engine="numpy"`` evaluates the regulariser on the host; ``"torch"`` on the members' device
+    (one synchronisation per evaluation), which on a GPU avoids moving the members to the host
+    and partitioning them there at every BFGS evaluation.
+    """
+
+    def __init__(self, members: torch.Tensor, reduction: str, regularizer_strength: float, cost: str,
+                 engine: str = "numpy"):
         e = members.shape[0]
         flat = members.reshape(e, -1)
-        # The regulariser needs one order statistic per pixel at every evaluation; numpy's
-        # partition on a pixel-major float32 copy does that about twice as fast as torch.median.
-        self.rows = np.ascontiguousarray(flat.float().cpu().numpy().T)
+        self.engine = engine
+        if engine == "torch":
+            self.cols = flat.float()                 # E x P on the members' device
+        else:
+            # The regulariser needs one order statistic per pixel at every evaluation; numpy's
+            # partition on a pixel-major float32 copy does that about twice as fast as
+            # torch.median on the CPU.
+            self.rows = np.ascontiguousarray(flat.float().cpu().numpy().T)
         self.e = e
         self.reduction = reduction
         self.lam = float(regularizer_strength)
@@ -190,26 +201,40 @@ class _Objective:
         grad_t = (weight * 2.0 * gap).sum(axis=1)
         return float(value), grad_s, grad_t
 
-    def regulariser(self, s: np.ndarray, t: np.ndarray):
-        e = self.e
-        # float32, as the reference implementations evaluate it.
-        aligned = self.rows * s.astype(np.float32) + t.astype(np.float32)
+    def _extremes(self, s: np.ndarray, t: np.ndarray):
+        """The merged map's nearest and farthest values, and at those two pixels the aligned
+        and the raw members (E-vectors, float32), in float32 as the reference implementations."""
+        e, s32, t32 = self.e, s.astype(np.float32), t.astype(np.float32)
+        if self.engine == "torch":
+            device = self.cols.device
+            aligned = self.cols * torch.from_numpy(s32).to(device)[:, None] + torch.from_numpy(t32).to(device)[:, None]
+            merged = aligned.median(dim=0).values if self.reduction == "median" else aligned.mean(dim=0)
+            at = torch.stack([merged.argmin(), merged.argmax()])
+            picked = torch.cat([merged[at][None], aligned[:, at], self.cols[:, at]]).cpu().numpy()
+            near, far = float(picked[0, 0]), float(picked[0, 1])
+            return near, far, (picked[1:e + 1, 0], picked[1:e + 1, 1]), (picked[e + 1:, 0], picked[e + 1:, 1])
+        aligned = self.rows * s32 + t32
         if self.reduction == "median":
             k = (e - 1) // 2   # the lower middle value for even E, as torch.median
             merged = np.partition(aligned, k, axis=1)[:, k]
         else:
             merged = aligned.mean(axis=1)
         p_near, p_far = int(np.argmin(merged)), int(np.argmax(merged))
-        near, far = float(merged[p_near]), float(merged[p_far])
+        return (float(merged[p_near]), float(merged[p_far]), (aligned[p_near], aligned[p_far]),
+                (self.rows[p_near], self.rows[p_far]))
+
+    def regulariser(self, s: np.ndarray, t: np.ndarray):
+        e = self.e
+        near, far, aligned, raw = self._extremes(s, t)
         value = self.lam * (abs(near) + abs(1.0 - far))
         grad_s, grad_t = np.zeros(e), np.zeros(e)
-        for p, sign in ((p_near, np.sign(near)), (p_far, -np.sign(1.0 - far))):
-            column = self.rows[p].astype(np.float64)
+        for i, sign in ((0, np.sign(near)), (1, -np.sign(1.0 - far))):
+            column = np.asarray(raw[i], dtype=np.float64)
             if self.reduction == "mean":                   # every member contributes 1/E
                 grad_s += self.lam * sign * column / e
                 grad_t += self.lam * sign / e
             else:                                          # only the member the median picked
-                member = int(np.argsort(aligned[p], kind="stable")[k])
+                member = int(np.argsort(aligned[i], kind="stable")[(e - 1) // 2])
                 grad_s[member] += self.lam * sign * column[member]
                 grad_t[member] += self.lam * sign
         return value, grad_s, grad_t
@@ -224,14 +249,24 @@ class _Objective:
 
 
 def ensemble_objective(depths, params, reduction: str = "median", regularizer_strength: float = 0.02,
-                       cost: str = "pairwise") -> tuple[float, np.ndarray]:
+                       cost: str = "pairwise", engine: str = "auto") -> tuple[float, np.ndarray]:
     """Value and gradient of the ensembling objective at ``params = [s_1..s_E, t_1..t_E]``.
 
     Exposed for tests and for anyone comparing against another implementation; `ensemble_depth`
     is what inference uses. ``depths`` is taken as given (no downsizing).
     """
     members, _ = _as_members(depths)
-    return _Objective(members, reduction, regularizer_strength, cost)(np.asarray(params, dtype=np.float64))
+    objective = _Objective(members, reduction, regularizer_strength, cost, _engine(engine, members))
+    return objective(np.asarray(params, dtype=np.float64))
+
+
+def _engine(engine: str, members: torch.Tensor) -> str:
+    """``auto``: torch for members on an accelerator, numpy (faster on the CPU) otherwise."""
+    if engine not in ("auto", "numpy", "torch"):
+        raise ValueError(f"engine must be 'auto', 'numpy' or 'torch', got {engine!r}")
+    if engine == "auto":
+        return "numpy" if members.device.type == "cpu" else "torch"
+    return engine
 
 
 def initial_params(members) -> np.ndarray:
@@ -246,7 +281,7 @@ def initial_params(members) -> np.ndarray:
 
 def fit_alignment(depths, reduction: str = "median", regularizer_strength: float = 0.02, max_iter: int = 2,
                   tol: float = 1e-3, max_res: int | None = 1024, cost: str = "pairwise",
-                  fit: str = "shift") -> tuple[np.ndarray, np.ndarray]:
+                  fit: str = "shift", engine: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """The per-member scales and shifts of Eq. 4 (see `ensemble_depth` for the arguments).
 
     Returns:
@@ -260,7 +295,7 @@ def fit_alignment(depths, reduction: str = "median", regularizer_strength: float
     e = members.shape[0]
     if e == 1 or max_iter == 0:
         return x0[:e], x0[e:]
-    objective = _Objective(fit_copy, reduction, regularizer_strength, cost)
+    objective = _Objective(fit_copy, reduction, regularizer_strength, cost, _engine(engine, members))
     if fit == "shift":
         scales = x0[:e]
 
@@ -283,7 +318,7 @@ def fit_alignment(depths, reduction: str = "median", regularizer_strength: float
 
 def ensemble_depth(depths, reduction: str = "median", regularizer_strength: float = 0.02, max_iter: int = 2,
                    tol: float = 1e-3, max_res: int | None = 1024, output_uncertainty: bool = True,
-                   cost: str = "pairwise", fit: str = "shift"):
+                   cost: str = "pairwise", fit: str = "shift", engine: str = "auto"):
     """Merge affine-invariant depth maps into one, with the test-time ensembling of Marigold.
 
     Args:
@@ -312,6 +347,11 @@ def ensemble_depth(depths, reduction: str = "median", regularizer_strength: floa
             `"shift"` keeps each scale at ``1 / (max - min)`` and fits the shifts (what diffusers'
             and the official solver effectively do); `"scale_shift"` fits both (CVPR release;
             with many iterations Eq. 4 drives all scales towards 0, see the module docstring).
+        engine (`str`, defaults to `"auto"`):
+            Where the pixel work runs: `"numpy"` on the host, `"torch"` on the members' device,
+            `"auto"` torch for tensors on an accelerator (a GPU run keeps its members there) and
+            numpy otherwise (numpy's partition beats torch.median on the CPU). Both give the
+            same result up to float32 round-off in the reductions.
 
     Returns:
         `(depth, uncertainty)`: ``H x W`` maps of the input's kind (numpy float32 for numpy input,
@@ -328,10 +368,30 @@ def ensemble_depth(depths, reduction: str = "median", regularizer_strength: floa
     members, was_numpy = _as_members(depths)
     device, out_dtype = members.device, members.dtype
     members = members.float()
-    s, t = fit_alignment(members, reduction, regularizer_strength, max_iter, tol, max_res, cost, fit)
-    # The merge runs in numpy float32 (the same arithmetic as diffusers' torch float32 code):
-    # its partition-based median is about twice as fast as torch.median on the CPU.
-    stack = members.cpu().numpy()
+    engine = _engine(engine, members)
+    s, t = fit_alignment(members, reduction, regularizer_strength, max_iter, tol, max_res, cost, fit, engine)
+    if engine == "torch":
+        merged, uncertainty = _merge_torch(members, s, t, reduction, output_uncertainty)
+    else:
+        merged, uncertainty = _merge_numpy(members.cpu().numpy(), s, t, reduction, output_uncertainty)
+    if was_numpy:
+        return _to_numpy(merged), (None if uncertainty is None else _to_numpy(uncertainty))
+
+    def back(a):
+        a = a if torch.is_tensor(a) else torch.from_numpy(np.ascontiguousarray(a))
+        return a.to(device=device, dtype=out_dtype)
+
+    return back(merged), (None if uncertainty is None else back(uncertainty))
+
+
+def _to_numpy(a) -> np.ndarray:
+    return (a.cpu().numpy() if torch.is_tensor(a) else a).astype(np.float32, copy=False)
+
+
+def _merge_numpy(stack: np.ndarray, s, t, reduction: str, output_uncertainty: bool):
+    """Aligned members merged pixel-wise and stretched to [0, 1], in numpy float32 (the same
+    arithmetic as diffusers' torch float32 code; numpy's partition-based median is about twice
+    as fast as torch.median on the CPU)."""
     aligned = stack * s.astype(np.float32)[:, None, None] + t.astype(np.float32)[:, None, None]
     if reduction == "median":
         merged = _lower_median(aligned)
@@ -345,18 +405,33 @@ def ensemble_depth(depths, reduction: str = "median", regularizer_strength: floa
             uncertainty = aligned.std(axis=0, ddof=1, dtype=np.float32)
         else:
             uncertainty = np.zeros_like(merged)
-    lo = np.float32(merged.min())
-    span = np.float32(max(float(merged.max()) - float(lo), 1e-6))
-    merged = (merged - lo) / span
-    if uncertainty is not None:
-        uncertainty = uncertainty / span
-    if was_numpy:
-        return merged.astype(np.float32), (None if uncertainty is None else uncertainty.astype(np.float32))
+    return _stretch(merged, uncertainty, float(merged.min()), float(merged.max()))
 
-    def back(a):
-        return torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=out_dtype)
 
-    return back(merged), (None if uncertainty is None else back(uncertainty))
+def _merge_torch(members: torch.Tensor, s, t, reduction: str, output_uncertainty: bool):
+    """`_merge_numpy` with torch on the members' device (torch.median is the lower median too)."""
+    device = members.device
+    s32 = torch.from_numpy(s.astype(np.float32)).to(device)[:, None, None]
+    t32 = torch.from_numpy(t.astype(np.float32)).to(device)[:, None, None]
+    aligned = members * s32 + t32
+    merged = aligned.median(dim=0).values if reduction == "median" else aligned.mean(dim=0)
+    uncertainty = None
+    if output_uncertainty:
+        if reduction == "median":
+            uncertainty = (aligned - merged).abs().median(dim=0).values
+        elif aligned.shape[0] > 1:
+            uncertainty = aligned.std(dim=0, unbiased=True)
+        else:
+            uncertainty = torch.zeros_like(merged)
+    lo, hi = torch.stack([merged.min(), merged.max()]).tolist()
+    return _stretch(merged, uncertainty, lo, hi)
+
+
+def _stretch(merged, uncertainty, lo: float, hi: float):
+    """Merged map to [0, 1]; the spread in the same units. Scalars as float32, as diffusers."""
+    lo32, span = np.float32(lo), np.float32(max(hi - lo, 1e-6))
+    merged = (merged - lo32) / span
+    return merged, (None if uncertainty is None else uncertainty / span)
 
 
 def _lower_median(stack: np.ndarray) -> np.ndarray:
