@@ -85,8 +85,14 @@ def test_score_device_resolution():
     assert resolve_score_device("auto", object()) is None          # e.g. a baseline predictor
     assert resolve_score_device("auto", OnCuda()) == torch.device("cuda")
     assert resolve_score_device("cpu", OnCuda()) is None
+    class OnMps:
+        device = torch.device("mps")
+
+    assert resolve_score_device("auto", OnMps()) is None           # no float64 on MPS
     with pytest.raises(BenchError, match="not a device"):
         resolve_score_device("gpu0")
+    with pytest.raises(BenchError, match="cpu or cuda"):
+        resolve_score_device("mps")
     if not torch.cuda.is_available():
         with pytest.raises(BenchError, match="CUDA is not available"):
             resolve_score_device("cuda")

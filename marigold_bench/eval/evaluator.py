@@ -73,16 +73,20 @@ def resolve_images_per_batch(images_per_batch: int, predictor=None) -> int:
 
 
 def resolve_score_device(score_device, predictor=None):
-    """``"auto"``: the predictor's device when it is an accelerator, else None (numpy on the host)."""
+    """``"auto"``: the predictor's device when it is a CUDA GPU, else None (numpy on the host).
+
+    Scoring is float64, which Apple's MPS backend lacks; MPS runs score on the host."""
     if score_device in (None, "cpu"):
         return None
     if score_device == "auto":
         device = getattr(predictor, "device", None)
-        return device if device is not None and torch.device(device).type != "cpu" else None
+        return device if device is not None and torch.device(device).type == "cuda" else None
     try:
         device = torch.device(score_device)
     except RuntimeError:
         raise BenchError(f"--score-device {score_device!r}: not a device (auto, cpu, cuda, cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise BenchError(f"--score-device {score_device}: scoring runs on cpu or cuda (float64)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BenchError(f"--score-device {score_device}: CUDA is not available on this machine")
     return None if device.type == "cpu" else device

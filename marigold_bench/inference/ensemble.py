@@ -164,7 +164,7 @@ class _Objective:
         self.cost = cost
         # The pair term depends on the members only through their means and covariances;
         # centring first keeps the float64 differences exact enough when members nearly agree.
-        flat64 = flat.double()
+        flat64 = (flat.cpu() if flat.device.type == "mps" else flat).double()   # MPS has no float64
         self.mu = flat64.mean(dim=1).cpu().numpy()
         centred = flat64 - flat64.mean(dim=1, keepdim=True)
         self.cov = (centred @ centred.T / centred.shape[1]).cpu().numpy()
@@ -261,11 +261,11 @@ def ensemble_objective(depths, params, reduction: str = "median", regularizer_st
 
 
 def _engine(engine: str, members: torch.Tensor) -> str:
-    """``auto``: torch for members on an accelerator, numpy (faster on the CPU) otherwise."""
+    """``auto``: torch for members on a CUDA GPU, numpy (faster on the CPU) otherwise."""
     if engine not in ("auto", "numpy", "torch"):
         raise ValueError(f"engine must be 'auto', 'numpy' or 'torch', got {engine!r}")
     if engine == "auto":
-        return "numpy" if members.device.type == "cpu" else "torch"
+        return "torch" if members.device.type == "cuda" else "numpy"
     return engine
 
 
@@ -349,7 +349,7 @@ def ensemble_depth(depths, reduction: str = "median", regularizer_strength: floa
             with many iterations Eq. 4 drives all scales towards 0, see the module docstring).
         engine (`str`, defaults to `"auto"`):
             Where the pixel work runs: `"numpy"` on the host, `"torch"` on the members' device,
-            `"auto"` torch for tensors on an accelerator (a GPU run keeps its members there) and
+            `"auto"` torch for tensors on a CUDA GPU (a GPU run keeps its members there) and
             numpy otherwise (numpy's partition beats torch.median on the CPU). Both give the
             same result up to float32 round-off in the reductions.
 
