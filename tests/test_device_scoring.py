@@ -112,3 +112,33 @@ def test_values_outside_the_mask_never_enter(device, name, fit_space):
     assert clean["status"] == dirty["status"] == OK
     for key in (*METRIC_KEYS, "scale", "shift"):
         assert dirty[key] == pytest.approx(clean[key], rel=1e-12), key
+
+
+def test_mixed_numpy_and_torch_inputs_score_on_the_host():
+    rng = np.random.default_rng(4)
+    p, g = rng.uniform(0.5, 5, (8, 8)), rng.uniform(0.5, 5, (8, 8))
+    v = rng.random((8, 8)) < 0.7
+    expected = compute_metrics(p, g, v)
+    for args in ((p, torch.from_numpy(g), v), (p, g, torch.from_numpy(v)), (p, torch.from_numpy(g), None)):
+        got = compute_metrics(*args)
+        reference = expected if args[2] is not None else compute_metrics(p, g)
+        for key in METRIC_KEYS:
+            assert got[key] == pytest.approx(reference[key], rel=1e-12), key
+
+
+def test_out_of_memory_on_the_device_falls_back_to_the_host(monkeypatch):
+    from marigold_bench.eval import evaluator
+
+    protocol, item, pred = _case("nyu", (48, 64), 1.0, seed=2)
+    real = evaluator._align_and_score
+
+    def tight(sample_id, pred, depth, valid, protocol, device=None):
+        if device is not None:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(sample_id, pred, depth, valid, protocol)
+
+    monkeypatch.setattr(evaluator, "_align_and_score", tight)
+    with pytest.warns(UserWarning, match="out of GPU memory"):
+        record = score_sample(item, pred, protocol, device="cpu")
+    host = score_sample(item, pred, protocol)
+    assert record["status"] == OK and record["abs_rel"] == host["abs_rel"]

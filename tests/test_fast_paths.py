@@ -46,6 +46,10 @@ def test_compile_is_not_part_of_the_cache_identity(tiny_checkpoint):
     compiled = load_predictor(str(tiny_checkpoint), processing_res=0, compile=True)
     assert compiled.settings["compile"] is True
     assert split_settings(compiled.settings)[0] == split_settings(eager.settings)[0]
+    # the UNet and both halves of the VAE are compiled (lazily: nothing runs until a call)
+    for module in (compiled.unet, compiled.vae.encoder, compiled.vae.decoder):
+        assert module._compiled_call_impl is not None
+    assert eager.vae.decoder._compiled_call_impl is None
 
 
 @pytest.mark.slow

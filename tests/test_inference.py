@@ -10,7 +10,7 @@ import torch
 
 from marigold_bench.errors import BenchError, PredictionError
 from marigold_bench.inference import load_predictor, member_seed
-from marigold_bench.inference.images import InputImageError, to_float_rgb
+from marigold_bench.inference.images import InputImageError, to_float_rgb, to_model_tensor
 from marigold_bench.inference.predictor import InferenceSettingsError, MarigoldPredictor
 from marigold_bench.model.load import CheckpointError
 
@@ -362,3 +362,19 @@ def test_gpu_merge_equals_host_merge(tiny_checkpoint, ensembling):
         np.testing.assert_allclose(d_gpu, d_host, atol=1e-5)
         if n > 1:
             np.testing.assert_allclose(u_gpu, u_host, atol=1e-5)
+
+
+def test_model_tensor_divides_like_diffusers():
+    # every uint8 level, divided in float32 as diffusers' processor does on the host
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    tensor = to_model_tensor(levels)
+    assert tensor.shape == (1, 3, 16, 16) and tensor.dtype == torch.float32
+    expected = torch.from_numpy(levels.astype(np.float32) / np.float32(255.0)).permute(2, 0, 1)[None]
+    assert torch.equal(tensor, expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_model_tensor_on_the_gpu_equals_the_host():
+    # CUDA divides by a Python scalar through its reciprocal; the device path must not
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    assert torch.equal(to_model_tensor(levels, device="cuda").cpu(), to_model_tensor(levels))

@@ -19,8 +19,9 @@ def add_dataset_flags(p) -> None:
     p.add_argument("--fit-space", choices=("depth", "disparity"), default=None,
                    help="override the protocol's least-squares fit space")
     p.add_argument("--score-device", default="auto",
-                   help="where alignment and metrics run: auto (the model's GPU if it has one, else "
-                        "the CPU), cpu, cuda or cuda:N; the numbers agree to float64 round-off")
+                   help="where alignment and metrics run: auto (run: the model's CUDA GPU if it has "
+                        "one, else the CPU; evaluate: the CPU), cpu, cuda or cuda:N; the numbers agree "
+                        "to float64 round-off")
 
 
 def open_dataset(args):

@@ -43,15 +43,26 @@ def score_sample(item: dict, pred: np.ndarray, protocol: Protocol, device=None) 
         pred = fit_to_shape(pred, item["depth"].shape, item["id"])
         depth, valid = item["depth"], item["valid"]
         if device is not None:
-            pred, depth, valid = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (pred, depth, valid))
-        finite = (torch.isfinite(pred) | ~valid).all() if torch.is_tensor(pred) else np.isfinite(pred[valid]).all()
-        if not bool(finite):
-            raise PredictionError(f"{item['id']}: prediction contains NaN or inf")
-        aligned, scale, shift = align_and_clip(pred, depth, valid, protocol)
-        record.update(compute_metrics(aligned, depth, valid), scale=scale, shift=shift)
+            try:
+                record.update(_align_and_score(item["id"], pred, depth, valid, protocol, device))
+                return record
+            except torch.cuda.OutOfMemoryError:
+                # float64 temporaries of a 24 M-pixel frame need 1-2 GB; the host can always score
+                warnings.warn(f"{item['id']}: out of GPU memory while scoring; scoring on the host")
+        record.update(_align_and_score(item["id"], pred, depth, valid, protocol))
     except (PredictionError, ValueError) as exc:
         record.update(status=FAILED, message=str(exc))
     return record
+
+
+def _align_and_score(sample_id, pred, depth, valid, protocol, device=None) -> dict:
+    if device is not None:
+        pred, depth, valid = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (pred, depth, valid))
+    finite = (torch.isfinite(pred) | ~valid).all() if torch.is_tensor(pred) else np.isfinite(pred[valid]).all()
+    if not bool(finite):
+        raise PredictionError(f"{sample_id}: prediction contains NaN or inf")
+    aligned, scale, shift = align_and_clip(pred, depth, valid, protocol)
+    return {**compute_metrics(aligned, depth, valid), "scale": scale, "shift": shift}
 
 
 #: with ``images_per_batch=0`` on a GPU, enough images per predict call for this many members
@@ -89,6 +100,8 @@ def resolve_score_device(score_device, predictor=None):
         raise BenchError(f"--score-device {score_device}: scoring runs on cpu or cuda (float64)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BenchError(f"--score-device {score_device}: CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise BenchError(f"--score-device {score_device}: only {torch.cuda.device_count()} CUDA device(s) present")
     return None if device.type == "cpu" else device
 
 

@@ -95,11 +95,13 @@ def _term_sums(p, g, keep=None) -> dict:
     return {k: float(v) for k, v in sums.items()}
 
 
-def _as_array(x):
-    """numpy stays numpy, a torch tensor stays a tensor on its device, anything else -> numpy."""
+def _as_array(x, keep_tensor: bool):
+    """A tensor stays a tensor when ``keep_tensor`` (the torch path), else everything -> numpy."""
     if x is None:
         return None
-    return x.detach() if torch.is_tensor(x) else np.asarray(x)
+    if torch.is_tensor(x):
+        return x.detach() if keep_tensor else x.detach().cpu().numpy()
+    return np.asarray(x)
 
 
 def compute_metrics(pred, gt, valid=None) -> dict[str, float]:
@@ -110,7 +112,7 @@ def compute_metrics(pred, gt, valid=None) -> dict[str, float]:
         gt: ground-truth depth, HxW.
         valid: boolean HxW mask of the pixels to score (default: ``gt > 0``).
 
-    A torch ``pred`` is scored with torch on its device (float64, no copy to the host: the fast
+    A torch ``pred`` is scored with torch on its device (``gt`` and ``valid`` are moved there) (float64, no copy to the host: the fast
     path on a GPU); anything else with numpy, in chunks. The two agree to float64 round-off
     (only the summation order differs).
 
@@ -121,8 +123,8 @@ def compute_metrics(pred, gt, valid=None) -> dict[str, float]:
     Raises:
         ValueError: shapes differ, no pixel is valid, or a scored value is not positive/finite.
     """
-    pred, gt, valid = _as_array(pred), _as_array(gt), _as_array(valid)
     on_device = torch.is_tensor(pred)
+    pred, gt, valid = (_as_array(x, on_device) for x in (pred, gt, valid))
     if on_device:
         gt = torch.as_tensor(gt, device=pred.device)
         valid = None if valid is None else torch.as_tensor(valid, device=pred.device)

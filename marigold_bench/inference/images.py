@@ -124,7 +124,10 @@ def to_model_tensor(image, name: str = "image", device: str | torch.device | Non
     if isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 3 and array.shape[-1] == 3:
         if device is not None and torch.device(device).type != "cpu":
             pixels = torch.from_numpy(np.ascontiguousarray(array)).to(device)
-            return (pixels.permute(2, 0, 1)[None].float() / 255.0).contiguous()
+            # a device tensor, not a Python scalar: CUDA turns division by a scalar into a
+            # multiplication by its float32 reciprocal, 1 ulp off the host's division for half of
+            # the 256 levels
+            return (pixels.permute(2, 0, 1)[None].float() / torch.full((), 255.0, device=pixels.device)).contiguous()
         rgb = array.astype(np.float32) / 255.0
     else:
         rgb = to_float_rgb(image, name)
