@@ -353,10 +353,19 @@ def _predict_and_score(dataset, indices, predictor, reader, writer, merge_key, s
 MERGE_ONLY_SETTINGS = ("ensemble", "ensembling", "batch_size", "device", "compile")
 
 
+#: where the model was found: recorded, but left out of the cache's identity when the weights'
+#: fingerprint is known, so that a run directory resumes with the checkpoint at another path
+#: (another node, a moved folder, a hub id instead of its snapshot folder)
+LOCATION_SETTINGS = ("model", "model_path", "model_source")
+
+
 def split_settings(settings: dict) -> tuple[dict, dict]:
     """Split inference settings into those that define the raw members (the cache's identity)
     and the merge key of the merged prediction (ensemble size and ensembling)."""
-    members = {k: v for k, v in settings.items() if k not in MERGE_ONLY_SETTINGS}
+    ignored = set(MERGE_ONLY_SETTINGS)
+    if settings.get("weights_sha256"):
+        ignored |= set(LOCATION_SETTINGS)
+    members = {k: v for k, v in settings.items() if k not in ignored}
     merge = {"n_members": int(settings.get("ensemble", 1)), "ensembling": settings.get("ensembling")}
     return members, merge
 

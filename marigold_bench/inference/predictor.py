@@ -142,7 +142,7 @@ class MarigoldPredictor:
                  processing_res: int | None = None, batch_size: int = 0, precision: str = "fp32",
                  device: str | torch.device = "auto", seed: int = 1234,
                  ensembling: str | dict | None = "diffusers", compile: bool = False,
-                 tiny_vae: str | None = None):
+                 tiny_vae: str | None = None, weights_sha256: str | None = None):
         from diffusers import DDIMScheduler
 
         check_settings(steps=steps, timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
@@ -158,6 +158,7 @@ class MarigoldPredictor:
         self.model = model
         self.model_path = model_path
         self.model_source = model_source
+        self.weights_sha256 = weights_sha256
         self.pipeline_config = dict(pipeline_config)
         self.prediction_type = pipeline_config.get("prediction_type") or "depth"
         if self.prediction_type not in ("depth", "disparity"):
@@ -258,7 +259,7 @@ class MarigoldPredictor:
             CheckpointError: the model cannot be found or is incomplete.
             InferenceSettingsError: a setting is invalid or unavailable here.
         """
-        from ..model.load import load_components
+        from ..model.load import load_components, weights_fingerprint
 
         check_settings(steps=steps, timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
                        processing_res=processing_res, batch_size=batch_size, precision=precision, device=device,
@@ -271,7 +272,8 @@ class MarigoldPredictor:
                    model_source=parts.source, pipeline_config=parts.pipeline_config, steps=steps,
                    timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
                    processing_res=processing_res, batch_size=batch_size, precision=precision, device=device,
-                   seed=seed, ensembling=ensembling, compile=compile, tiny_vae=tiny_vae)
+                   seed=seed, ensembling=ensembling, compile=compile, tiny_vae=tiny_vae,
+                   weights_sha256=weights_fingerprint(parts.path))
 
     @classmethod
     def from_pipeline(cls, pipeline, *, model: str = "<in-memory pipeline>", **settings) -> "MarigoldPredictor":
@@ -348,6 +350,7 @@ class MarigoldPredictor:
             "model": self.model,
             "model_path": self.model_path,
             "model_source": self.model_source,
+            "weights_sha256": self.weights_sha256,
             "prediction_type": self.prediction_type,
             "steps": self.steps,
             "timestep_spacing": self.timestep_spacing,

@@ -13,6 +13,7 @@ before any weights are read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -151,6 +152,29 @@ def check_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: the UNet takes {in_channels} input channels; a Marigold depth UNet takes {MARIGOLD_IN_CHANNELS}")
     return {**index, "_variants": variants}
+
+
+def weights_fingerprint(path: str | os.PathLike) -> str:
+    """sha256 of a checkpoint folder: every file's relative path and full content.
+
+    What identifies a model in the prediction cache, instead of where it lies: the same
+    checkpoint at another path, on another node or behind a hub id gives the same fingerprint,
+    and any changed weight, config or tokenizer file another. Model cards (``*.md``) and hidden
+    files are left out. The hub cache's symbolic links are followed. SD-v2-size checkpoints (about
+    5 GB) take a few seconds, once per run, beside the loading of the same files.
+    """
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*")
+                   if p.is_file() and p.suffix != ".md"
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 @dataclass

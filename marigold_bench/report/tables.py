@@ -119,6 +119,8 @@ def _label_part(key: str, value) -> str:
         return f"{value} noise"
     if key == "seed":
         return f"seed {value}"
+    if key == "weights_sha256":
+        return f"weights {str(value)[:12]}"
     return f"{key}={value}"
 
 
