@@ -1,4 +1,7 @@
-"""Errors a user can act on. The CLI prints their message (no traceback) and exits with code 2."""
+"""Errors a user can act on. The CLI prints their message (no traceback) and exits with code 2.
+
+All of them live here, so that a caller can catch one kind wherever it is raised (e.g. a
+`CheckpointError` from loading and from converting a base model is the same class)."""
 
 
 class BenchError(Exception):
@@ -27,3 +30,36 @@ class PredictionError(BenchError):
 
 class CacheMismatchError(BenchError):
     """A run directory's cache was made with other settings."""
+
+
+class CheckpointError(BenchError):
+    """A checkpoint cannot be found, lacks a component, or is not shaped like a Marigold or SD-v2
+    checkpoint."""
+
+
+class InputImageError(BenchError):
+    """An input image cannot be read or has a layout/value range the predictor cannot use."""
+
+
+class InferenceSettingsError(BenchError):
+    """An inference setting is invalid or unavailable on this machine (e.g. ``--device cuda``)."""
+
+
+class DownloadError(BenchError):
+    """A download failed or its checksum did not match."""
+
+
+class TrainConfigError(BenchError):
+    """The training configuration file is missing, malformed or inconsistent."""
+
+
+class TrainingDataError(BenchError):
+    """Training data cannot provide a batch (e.g. no sample with valid depth)."""
+
+
+class TrainingError(BenchError):
+    """Training stopped: the loss diverged, or a resume/output problem the user can fix."""
+
+
+class ResumeMismatchError(TrainingError):
+    """The checkpoint was made with another configuration."""

@@ -19,15 +19,11 @@ from tqdm import tqdm
 
 from marigold_bench.data.source import archive_relpath
 from marigold_bench.data.splits import load_manifest, splits_cache_dir
-from marigold_bench.errors import BenchError
+from marigold_bench.errors import BenchError, DownloadError
 
 DATA_URL = "https://share.phys.ethz.ch/~pf/bingkedata/marigold/evaluation_dataset/"
 TIMEOUT_S = 60
 CHUNK = 1 << 20
-
-
-class DownloadError(BenchError):
-    """A download failed or its checksum did not match."""
 
 
 def _with_slash(url: str) -> str:

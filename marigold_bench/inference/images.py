@@ -18,17 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import BenchError
+from ..errors import InputImageError
 
 #: File suffixes that `list_images` picks up from a folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".npy")
 
 #: How the recipe pads an image to a multiple of the VAE factor (recorded in run settings).
 PADDING_MODE = "replicate"
-
-
-class InputImageError(BenchError):
-    """An input image cannot be read or has a layout/value range the predictor cannot use."""
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:

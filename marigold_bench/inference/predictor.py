@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import BenchError, PredictionError
+from ..errors import InferenceSettingsError, PredictionError
 from . import images as imgs
 from .ensemble import ensemble_depth, resolve_ensembling
 from .seeding import member_generator
@@ -55,10 +55,6 @@ _UNET_BYTES_PER_LATENT_PX = 96 * 1024
 _VAE_BYTES_PER_PX = 8 * 1024
 _AUTO_MAX_BATCH = 32
 _AUTO_CPU_BATCH = 4
-
-
-class InferenceSettingsError(BenchError):
-    """An inference setting is invalid or unavailable on this machine (e.g. ``--device cuda``)."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -18,15 +18,11 @@ from pathlib import Path
 
 import torch
 
-from marigold_bench.errors import BenchError
+from marigold_bench.errors import CheckpointError
 
 #: Tokenizer padding of the empty prompt. "do_not_pad" gives [1, 2, D] (BOS, EOS) as the official
 #: trainer and diffusers' MarigoldDepthPipeline use; "max_length" pads to 77 tokens.
 PADDING_CHOICES = ("do_not_pad", "max_length")
-
-
-class CheckpointError(BenchError):
-    """A base checkpoint is missing, unreadable or not shaped like SD-v2."""
 
 
 def expand_conv_in(unet):

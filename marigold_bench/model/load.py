@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..errors import BenchError
+from ..errors import CheckpointError
 
 #: What inference needs, in the order it is checked.
 REQUIRED_COMPONENTS = ("unet", "vae", "scheduler", "text_encoder", "tokenizer")
@@ -34,10 +34,6 @@ MARIGOLD_IN_CHANNELS = 8
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _BUNDLED = Path(__file__).resolve().parents[1] / "checkpoints"
-
-
-class CheckpointError(BenchError):
-    """A checkpoint cannot be found, or lacks a component, or is not a Marigold checkpoint."""
 
 
 def resolve_checkpoint(model: str | os.PathLike) -> tuple[Path, str]:

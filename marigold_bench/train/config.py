@@ -21,11 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from marigold_bench.errors import BenchError
-
-
-class TrainConfigError(BenchError):
-    """The training configuration file is missing, malformed or inconsistent."""
+from marigold_bench.errors import TrainConfigError
 
 
 @dataclass

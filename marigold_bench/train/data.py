@@ -19,13 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from marigold_bench.errors import BenchError, SampleError
+from marigold_bench.errors import SampleError, TrainingDataError
 
 SOURCES = ("hypersim", "vkitti", "synthetic")
-
-
-class TrainingDataError(BenchError):
-    """Training data cannot provide a batch (e.g. no sample with valid depth)."""
 
 
 def micro_batch_index(step: int, micro: int, grad_accum: int, rank: int = 0, world: int = 1) -> int:

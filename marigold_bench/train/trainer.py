@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from marigold_bench.errors import BenchError
+from marigold_bench.errors import ResumeMismatchError, TrainingError
 from marigold_bench.model.convert import check_sd2_like, freeze, load_sd2_components, prepare_marigold_components
 from marigold_bench.model.noise import make_noise
 from marigold_bench.train import targets
@@ -39,14 +39,6 @@ from marigold_bench.train.config import TrainConfig, TrainConfigError, config_di
 from marigold_bench.train.data import TrainingMixture, build_sources, make_loader, micro_batch_index, torch_generator
 from marigold_bench.train.export import export_pipeline, inference_scheduler, training_scheduler
 from marigold_bench.train.validation import training_predictor, validate
-
-
-class TrainingError(BenchError):
-    """Training stopped: the loss diverged, or a resume/output problem the user can fix."""
-
-
-class ResumeMismatchError(TrainingError):
-    """The checkpoint was made with another configuration."""
 
 
 #: random streams (see train/data.py): 0 data of the UNet stage, 1 data of the VAE fit,
