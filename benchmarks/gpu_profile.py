@@ -12,6 +12,9 @@ under a sequence of variants applied one after the other to the same modules:
 5. ``+ --tiny-vae``            a randomly initialised ``AutoencoderTiny`` as the decoder (changes
                                the numbers; speed only)
 
+After the NCHW variant, diffusers' ``MarigoldDepthPipeline`` runs the same batch on the same
+modules (one call, its own pre- and post-processing), and the ratio to our eager call is printed.
+
 Each figure is the median of ``--repeats`` timed calls after one warm-up, in ms per image, with a
 device synchronisation around every call. The FLOPs of each call (counted by torch's
 FlopCounterMode) give the achieved TFLOP/s beside it. ``--trace FILE`` also writes the top CUDA
@@ -164,6 +167,27 @@ def main(argv=None) -> int:
         measure("eager, channels-last")
     set_memory_format(predictor, torch.contiguous_format)
     measure("eager, NCHW (the predictor's layout)")
+
+    # The reference in the same process, on the same modules and images: diffusers' pipeline,
+    # one call for the whole batch, N=1, 1 step, its own pre- and post-processing included.
+    from PIL import Image
+
+    pil = [Image.fromarray(image) for _, image, _ in jobs]
+    pipe.set_progress_bar_config(disable=True)
+
+    def run_pipeline():
+        return pipe(pil, num_inference_steps=1, ensemble_size=1, processing_resolution=max(h, w),
+                    batch_size=b, output_type="np", generator=torch.Generator(device).manual_seed(0)).prediction
+
+    with torch.inference_mode():
+        pipeline_ms = median_ms(run_pipeline, device, args.repeats) / b
+    ours_ms = rows[-1]["predict_ms"]
+    print(f"{'diffusers MarigoldDepthPipeline':32s} ms/image: predict {pipeline_ms:8.2f}  "
+          f"(ours eager NCHW {ours_ms:.2f}: {pipeline_ms / ours_ms:.2f}x)", flush=True)
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(json.dumps({**env, "variant": "diffusers MarigoldDepthPipeline", "predict_ms": pipeline_ms,
+                                "ratio_vs_ours_eager_nchw": pipeline_ms / ours_ms}) + "\n")
 
     if args.trace and device.type == "cuda":
         from torch.profiler import ProfilerActivity, profile
