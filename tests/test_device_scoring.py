@@ -127,18 +127,37 @@ def test_mixed_numpy_and_torch_inputs_score_on_the_host():
 
 
 def test_out_of_memory_on_the_device_falls_back_to_the_host(monkeypatch):
-    from marigold_bench.eval import evaluator
+    from marigold_bench.eval import scoring
 
     protocol, item, pred = _case("nyu", (48, 64), 1.0, seed=2)
-    real = evaluator._align_and_score
 
-    def tight(sample_id, pred, depth, valid, protocol, device=None):
-        if device is not None:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(sample_id, pred, depth, valid, protocol)
+    def no_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(evaluator, "_align_and_score", tight)
+    monkeypatch.setattr(scoring, "_on_device", no_memory)
     with pytest.warns(UserWarning, match="out of GPU memory"):
         record = score_sample(item, pred, protocol, device="cpu")
     host = score_sample(item, pred, protocol)
     assert record["status"] == OK and record["abs_rel"] == host["abs_rel"]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("name,fit_space", [("eth3d", None), ("kitti", "disparity")])
+def test_host_scoring_in_row_blocks_equals_whole_frame_scoring(name, fit_space, threads):
+    # the host path masks, aligns and sums blocks of rows in threads; the reference aligns the
+    # whole frame (align_and_clip) and scores it in one call (compute_metrics)
+    from marigold_bench.eval.align import align_and_clip
+    from marigold_bench.eval.scoring import align_and_score
+
+    protocol, item, pred = _case(name, (1500, 2250), 0.6, seed=9, fit_space=fit_space)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = align_and_score("x", pred, item["depth"], item["valid"], protocol)
+    finally:
+        torch.set_num_threads(before)
+    aligned, scale, shift = align_and_clip(pred, item["depth"], item["valid"], protocol)
+    expected = compute_metrics(aligned, item["depth"], item["valid"])
+    assert got["scale"] == scale and got["shift"] == shift
+    for key in METRIC_KEYS:
+        assert got[key] == pytest.approx(expected[key], rel=1e-12), key

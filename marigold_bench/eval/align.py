@@ -31,7 +31,8 @@ def _downsample(arrays, max_resolution: int, mode: str):
         is_numpy = isinstance(a, np.ndarray)
         x = torch.from_numpy(np.ascontiguousarray(a)) if is_numpy else a
         is_mask = x.dtype == torch.bool
-        x = x.to(torch.float32 if is_mask else torch.float64)
+        # nearest sampling copies values, so any float dtype gives the same numbers
+        x = x.to(torch.float32) if is_mask or not torch.is_floating_point(x) else x
         x = x[None] if mode == "width_only" else x[None, None]
         y = torch.nn.functional.interpolate(x, scale_factor=factor, mode="nearest")
         y = y[0] if mode == "width_only" else y[0, 0]
@@ -82,6 +83,62 @@ def _solve(x_mean, y_mean, var, cov, n):
     return float(s), float(y_mean - s * x_mean)
 
 
+def fit_scale_shift(pred, gt, valid, space: str = "depth", max_resolution: int | None = None,
+                    downsample: str = "width_only") -> tuple[float, float]:
+    """Least-squares ``scale`` and ``shift`` of ``pred`` to the ground truth, in the fit space.
+
+    Arguments as `align_least_squares`. Only the (downsampled) fit copy is converted to
+    float64, so a 24 M-pixel ETH3D frame is never copied whole in float64 here.
+    """
+    on_device = torch.is_tensor(pred)
+    if on_device:
+        gt = torch.as_tensor(gt, device=pred.device)
+        valid = torch.as_tensor(valid, device=pred.device).bool()
+    else:
+        pred, gt, valid = np.asarray(pred), np.asarray(gt), np.asarray(valid, dtype=bool)
+    if not (tuple(pred.shape) == tuple(gt.shape) == tuple(valid.shape)):
+        raise ValueError(f"shapes differ: pred {tuple(pred.shape)}, gt {tuple(gt.shape)}, valid {tuple(valid.shape)}")
+    if space not in ("depth", "disparity"):
+        raise ValueError(f"unknown fit space {space!r} (depth or disparity)")
+
+    p, g, m = pred, gt, valid
+    if max_resolution is not None:
+        p, g, m = _downsample([pred, gt, valid], max_resolution, downsample)
+    xp = torch if on_device else np
+    p, g = (p.to(torch.float64), g.to(torch.float64)) if on_device else (p.astype(np.float64), g.astype(np.float64))
+    if space == "disparity":
+        m = m & (g > 0) & (p > 0)
+        # zeros are replaced before dividing, so no division by zero happens
+        target = xp.where(m, 1.0 / xp.where(g > 0, g, 1.0), 0.0)
+    else:
+        target = g
+    if on_device:
+        return _fit_masked(p, target, m)
+    if int(m.sum()) < 2:
+        raise ValueError("fewer than 2 valid pixels: cannot fit scale and shift")
+    return _fit(p[m], target[m])
+
+
+def apply_scale_shift(pred, scale: float, shift: float, space: str = "depth"):
+    """``scale * pred + shift`` in float64 (any shape: a map, or only its valid pixels); in
+    disparity space the result is clipped to >= 1e-3 and inverted back to depth."""
+    xp = torch if torch.is_tensor(pred) else np
+    fitted = scale * (pred.to(torch.float64) if xp is torch else np.asarray(pred, dtype=np.float64)) + shift
+    if space == "disparity":
+        fitted = 1.0 / xp.clip(fitted, MIN_DISPARITY, None)
+    return fitted
+
+
+def clip_to_range(aligned, protocol):
+    """Clip aligned depth to the benchmark's range, then to >= 1e-6 (so every log is defined)."""
+    if torch.is_tensor(aligned):
+        return aligned.clamp(protocol.min_depth, protocol.max_depth).clamp_min(1e-6)
+    # maximum/minimum into one new array: np.clip costs several times as much on ETH3D frames
+    out = np.maximum(aligned, protocol.min_depth)
+    np.minimum(out, protocol.max_depth, out=out)
+    return np.maximum(out, 1e-6, out=out)
+
+
 def align_least_squares(pred, gt, valid, space: str = "depth", max_resolution: int | None = None,
                         downsample: str = "width_only"):
     """Fit ``s*pred + t`` to the ground truth by least squares.
@@ -98,46 +155,14 @@ def align_least_squares(pred, gt, valid, space: str = "depth", max_resolution: i
         downsample: ``"width_only"`` (official quirk) or ``"2d"``; see :func:`_downsample`.
 
     Returns:
-        ``(aligned_depth, scale, shift)``; ``scale``/``shift`` are in the fit space.
+        ``(aligned_depth, scale, shift)``: the whole map aligned (float64); ``scale``/``shift``
+        are in the fit space.
 
     Raises:
         ValueError: unknown space, mismatched shapes, or fewer than 2 pixels to fit.
     """
-    if torch.is_tensor(pred):
-        xp = torch
-        pred = pred.to(torch.float64)
-        gt = torch.as_tensor(gt, device=pred.device).to(torch.float64)
-        valid = torch.as_tensor(valid, device=pred.device).bool()
-    else:
-        xp = np
-        pred = np.asarray(pred, dtype=np.float64)
-        gt = np.asarray(gt, dtype=np.float64)
-        valid = np.asarray(valid, dtype=bool)
-    if not (tuple(pred.shape) == tuple(gt.shape) == tuple(valid.shape)):
-        raise ValueError(f"shapes differ: pred {tuple(pred.shape)}, gt {tuple(gt.shape)}, valid {tuple(valid.shape)}")
-    if space not in ("depth", "disparity"):
-        raise ValueError(f"unknown fit space {space!r} (depth or disparity)")
-
-    p, g, m = pred, gt, valid
-    if max_resolution is not None:
-        p, g, m = _downsample([pred, gt, valid], max_resolution, downsample)
-    if space == "disparity":
-        m = m & (g > 0) & (p > 0)
-        # zeros are replaced before dividing, so no division by zero happens
-        target = xp.where(m, 1.0 / xp.where(g > 0, g, 1.0), 0.0)
-    else:
-        target = g
-    if xp is torch:
-        scale, shift = _fit_masked(p, target, m)
-    elif int(m.sum()) < 2:
-        raise ValueError("fewer than 2 valid pixels: cannot fit scale and shift")
-    else:
-        scale, shift = _fit(p[m], target[m])
-
-    fitted = scale * pred + shift
-    if space == "disparity":
-        fitted = 1.0 / xp.clip(fitted, MIN_DISPARITY, None)
-    return fitted, scale, shift
+    scale, shift = fit_scale_shift(pred, gt, valid, space, max_resolution, downsample)
+    return apply_scale_shift(pred, scale, shift, space), scale, shift
 
 
 def align_and_clip(pred, gt, valid, protocol):
@@ -149,6 +174,4 @@ def align_and_clip(pred, gt, valid, protocol):
     aligned, scale, shift = align_least_squares(
         pred, gt, valid, space=protocol.fit_space, max_resolution=protocol.fit_max_resolution,
         downsample=protocol.fit_downsample)
-    xp = torch if torch.is_tensor(aligned) else np
-    aligned = xp.clip(aligned, protocol.min_depth, protocol.max_depth)
-    return xp.clip(aligned, 1e-6, None), scale, shift
+    return clip_to_range(aligned, protocol), scale, shift

@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 import marigold_bench
 from marigold_bench.data.protocol import Protocol
 from marigold_bench.errors import BenchError, PredictionError, SampleError
-from marigold_bench.eval.align import align_and_clip
-from marigold_bench.eval.metrics import METRIC_KEYS, compute_metrics, mean_metrics
+from marigold_bench.eval.metrics import METRIC_KEYS, mean_metrics
+from marigold_bench.eval.scoring import align_and_score
 from marigold_bench.eval.predictions import fit_to_shape
 
 OK, FAILED, SKIPPED, NO_VALID = "ok", "failed", "skipped", "no_valid"
@@ -41,28 +41,10 @@ def score_sample(item: dict, pred: np.ndarray, protocol: Protocol, device=None) 
         return {**record, "status": NO_VALID, "message": "no valid ground-truth pixel"}
     try:
         pred = fit_to_shape(pred, item["depth"].shape, item["id"])
-        depth, valid = item["depth"], item["valid"]
-        if device is not None:
-            try:
-                record.update(_align_and_score(item["id"], pred, depth, valid, protocol, device))
-                return record
-            except torch.cuda.OutOfMemoryError:
-                # float64 temporaries of a 24 M-pixel frame need 1-2 GB; the host can always score
-                warnings.warn(f"{item['id']}: out of GPU memory while scoring; scoring on the host")
-        record.update(_align_and_score(item["id"], pred, depth, valid, protocol))
+        record.update(align_and_score(item["id"], pred, item["depth"], item["valid"], protocol, device))
     except (PredictionError, ValueError) as exc:
         record.update(status=FAILED, message=str(exc))
     return record
-
-
-def _align_and_score(sample_id, pred, depth, valid, protocol, device=None) -> dict:
-    if device is not None:
-        pred, depth, valid = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (pred, depth, valid))
-    finite = (torch.isfinite(pred) | ~valid).all() if torch.is_tensor(pred) else np.isfinite(pred[valid]).all()
-    if not bool(finite):
-        raise PredictionError(f"{sample_id}: prediction contains NaN or inf")
-    aligned, scale, shift = align_and_clip(pred, depth, valid, protocol)
-    return {**compute_metrics(aligned, depth, valid), "scale": scale, "shift": shift}
 
 
 #: with ``images_per_batch=0`` on a GPU, enough images per predict call for this many members

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from marigold_bench.eval.threads import map_in_threads
+
 METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3",
                "i_rmse", "silog_rmse")
 #: metrics where larger is better; all others are errors
@@ -56,43 +58,63 @@ def silog_rmse(p, g):
 CHUNK = 1 << 18
 
 
-def _term_sums(p, g, keep=None) -> dict:
-    """Per-pixel terms of every metric, summed; each metric is then a mean (or its root).
+def term_sums(p, g, keep=None) -> dict[str, float]:
+    """Per-pixel terms of every metric, summed; each metric is then a mean (or its root),
+    see `metrics_from_sums`.
 
     The formulas are those of the one-metric functions above, written once over shared terms.
-    numpy: ``p`` and ``g`` are the valid pixels (1-D float64), summed in chunks. torch: whole
-    float64 maps on their device with ``keep`` the valid pixels and ``p = g = 1`` elsewhere,
-    so that every error term is exactly 0 there; the sums come back in one transfer, and a GPU
-    synchronises once instead of once per boolean indexing.
+    numpy: ``p`` and ``g`` are the valid pixels (1-D float64), summed in chunks spread over
+    threads and added in order, so the result does not depend on the thread count. torch:
+    whole float64 maps on their device with ``keep`` the valid pixels and ``p = g = 1``
+    elsewhere, so that every error term is exactly 0 there; the sums come back in one transfer,
+    and a GPU synchronises once instead of once per boolean indexing.
     """
-    xp = torch if torch.is_tensor(p) else np
-    chunk = CHUNK if xp is np else max(p.numel(), 1)
-    sums = dict.fromkeys(("abs_rel", "sq_rel", "sq_err", "sq_log_err", "log_err", "abs_log_err",
-                          "delta1", "delta2", "delta3", "sq_inv_err"), 0.0)
-    p, g = p.reshape(-1), g.reshape(-1)
-    keep = None if keep is None else keep.reshape(-1)
-    for start in range(0, len(p), chunk):
-        pc, gc = p[start:start + chunk], g[start:start + chunk]
-        diff = pc - gc
-        log_err = xp.log(pc) - xp.log(gc)
-        ratio = pc / gc
-        worst = xp.maximum(ratio, 1.0 / ratio)
-        if keep is not None:  # p = g = 1 would count as a hit of every threshold
-            worst = xp.where(keep[start:start + chunk], worst, float("inf"))
-        sums["abs_rel"] += (abs(diff) / gc).sum()
-        sums["sq_rel"] += (diff**2 / gc).sum()
-        sums["sq_err"] += (diff**2).sum()
-        sums["sq_log_err"] += (log_err**2).sum()
-        sums["log_err"] += log_err.sum()
-        sums["abs_log_err"] += abs(log_err).sum()
-        sums["delta1"] += (worst < 1.25).sum()
-        sums["delta2"] += (worst < 1.25**2).sum()
-        sums["delta3"] += (worst < 1.25**3).sum()
-        sums["sq_inv_err"] += ((1.0 / pc - 1.0 / gc) ** 2).sum()
-    if xp is torch:
+    if torch.is_tensor(p):
+        sums = _chunk_sums(torch, p.reshape(-1), g.reshape(-1), None if keep is None else keep.reshape(-1))
         return dict(zip(sums, torch.stack([torch.as_tensor(v, dtype=torch.float64, device=p.device)
                                            for v in sums.values()]).tolist()))
-    return {k: float(v) for k, v in sums.items()}
+    p, g = p.reshape(-1), g.reshape(-1)
+    return add_sums(map_in_threads(lambda a: _chunk_sums(np, p[a:a + CHUNK], g[a:a + CHUNK]),
+                                   range(0, len(p), CHUNK)))
+
+
+def add_sums(parts: list[dict]) -> dict[str, float]:
+    """Term sums of several blocks of pixels added up, in the order given."""
+    total = dict.fromkeys(_SUM_KEYS, 0.0)
+    for part in parts:
+        for key in _SUM_KEYS:
+            total[key] += part[key]
+    return {k: float(v) for k, v in total.items()}
+
+
+_SUM_KEYS = ("abs_rel", "sq_rel", "sq_err", "sq_log_err", "log_err", "abs_log_err",
+             "delta1", "delta2", "delta3", "sq_inv_err")
+
+
+def block_sums(p: np.ndarray, g: np.ndarray) -> dict:
+    """`term_sums` of one block of valid pixels (1-D float64 numpy), in one pass."""
+    return _chunk_sums(np, p, g)
+
+
+def _chunk_sums(xp, pc, gc, keep=None) -> dict:
+    diff = pc - gc
+    ratio = pc / gc
+    log_err = xp.log(ratio)   # log p - log g with one logarithm instead of two
+    worst = xp.maximum(ratio, 1.0 / ratio)
+    if keep is not None:  # p = g = 1 would count as a hit of every threshold
+        worst = xp.where(keep, worst, float("inf"))
+    return {
+        "abs_rel": (abs(diff) / gc).sum(),
+        "sq_rel": (diff**2 / gc).sum(),
+        "sq_err": (diff**2).sum(),
+        "sq_log_err": (log_err**2).sum(),
+        "log_err": log_err.sum(),
+        "abs_log_err": abs(log_err).sum(),
+        "delta1": (worst < 1.25).sum(),
+        "delta2": (worst < 1.25**2).sum(),
+        "delta3": (worst < 1.25**3).sum(),
+        "sq_inv_err": ((1.0 / pc - 1.0 / gc) ** 2).sum(),
+    }
 
 
 def _as_array(x, keep_tensor: bool):
@@ -112,9 +134,10 @@ def compute_metrics(pred, gt, valid=None) -> dict[str, float]:
         gt: ground-truth depth, HxW.
         valid: boolean HxW mask of the pixels to score (default: ``gt > 0``).
 
-    A torch ``pred`` is scored with torch on its device (``gt`` and ``valid`` are moved there) (float64, no copy to the host: the fast
-    path on a GPU); anything else with numpy, in chunks. The two agree to float64 round-off
-    (only the summation order differs).
+    A torch ``pred`` is scored with torch on its device, ``gt`` and ``valid`` moved there
+    (float64, no copy to the host: the fast path on a GPU); anything else with numpy over the
+    valid pixels (see `pixel_metrics`). The two agree to float64 round-off (only the summation
+    order differs).
 
     Returns:
         ``{key: value}`` for every key of :data:`METRIC_KEYS`, as Python floats (fractions, not
@@ -133,20 +156,43 @@ def compute_metrics(pred, gt, valid=None) -> dict[str, float]:
     valid = gt > 0 if valid is None else (valid.bool() if on_device else valid.astype(bool))
     if tuple(valid.shape) != tuple(gt.shape):
         raise ValueError(f"mask {tuple(valid.shape)} and ground truth {tuple(gt.shape)} differ in shape")
-    if on_device:
-        pred, gt = pred.double(), gt.double()
-        bad = valid & ~(torch.isfinite(pred) & (pred > 0) & (gt > 0))
-        n, n_bad = torch.stack([valid.sum(), bad.sum()]).tolist()
-        p, g = torch.where(valid, pred, 1.0), torch.where(valid, gt, 1.0)
-    else:
-        p, g = pred[valid].astype(np.float64), gt[valid].astype(np.float64)
-        n = p.size
-        n_bad = 0 if np.all(np.isfinite(p)) and np.all(p > 0) and np.all(g > 0) else 1
+    if not on_device:
+        return pixel_metrics(pred[valid], gt[valid])
+    pred, gt = pred.double(), gt.double()
+    bad = valid & ~(torch.isfinite(pred) & (pred > 0) & (gt > 0))
+    n, n_bad = torch.stack([valid.sum(), bad.sum()]).tolist()
+    check_pixels(n, n_bad)
+    p, g = torch.where(valid, pred, 1.0), torch.where(valid, gt, 1.0)
+    return metrics_from_sums(term_sums(p, g, valid), n)
+
+
+def pixel_metrics(p, g) -> dict[str, float]:
+    """All metrics over matched predictions and ground truth of the valid pixels only (any
+    shape, flattened; numpy, in float64). `compute_metrics` on the host comes down to this;
+    callers that already hold the valid pixels save the masking of whole frames.
+
+    Raises:
+        ValueError: no pixel, or a value that is not positive and finite.
+    """
+    p = np.asarray(p, dtype=np.float64).reshape(-1)
+    g = np.asarray(g, dtype=np.float64).reshape(-1)
+    if p.shape != g.shape:
+        raise ValueError(f"{p.size} predicted and {g.size} ground-truth pixels do not match")
+    ok = bool(np.all(np.isfinite(p)) and np.all(p > 0) and np.all(g > 0))
+    check_pixels(p.size, 0 if ok else 1)
+    return metrics_from_sums(term_sums(p, g), p.size)
+
+
+def check_pixels(n: int, n_bad: int) -> None:
+    """Refuse no pixels at all, or ``n_bad`` pixels that are not positive and finite."""
     if n == 0:
         raise ValueError("no valid pixels to score")
     if n_bad:
         raise ValueError("predictions and ground truth must be finite and > 0 on valid pixels")
-    sums = _term_sums(p, g, valid if on_device else None)
+
+
+def metrics_from_sums(sums: dict, n: int) -> dict[str, float]:
+    """Every metric of `METRIC_KEYS` from the `term_sums` of ``n`` pixels."""
     mean_log = sums["log_err"] / n
     values = {
         "abs_rel": sums["abs_rel"] / n, "sq_rel": sums["sq_rel"] / n,
