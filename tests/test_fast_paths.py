@@ -58,3 +58,25 @@ def test_compiled_unet_gives_the_eager_numbers(tiny_checkpoint):
     eager = load_predictor(str(tiny_checkpoint), processing_res=0).predict([("x", rgb, [0, 1])])[0]
     compiled = load_predictor(str(tiny_checkpoint), processing_res=0, compile=True).predict([("x", rgb, [0, 1])])[0]
     np.testing.assert_allclose(compiled, eager, atol=1e-4)
+
+
+def test_tiny_vae_is_identified_by_content(tiny_checkpoint, tmp_path):
+    import shutil
+
+    from marigold_bench.eval.evaluator import split_settings
+
+    first = _tiny_autoencoder(tmp_path / "taesd")
+    moved = shutil.copytree(first, tmp_path / "elsewhere")
+    with pytest.warns(UserWarning, match="tiny VAE"):
+        a = load_predictor(str(tiny_checkpoint), processing_res=0, tiny_vae=first)
+    with pytest.warns(UserWarning, match="tiny VAE"):
+        b = load_predictor(str(tiny_checkpoint), processing_res=0, tiny_vae=str(moved))
+    assert a.settings["tiny_vae_path"] != b.settings["tiny_vae_path"]
+    assert split_settings(a.settings)[0] == split_settings(b.settings)[0]   # same decoder, moved
+    weights = next(moved.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="tiny VAE"):
+        c = load_predictor(str(tiny_checkpoint), processing_res=0, tiny_vae=str(moved))
+    assert split_settings(c.settings)[0]["decoder"] != split_settings(a.settings)[0]["decoder"]

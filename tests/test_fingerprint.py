@@ -37,6 +37,37 @@ def test_fingerprint_follows_content_not_location(tiny_checkpoint, tmp_path):
     assert weights_fingerprint(other) != original
 
 
+def test_fingerprint_covers_what_loading_reads_and_nothing_else(tiny_checkpoint, tmp_path):
+    original = weights_fingerprint(tiny_checkpoint)
+    extra = _copy(tiny_checkpoint, tmp_path / "extra")
+    unet_weights = next((extra / "unet").glob("*.safetensors"))
+    # another variant and another format beside the weights the loader picks, and a licence
+    shutil.copy(unet_weights, extra / "unet" / "diffusion_pytorch_model.fp16.safetensors")
+    (extra / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"unused")
+    (extra / "LICENSE").write_text("Apache-2.0\n")
+    assert weights_fingerprint(extra) == original
+    # a tokenizer file is read by loading (the empty prompt's token ids come from it)
+    vocab = next(f for f in (extra / "tokenizer").iterdir() if f.is_file())
+    vocab.write_bytes(vocab.read_bytes() + b" ")
+    assert weights_fingerprint(extra) != original
+
+
+def test_fingerprint_follows_a_linked_component_folder(tiny_checkpoint, tmp_path):
+    # e.g. unet -> ../training/best/unet beside shared VAE and text encoder
+    assembled = _copy(tiny_checkpoint, tmp_path / "assembled")
+    trained = tmp_path / "training" / "unet"
+    trained.parent.mkdir()
+    shutil.move(str(assembled / "unet"), str(trained))
+    (assembled / "unet").symlink_to(trained, target_is_directory=True)
+    before = weights_fingerprint(assembled)
+    assert before == weights_fingerprint(tiny_checkpoint)
+    weights = next(trained.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01
+    weights.write_bytes(bytes(data))
+    assert weights_fingerprint(assembled) != before
+
+
 def test_fingerprint_follows_symbolic_links(tiny_checkpoint, tmp_path):
     # the hub cache stores each snapshot file as a link to a blob
     linked = tmp_path / "snapshot"
@@ -100,3 +131,33 @@ def test_models_without_a_fingerprint_keep_their_name_in_the_identity():
     members, _ = split_settings(settings)
     assert members["model"] == "validation@step100"
     np.testing.assert_equal(sorted(members), ["model", "model_path", "steps", "weights_sha256"])
+
+
+def test_run_directories_of_version_0_1_keep_resuming(tiny_checkpoint, tmp_path, one_thread):
+    # 0.1 identified the model by its path; such a cache is taken over when the path matches
+    import h5py
+    import json
+
+    from marigold_bench.eval.evaluator import legacy_member_settings
+
+    dataset = load_dataset("synthetic").subset(2)
+    out = tmp_path / "run"
+    first = load_predictor(str(tiny_checkpoint), steps=1, processing_res=0)
+    summary = run_predictor(dataset, first, str(out), progress=False)
+    old_identity = legacy_member_settings(first.settings)
+    assert "weights_sha256" not in old_identity and old_identity["model_path"] == first.settings["model_path"]
+    with h5py.File(out / "predictions.h5", "a") as f:
+        f.attrs["settings"] = json.dumps(old_identity, sort_keys=True)
+
+    again = Counting(load_predictor(str(tiny_checkpoint), steps=1, processing_res=0))
+    assert run_predictor(dataset, again, str(out), progress=False)["metrics"] == summary["metrics"]
+    assert again.predicted == 0
+    with h5py.File(out / "predictions.h5", "r") as f:   # rewritten to the new identity
+        assert json.loads(f.attrs["settings"]) == split_settings(again.settings)[0]
+
+    # a 0.1 cache of a checkpoint elsewhere cannot be matched to these weights: refused
+    with h5py.File(out / "predictions.h5", "a") as f:
+        f.attrs["settings"] = json.dumps({**old_identity, "model_path": "/somewhere/else"}, sort_keys=True)
+    with pytest.raises(CacheMismatchError):
+        run_predictor(dataset, load_predictor(str(tiny_checkpoint), steps=1, processing_res=0), str(out),
+                      progress=False)

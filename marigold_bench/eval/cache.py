@@ -38,9 +38,11 @@ class PredictionCache:
         path: the file; created with its parent folder when missing.
         settings: JSON-serialisable settings that define the members (model, steps, noise,
             seed, ...). ``None`` opens the file for reading whatever made it.
+        legacy: the same identity as versions before 0.2 wrote it (the model's path instead of
+            its ``weights_sha256``); a cache stored so is taken over and its identity rewritten.
     """
 
-    def __init__(self, path: str | os.PathLike, settings: dict | None = None):
+    def __init__(self, path: str | os.PathLike, settings: dict | None = None, legacy: dict | None = None):
         self.path = os.fspath(path)
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         try:
@@ -51,7 +53,10 @@ class PredictionCache:
                 "move it away to start afresh, or choose another --out") from None
         if settings is not None:
             settings = json.loads(json.dumps(settings))  # normalise tuples etc.
+            legacy = None if legacy is None else json.loads(json.dumps(legacy))
             stored = self.file.attrs.get("settings")
+            if stored is not None and legacy is not None and json.loads(stored) == legacy:
+                stored = None  # same model at the same path: the old identity, upgraded in place
             if stored is None:
                 self.file.attrs["settings"] = json.dumps(settings, sort_keys=True)
                 self.file.flush()
@@ -62,6 +67,7 @@ class PredictionCache:
                     f"{self.path} was made with other settings:\n  {differences}\n"
                     "Use another --out directory (or delete the old run) to compare settings.")
         self.settings = settings
+        self.legacy = legacy
 
     # -- members ---------------------------------------------------------------------------
     def members(self, sample_id: str) -> np.ndarray | None:

@@ -231,19 +231,20 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
     images_per_batch = resolve_images_per_batch(images_per_batch, predictor)
     os.makedirs(out_dir, exist_ok=True)
     member_settings, merge_key = split_settings(predictor.settings)
+    legacy = legacy_member_settings(predictor.settings)
     main_path = os.path.join(out_dir, "predictions.h5")
 
     def fold():
-        with PredictionCache(main_path, member_settings) as cache:  # also checks the settings
+        with PredictionCache(main_path, member_settings, legacy) as cache:  # also checks the settings
             fold_parts(out_dir, cache)
 
     with RunLock(out_dir, context):
         context.on_main(fold)  # resume from whatever any earlier launch finished
         if context.world == 1:
-            reader = writer = PredictionCache(main_path, member_settings)
+            reader = writer = PredictionCache(main_path, member_settings, legacy)
         else:
             reader = PredictionCache(main_path)
-            writer = PredictionCache(part_path(out_dir, context.rank), member_settings)
+            writer = PredictionCache(part_path(out_dir, context.rank), member_settings, legacy)
         try:
             records, timings = _predict_and_score(
                 dataset, context.shard(len(dataset)), predictor, reader, writer, merge_key,
@@ -344,12 +345,20 @@ LOCATION_SETTINGS = ("model", "model_path", "model_source")
 def split_settings(settings: dict) -> tuple[dict, dict]:
     """Split inference settings into those that define the raw members (the cache's identity)
     and the merge key of the merged prediction (ensemble size and ensembling)."""
-    ignored = set(MERGE_ONLY_SETTINGS)
+    ignored = set(MERGE_ONLY_SETTINGS) | {"tiny_vae_path"}   # the decoder's hash names it
     if settings.get("weights_sha256"):
         ignored |= set(LOCATION_SETTINGS)
     members = {k: v for k, v in settings.items() if k not in ignored}
     merge = {"n_members": int(settings.get("ensemble", 1)), "ensembling": settings.get("ensembling")}
     return members, merge
+
+
+def legacy_member_settings(settings: dict) -> dict | None:
+    """The cache identity as marigold-bench 0.1 wrote it (the model's path, no fingerprint), so
+    that run directories made then keep resuming; None when there is no fingerprint."""
+    if not settings.get("weights_sha256"):
+        return None
+    return {k: v for k, v in settings.items() if k not in MERGE_ONLY_SETTINGS and k != "weights_sha256"}
 
 
 def _join(have: np.ndarray, new: np.ndarray) -> np.ndarray:

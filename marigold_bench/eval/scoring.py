@@ -31,11 +31,13 @@ def align_and_score(sample_id: str, pred: np.ndarray, depth: np.ndarray, valid: 
         PredictionError: the prediction is NaN/inf on a valid pixel.
         ValueError: too few valid pixels to fit, or aligned values that cannot be scored.
     """
+    valid = np.asarray(valid, dtype=bool)  # an integer mask would index, not mask
     if device is not None:
         try:
             return _on_device(sample_id, pred, depth, valid, protocol, device)
         except torch.cuda.OutOfMemoryError:
             # float64 temporaries of a 24 M-pixel frame need 1-2 GB; the host can always score
+            torch.cuda.empty_cache()
             warnings.warn(f"{sample_id}: out of GPU memory while scoring; scoring on the host")
     return _on_host(sample_id, pred, depth, valid, protocol)
 
@@ -68,7 +70,7 @@ def _on_host(sample_id, pred, depth, valid, protocol) -> dict:
         aligned = clip_to_range(apply_scale_shift(p, scale, shift, protocol.fit_space), protocol)
         g = g.astype(np.float64)
         ok = bool(np.isfinite(aligned).all() and (aligned > 0).all() and (g > 0).all())
-        return block_sums(aligned, g), aligned.size, 0 if ok else 1
+        return (block_sums(aligned, g) if ok else {}), aligned.size, 0 if ok else 1
 
     parts = map_in_threads(score, blocks)
     check_pixels(sum(n for _, n, _ in parts), sum(bad for _, _, bad in parts))

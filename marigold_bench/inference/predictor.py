@@ -215,6 +215,12 @@ class MarigoldPredictor:
         self._text_cache: dict[int, torch.Tensor] = {}
         self.tiny_vae = tiny_vae
         self.decoder = self._load_tiny_decoder(tiny_vae) if tiny_vae else None
+        # identified by content, like the model: moved, it is the same decoder; retrained, another
+        self.tiny_vae_sha256 = None
+        if tiny_vae:
+            from ..model.load import weights_fingerprint
+
+            self.tiny_vae_sha256 = weights_fingerprint(tiny_vae, components=(".",))
         self.compiled = bool(compile)
         if self.compiled:
             self._compile()
@@ -367,7 +373,8 @@ class MarigoldPredictor:
             "seeding": "per-member sha256(seed, sample_id, member)",
             "ensembling": dict(self.ensembling),
             "batch_size": self.batch_size if self.batch_size > 0 else "auto",
-            "decoder": f"tiny:{self.tiny_vae}" if self.tiny_vae else "vae",
+            "decoder": f"tiny:{self.tiny_vae_sha256}" if self.tiny_vae else "vae",
+            **({"tiny_vae_path": str(self.tiny_vae)} if self.tiny_vae else {}),
             "compile": self.compiled,
         }
 

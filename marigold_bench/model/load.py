@@ -150,27 +150,74 @@ def check_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return {**index, "_variants": variants}
 
 
-def weights_fingerprint(path: str | os.PathLike) -> str:
-    """sha256 of a checkpoint folder: every file's relative path and full content.
+#: file endings of weights in any framework's format; only the ones loading reads are hashed
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".msgpack", ".onnx", ".pb", ".h5", ".ckpt", ".pt", ".pth", ".gguf")
+_fingerprints: dict[tuple, str] = {}
+
+
+def weights_fingerprint(path: str | os.PathLike, components: tuple[str, ...] | None = None) -> str:
+    """sha256 of what loading a checkpoint reads: relative paths and full contents.
 
     What identifies a model in the prediction cache, instead of where it lies: the same
-    checkpoint at another path, on another node or behind a hub id gives the same fingerprint,
-    and any changed weight, config or tokenizer file another. Model cards (``*.md``) and hidden
-    files are left out. The hub cache's symbolic links are followed. SD-v2-size checkpoints (about
-    5 GB) take a few seconds, once per run, beside the loading of the same files.
+    checkpoint at another path, on another node, behind a hub id or with extra files beside it
+    (other weight variants or formats, model cards, hidden files) gives the same fingerprint; a
+    changed weight, config or tokenizer file gives another. Hashed: ``model_index.json`` and,
+    in each component folder, every file except weights, plus the weight files of the variant
+    and format the loader picks (safetensors before bin). Symbolic links are followed, also to
+    folders. SD-v2-size weights (about 5 GB) take a few seconds; the result is remembered per
+    process while the files' sizes and times stay the same.
+
+    Args:
+        path: the checkpoint folder.
+        components: the component folders to hash; default: those of a Marigold checkpoint.
+            ``(".",)`` hashes a single-model folder such as a tiny autoencoder.
     """
     root = Path(path)
-    files = sorted(p for p in root.rglob("*")
-                   if p.is_file() and p.suffix != ".md"
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                digest.update(block)
-        digest.update(b"\0")
-    return digest.hexdigest()
+    folders = REQUIRED_COMPONENTS if components is None else components
+    files = [root / "model_index.json"] if components is None else []
+    for folder in folders:
+        files += _loaded_files(root / folder)
+    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key not in _fingerprints:
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+            with open(file, "rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    digest.update(block)
+            digest.update(b"\0")
+        _fingerprints[key] = digest.hexdigest()
+    return _fingerprints[key]
+
+
+def _loaded_files(folder: Path) -> list[Path]:
+    """The files of a component folder that loading reads, sorted (see `weights_fingerprint`)."""
+    found, seen = [], set()
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:          # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(top) / n for n in names if not n.startswith(".") and not n.endswith(".md")]
+    weights = [f for f in found if f.name.removesuffix(".index.json").endswith(_WEIGHT_SUFFIXES)]
+    _, variant = _weights(folder) if folder.is_dir() else (False, None)
+    chosen = [f for f in weights if _variant_and_format(f.name)[0] == variant
+              and _variant_and_format(f.name)[1] in ("safetensors", "bin")]
+    formats = {_variant_and_format(f.name)[1] for f in chosen}
+    chosen = [f for f in chosen if _variant_and_format(f.name)[1] == ("safetensors" if "safetensors" in formats
+                                                                      else "bin")]
+    others = [f for f in found if f not in weights]
+    return sorted(others + chosen, key=lambda f: f.relative_to(folder).as_posix())
+
+
+def _variant_and_format(name: str) -> tuple[str | None, str]:
+    """``diffusion_pytorch_model.fp16.safetensors`` -> ``("fp16", "safetensors")``; shards and
+    their ``.index.json`` count as the weights they index."""
+    stem, _, ext = name.removesuffix(".index.json").rpartition(".")
+    parts = stem.split(".")
+    return (parts[1] if len(parts) == 2 and parts[1] in ("fp16", "bf16") else None), ext
 
 
 @dataclass

@@ -121,6 +121,8 @@ def _label_part(key: str, value) -> str:
         return f"seed {value}"
     if key == "weights_sha256":
         return f"weights {str(value)[:12]}"
+    if key == "decoder" and str(value).startswith("tiny:"):
+        return f"tiny decoder {str(value)[5:17]}"
     return f"{key}={value}"
 
 
