@@ -210,3 +210,35 @@ def test_ablate_command_passes_study_settings_to_the_model_loader(tmp_path, monk
     monkeypatch.setitem(sys.modules, "marigold_bench.train.trainer", None)
     assert main(["ablate", "--study", "noise", "--train", "--out", str(tmp_path / "tr"), *common]) == 2
     assert "training module not available" in capsys.readouterr().err
+
+
+def test_run_options_reach_every_run(tmp_path, dataset):
+    # ablate's --skip-missing and --score-device go to each run_predictor call
+    study = STUDIES["ensemble"]
+    runs = plan(study, values=(1,), seeds=1)
+    with pytest.raises(BenchError, match="not a device"):
+        run_study(study, runs, dataset, str(tmp_path / "bad"), _Recorder().factory, BASE, progress=False,
+                  log=None, run_options={"score_device": "gpu0"})
+
+    class Broken:
+        """The synthetic samples, the second of which cannot be read."""
+        protocol, ids = dataset.protocol, dataset.ids
+
+        def __len__(self):
+            return len(dataset)
+
+        def __getitem__(self, i):
+            if i == 1:
+                from marigold_bench.errors import SampleError
+                raise SampleError(f"{dataset.ids[1]}: file missing")
+            return dataset[i]
+
+        def describe(self):
+            return dataset.describe()
+
+    with pytest.raises(BenchError, match="file missing"):
+        run_study(study, runs, Broken(), str(tmp_path / "stop"), _Recorder().factory, BASE, progress=False,
+                  log=None)
+    frame = run_study(study, runs, Broken(), str(tmp_path / "skip"), _Recorder().factory, BASE, progress=False,
+                      log=None, run_options={"skip_missing": True})
+    assert frame["n_skipped"].tolist() == [1] and frame["n"].tolist() == [len(dataset) - 1]

@@ -97,7 +97,7 @@ def _record_result(result_dir: str, summary: dict, source_dir: str, study: Study
 
 
 def run_study(study: Study, runs: list[Run], dataset, out_dir: str, make_predictor, base_settings: dict,
-              progress: bool = True, log=print) -> pd.DataFrame:
+              progress: bool = True, log=print, run_options: dict | None = None) -> pd.DataFrame:
     """Run every planned run that is not done yet and collect all results.
 
     Args:
@@ -109,6 +109,8 @@ def run_study(study: Study, runs: list[Run], dataset, out_dir: str, make_predict
             with ``{**base_settings, **run.settings}``, only for runs that still need work.
         base_settings: the command's inference settings.
         log: where one line per run goes (``None`` for silence).
+        run_options: keyword arguments of ``run_predictor`` for every run (``skip_missing``,
+            ``score_device``, ...).
 
     Returns:
         One row per run: ``key``, the run's labels, ``n``, ``n_total``, ``n_failed``,
@@ -127,7 +129,7 @@ def run_study(study: Study, runs: list[Run], dataset, out_dir: str, make_predict
                 log(f"[{i}/{len(runs)}] {run.key}: running")
             source = os.path.join(out_dir, "members", run.cache) if study.shared_members else result_dir
             predictor = make_predictor({**base_settings, **run.settings})
-            summary = run_predictor(dataset, predictor, source, progress=progress)
+            summary = run_predictor(dataset, predictor, source, progress=progress, **(run_options or {}))
             _record_result(result_dir, summary, source, study, run, request)
         with open(os.path.join(result_dir, "summary.json")) as f:
             summary = json.load(f)

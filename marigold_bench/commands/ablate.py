@@ -115,7 +115,8 @@ def run(args) -> int:
         return build_predictor(argparse.Namespace(**{**vars(args), **settings}),
                                processing_res=dataset.protocol.processing_res)
 
-    frame = run_study(study, runs, dataset, out, make_predictor, base, progress=True)
+    frame = run_study(study, runs, dataset, out, make_predictor, base, progress=True,
+                      run_options={"skip_missing": args.skip_missing, "score_device": args.score_device})
     context = (f"{dataset.protocol.name}, {len(dataset)} samples, model {os.path.basename(os.path.normpath(model))}; "
                f"study directory {out}")
     paths = write_study_report(frame, study, out, metrics, context=context)
