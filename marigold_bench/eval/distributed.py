@@ -172,7 +172,7 @@ def fold_parts(out_dir: str, cache) -> int:
         try:
             with h5py.File(path, "r") as part:
                 stored = part.attrs.get("settings")
-                if stored is not None and json.loads(stored) not in (cache.settings, getattr(cache, "legacy", None)):
+                if stored is not None and json.loads(stored) not in (cache.settings, cache.legacy):
                     raise BenchError(f"{path} was made with other settings than {cache.path}")
                 names = []
                 part.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)

@@ -219,9 +219,8 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
     :mod:`marigold_bench.eval.distributed`); every process returns the same summary.
     ``images_per_batch`` images go into one ``predict`` call (0 = auto, see
     `resolve_images_per_batch`). ``workers`` decodes samples in that many background processes.
-    ``score_device`` is where
-    predictions are aligned and scored (see `score_sample`): ``"auto"`` uses the predictor's
-    GPU when it has one, ``"cpu"`` the host.
+    ``score_device`` is where predictions are aligned and scored (see `score_sample`): ``"auto"``
+    uses the predictor's CUDA GPU when it has one, ``"cpu"`` the host.
     """
     from marigold_bench.eval.cache import PredictionCache
     from marigold_bench.eval.distributed import Context, RunLock, fold_parts, part_path

@@ -85,15 +85,9 @@ def _weights(folder: Path) -> tuple[bool, str | None]:
     """
     found: set[str | None] = set()
     for file in folder.iterdir():
-        name = file.name.removesuffix(".index.json")
-        stem, _, ext = name.rpartition(".")
-        if ext not in ("safetensors", "bin"):
-            continue
-        parts = stem.split(".")
-        if len(parts) == 1:
-            found.add(None)
-        elif len(parts) == 2 and parts[1] in ("fp16", "bf16"):
-            found.add(parts[1])
+        variant, ext = _variant_and_format(file.name)
+        if ext in ("safetensors", "bin") and variant in _VARIANTS:
+            found.add(variant)
     if not found:
         return False, None
     return True, None if None in found else sorted(found)[-1]
@@ -177,7 +171,8 @@ def weights_fingerprint(path: str | os.PathLike, components: tuple[str, ...] | N
     files = [root / "model_index.json"] if components is None else []
     for folder in folders:
         files += _loaded_files(root / folder)
-    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    stats = [(f, f.stat()) for f in files]
+    key = tuple((str(f), st.st_size, st.st_mtime_ns) for f, st in stats)
     if key not in _fingerprints:
         digest = hashlib.sha256()
         for file in files:
@@ -201,23 +196,28 @@ def _loaded_files(folder: Path) -> list[Path]:
         seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [Path(top) / n for n in names if not n.startswith(".") and not n.endswith(".md")]
-    weights = [f for f in found if f.name.removesuffix(".index.json").endswith(_WEIGHT_SUFFIXES)]
+    weights = {f: _variant_and_format(f.name) for f in found
+               if f.name.removesuffix(".index.json").endswith(_WEIGHT_SUFFIXES)}
     _, variant = _weights(folder) if folder.is_dir() else (False, None)
-    chosen = [f for f in weights if _variant_and_format(f.name)[0] == variant
-              and _variant_and_format(f.name)[1] in ("safetensors", "bin")]
-    formats = {_variant_and_format(f.name)[1] for f in chosen}
-    chosen = [f for f in chosen if _variant_and_format(f.name)[1] == ("safetensors" if "safetensors" in formats
-                                                                      else "bin")]
+    formats = {fmt for v, fmt in weights.values() if v == variant}
+    picked = "safetensors" if "safetensors" in formats else "bin"
+    chosen = [f for f, (v, fmt) in weights.items() if v == variant and fmt == picked]
     others = [f for f in found if f not in weights]
     return sorted(others + chosen, key=lambda f: f.relative_to(folder).as_posix())
 
 
+#: weight variants the loader knows (None: the plain file); others (``model.ema.safetensors``,
+#: ``a.b.c.bin``) are neither loaded nor hashed
+_VARIANTS = (None, "fp16", "bf16")
+
+
 def _variant_and_format(name: str) -> tuple[str | None, str]:
     """``diffusion_pytorch_model.fp16.safetensors`` -> ``("fp16", "safetensors")``; shards and
-    their ``.index.json`` count as the weights they index."""
+    their ``.index.json`` count as the weights they index. A name with more dots gives its
+    whole middle part as the variant, which no `_VARIANTS` entry matches."""
     stem, _, ext = name.removesuffix(".index.json").rpartition(".")
-    parts = stem.split(".")
-    return (parts[1] if len(parts) == 2 and parts[1] in ("fp16", "bf16") else None), ext
+    _, _, variant = stem.partition(".")
+    return (variant or None), ext
 
 
 @dataclass
