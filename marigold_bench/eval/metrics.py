@@ -178,9 +178,13 @@ def pixel_metrics(p, g) -> dict[str, float]:
     g = np.asarray(g, dtype=np.float64).reshape(-1)
     if p.shape != g.shape:
         raise ValueError(f"{p.size} predicted and {g.size} ground-truth pixels do not match")
-    ok = bool(np.all(np.isfinite(p)) and np.all(p > 0) and np.all(g > 0))
-    check_pixels(p.size, 0 if ok else 1)
+    check_pixels(p.size, 0 if scorable(p, g) else 1)
     return metrics_from_sums(term_sums(p, g), p.size)
+
+
+def scorable(p: np.ndarray, g: np.ndarray) -> bool:
+    """Whether every prediction and ground-truth value is positive and finite (numpy)."""
+    return bool(np.isfinite(p).all() and (p > 0).all() and (g > 0).all())
 
 
 def check_pixels(n: int, n_bad: int) -> None:

@@ -17,7 +17,7 @@ import torch
 from marigold_bench.errors import PredictionError
 from marigold_bench.eval.align import align_and_clip, apply_scale_shift, clip_to_range, fit_scale_shift
 from marigold_bench.eval.metrics import (CHUNK, add_sums, block_sums, check_pixels, compute_metrics,
-                                         metrics_from_sums)
+                                         metrics_from_sums, scorable)
 from marigold_bench.eval.threads import map_in_threads
 
 
@@ -69,7 +69,7 @@ def _on_host(sample_id, pred, depth, valid, protocol) -> dict:
         p, g, _ = block
         aligned = clip_to_range(apply_scale_shift(p, scale, shift, protocol.fit_space), protocol)
         g = g.astype(np.float64)
-        ok = bool(np.isfinite(aligned).all() and (aligned > 0).all() and (g > 0).all())
+        ok = scorable(aligned, g)
         return (block_sums(aligned, g) if ok else {}), aligned.size, 0 if ok else 1
 
     parts = map_in_threads(score, blocks)
