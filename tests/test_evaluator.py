@@ -171,6 +171,16 @@ def test_unknown_flag_and_dataset_are_clear(capsys):
         load_dataset("imagenet")
 
 
+def test_bad_run_options_are_clear_and_write_nothing(tmp_path, capsys):
+    for flags, message in ((["--images-per-batch", "-1"], "--images-per-batch must be >= 0"),
+                           (["--score-device", "gpu0"], "not a device")):
+        out = tmp_path / flags[0].strip("-")
+        assert main(["run", "--dataset", "synthetic", "--model", "baseline:ramp", "--max-samples", "2",
+                     "--out", str(out), *flags]) == 2
+        assert message in capsys.readouterr().err
+        assert not (out / "predictions.h5").exists()
+
+
 def test_worker_processes_give_the_same_records(tmp_path):
     ds = load_dataset("synthetic", split="test:6")
     inline = run_predictor(ds, _CountingPredictor(), str(tmp_path / "a"), progress=False)
