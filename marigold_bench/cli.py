@@ -14,7 +14,8 @@ import sys
 from marigold_bench import __version__
 from marigold_bench.errors import BenchError
 
-COMMANDS = ("run", "evaluate", "predict", "ablate", "table", "compare", "regress", "train", "data")
+COMMANDS = ("run", "evaluate", "rescore", "predict", "leaderboard", "ablate", "table", "compare", "regress",
+            "train", "data", "models", "protocols")
 
 
 def build_parser() -> argparse.ArgumentParser:
