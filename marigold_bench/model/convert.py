@@ -170,7 +170,7 @@ def convert_sd2_checkpoint(path_or_hub_id, out_dir, padding: str = "do_not_pad",
     """
     from safetensors.torch import save_file
 
-    from marigold_bench.train.export import export_pipeline
+    from marigold_bench.model.pipeline import export_pipeline
 
     components = prepare_marigold_components(
         load_sd2_components(path_or_hub_id, expected_prediction_type, allow_prediction_type_mismatch),

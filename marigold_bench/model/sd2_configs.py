@@ -89,7 +89,7 @@ def build_sd2_size_pipeline(device: str | torch.device = "cpu", dtype: torch.dty
     from diffusers import AutoencoderKL, DDIMScheduler, MarigoldDepthPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from .tiny import tiny_tokenizer
+    from .tokenizer import tiny_tokenizer
 
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()
