@@ -3,15 +3,46 @@
 The protocol's order per sample: fit scale ``s`` and shift ``t`` over the valid pixels (in depth
 or in disparity space, optionally on a downsized copy), apply them at full resolution, clip to
 the benchmark's depth range, then to >= 1e-6 (see :func:`align_and_clip`).
+
+torch is imported only inside the calls that get tensors, so scoring cached predictions on the
+host (``rescore``, ``table``) never loads it.
 """
 
 from __future__ import annotations
 
+import math
+import sys
+
 import numpy as np
-import torch
 
 #: fitted disparity is clipped here before inversion, as in the official evaluation
 MIN_DISPARITY = 1e-3
+
+
+def _is_tensor(x) -> bool:
+    """``torch.is_tensor`` without importing torch: a tensor can only exist once torch is loaded."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.is_tensor(x)
+
+
+def _nearest_indices(size: int, factor: float, dtype) -> np.ndarray:
+    """Source indices torch's ``interpolate(scale_factor=factor, mode="nearest")`` reads, per axis.
+
+    torch computes ``floorf(i * (1 / factor))`` in the input's "opmath" type (float32 for float32
+    and narrower, double for float64, then rounded to float before the floor) and clamps at the
+    last index; the output has ``floor(size * factor)`` entries. Reproduced here so numpy input
+    needs no torch and picks the very same pixels (checked against torch in the tests).
+    """
+    out = math.floor(float(size * factor))
+    if out < 1:
+        raise ValueError(f"downsampling {size} pixels by {factor} leaves none to fit")
+    if out == size:
+        return np.arange(size)
+    if np.dtype(dtype) == np.float64:
+        src = (np.arange(out, dtype=np.float64) * (1.0 / factor)).astype(np.float32)
+    else:
+        src = np.arange(out, dtype=np.float32) * np.float32(1.0 / factor)
+    return np.minimum(np.floor(src).astype(np.int64), size - 1)
 
 
 def _downsample(arrays, max_resolution: int, mode: str):
@@ -28,16 +59,22 @@ def _downsample(arrays, max_resolution: int, mode: str):
         return arrays
     out = []
     for a in arrays:
-        is_numpy = isinstance(a, np.ndarray)
-        x = torch.from_numpy(np.ascontiguousarray(a)) if is_numpy else a
+        if isinstance(a, np.ndarray):
+            # masks and integers go through float32 in the tensor path; nearest copies values
+            dtype = a.dtype if a.dtype.kind == "f" else np.float32
+            cols = _nearest_indices(w, factor, dtype)
+            rows = np.arange(h) if mode == "width_only" else _nearest_indices(h, factor, dtype)
+            out.append(a[np.ix_(rows, cols)])
+            continue
+        import torch
+        x = a
         is_mask = x.dtype == torch.bool
         # nearest sampling copies values, so any float dtype gives the same numbers
         x = x.to(torch.float32) if is_mask or not torch.is_floating_point(x) else x
         x = x[None] if mode == "width_only" else x[None, None]
         y = torch.nn.functional.interpolate(x, scale_factor=factor, mode="nearest")
         y = y[0] if mode == "width_only" else y[0, 0]
-        y = y.bool() if is_mask else y
-        out.append(y.numpy() if is_numpy else y)
+        out.append(y.bool() if is_mask else y)
     return out
 
 
@@ -59,6 +96,7 @@ def _fit_masked(x, y, mask):
     sums) instead of once per indexing, which is most of the cost at NYU's size. Values
     outside the mask never enter, not even as NaN * 0.
     """
+    import torch
     n, sum_x, sum_y = torch.stack([mask.sum(), torch.where(mask, x, 0.0).sum(),
                                    torch.where(mask, y, 0.0).sum()]).tolist()
     if n < 2:
@@ -90,8 +128,9 @@ def fit_scale_shift(pred, gt, valid, space: str = "depth", max_resolution: int |
     Arguments as `align_least_squares`. Only the (downsampled) fit copy is converted to
     float64, so a 24 M-pixel ETH3D frame is never copied whole in float64 here.
     """
-    on_device = torch.is_tensor(pred)
+    on_device = _is_tensor(pred)
     if on_device:
+        import torch
         gt = torch.as_tensor(gt, device=pred.device)
         valid = torch.as_tensor(valid, device=pred.device).bool()
     else:
@@ -104,8 +143,8 @@ def fit_scale_shift(pred, gt, valid, space: str = "depth", max_resolution: int |
     p, g, m = pred, gt, valid
     if max_resolution is not None:
         p, g, m = _downsample([pred, gt, valid], max_resolution, downsample)
-    xp = torch if on_device else np
-    p, g = (p.to(torch.float64), g.to(torch.float64)) if on_device else (p.astype(np.float64), g.astype(np.float64))
+    xp = sys.modules["torch"] if on_device else np
+    p, g = (p.to(xp.float64), g.to(xp.float64)) if on_device else (p.astype(np.float64), g.astype(np.float64))
     if space == "disparity":
         m = m & (g > 0) & (p > 0)
         # zeros are replaced before dividing, so no division by zero happens
@@ -122,8 +161,9 @@ def fit_scale_shift(pred, gt, valid, space: str = "depth", max_resolution: int |
 def apply_scale_shift(pred, scale: float, shift: float, space: str = "depth"):
     """``scale * pred + shift`` in float64 (any shape: a map, or only its valid pixels); in
     disparity space the result is clipped to >= 1e-3 and inverted back to depth."""
-    xp = torch if torch.is_tensor(pred) else np
-    fitted = scale * (pred.to(torch.float64) if xp is torch else np.asarray(pred, dtype=np.float64)) + shift
+    on_device = _is_tensor(pred)
+    xp = sys.modules["torch"] if on_device else np
+    fitted = scale * (pred.to(xp.float64) if on_device else np.asarray(pred, dtype=np.float64)) + shift
     if space == "disparity":
         fitted = 1.0 / xp.clip(fitted, MIN_DISPARITY, None)
     return fitted
@@ -131,7 +171,7 @@ def apply_scale_shift(pred, scale: float, shift: float, space: str = "depth"):
 
 def clip_to_range(aligned, protocol):
     """Clip aligned depth to the benchmark's range, then to >= 1e-6 (so every log is defined)."""
-    if torch.is_tensor(aligned):
+    if _is_tensor(aligned):
         return aligned.clamp(protocol.min_depth, protocol.max_depth).clamp_min(1e-6)
     # maximum/minimum into one new array: np.clip costs several times as much on ETH3D frames
     out = np.maximum(aligned, protocol.min_depth)
