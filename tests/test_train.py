@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 from marigold_bench.errors import BenchError
 from marigold_bench.train import targets
 from marigold_bench.train.config import TrainConfigError, config_from_dict, load_config
-from marigold_bench.train.trainer import ResumeMismatchError, TrainingError, lr_factor, train
+from marigold_bench.train.lr_schedule import lr_factor
+from marigold_bench.train.trainer import ResumeMismatchError, TrainingError, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,14 +60,43 @@ def test_bad_config_files(tmp_path):
         load_config(tmp_path / "typo.yaml")
 
 
-def test_lr_schedule_warmup_then_exponential_decay():
-    cfg = config_from_dict({"optim": {"warmup_steps": 100, "decay_steps": 25000, "final_ratio": 0.01}}).optim
+def test_lr_schedule_is_the_official_iter_exponential():
+    """Values worked out by hand from IterExponential's definition (total 100, warm-up 10,
+    final ratio 0.01): warm-up n / 10 from 0; then 0.01 ** ((n - 10) / 90); 0.01 from 100 on."""
+    cfg = config_from_dict({"optim": {"warmup_steps": 10, "decay_steps": 100, "final_ratio": 0.01}}).optim
     f = lr_factor(cfg)
-    assert f(0) == pytest.approx(0.01) and f(49) == pytest.approx(0.5)
-    assert f(12500) == pytest.approx(0.1)  # half-way in log space between 1 and 0.01
-    assert f(25000) == pytest.approx(0.01) and f(30000) == pytest.approx(0.01)
+    assert f(0) == 0.0                               # the first optimiser step runs at lr 0
+    assert f(5) == pytest.approx(0.5)
+    assert f(10) == pytest.approx(1.0)               # warm-up done, decay not started
+    assert f(28) == pytest.approx(10 ** -0.4)        # (28 - 10) / 90 = 0.2 of the way: 0.01 ** 0.2
+    assert f(55) == pytest.approx(0.1)               # half-way in log space: 0.01 ** 0.5
+    assert f(99) == pytest.approx(0.01 ** (89 / 90))
+    assert f(100) == pytest.approx(0.01) and f(150) == pytest.approx(0.01)
+    # Marigold's own numbers: 100 warm-up iterations, 1 % at 25K
+    sd2 = lr_factor(load_config(REPO / "configs" / "marigold-sd2.yaml").optim)
+    assert sd2(50) == pytest.approx(0.5) and sd2(12550) == pytest.approx(0.1) and sd2(30000) == pytest.approx(0.01)
     cfg.lr_schedule = "constant"
-    assert f(5000) == 1.0
+    f = lr_factor(cfg)
+    assert f(5) == pytest.approx(0.5) and f(10) == 1.0 and f(5000) == 1.0
+
+
+def test_lr_schedule_drives_the_optimiser_through_lambda_lr():
+    """As the trainer uses it: LambdaLR, one scheduler step per optimiser step, state resumable."""
+    cfg = config_from_dict({"optim": {"lr": 2e-3, "warmup_steps": 4, "decay_steps": 8, "final_ratio": 0.25}}).optim
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
+    seen = []
+    for _ in range(10):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    # by hand: 0, 1/4, 2/4, 3/4 of 2e-3; then 0.25 ** (k / 4) for k = 0..3; then 0.25
+    expected = [0, 5e-4, 1e-3, 1.5e-3, 2e-3, 2e-3 * 0.25 ** 0.25, 2e-3 * 0.5, 2e-3 * 0.25 ** 0.75, 5e-4, 5e-4]
+    assert seen == pytest.approx(expected)
+    fresh = torch.optim.lr_scheduler.LambdaLR(torch.optim.Adam([param], lr=cfg.lr), lr_factor(cfg))
+    fresh.load_state_dict(scheduler.state_dict())
+    assert fresh.last_epoch == 10 and fresh.get_last_lr() == pytest.approx([5e-4])
 
 
 def test_resume_is_exact(tmp_path):

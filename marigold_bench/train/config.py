@@ -74,9 +74,12 @@ class OptimConfig:
     lr: float = 3e-5
     micro_batch: int = 2
     grad_accum: int = 16
-    #: "exponential" (warm-up, then decay to lr * final_ratio at decay_steps) or "constant".
+    #: "exponential" (the official IterExponential: linear warm-up from 0 over warmup_steps, then
+    #: exponential decay to lr * final_ratio at iteration decay_steps, held after) or "constant"
+    #: (the same warm-up, then lr). See train/lr_schedule.py.
     lr_schedule: str = "exponential"
     warmup_steps: int = 100
+    #: the official ``total_iter``: the iteration (warm-up included) where the decay ends.
     decay_steps: int = 25000
     final_ratio: float = 0.01
     #: "no" (fp32), "bf16" or "fp16" -- autocast of the UNet through accelerate.
@@ -183,6 +186,10 @@ class TrainConfig:
                             + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
         elif any(float(w) < 0 for w in sources.values()) or sum(float(w) for w in sources.values()) <= 0:
             problems.append("data.sources weights must be >= 0 and not all 0")
+        if not 0 <= self.optim.warmup_steps <= self.optim.decay_steps:
+            problems.append("optim.warmup_steps must be >= 0 and <= optim.decay_steps")
+        if not self.optim.final_ratio > 0:
+            problems.append("optim.final_ratio must be > 0")
         if self.data.resolution is not None and len(self.data.resolution) != 2:
             problems.append("data.resolution must be [height, width] or null")
         if not 0.0 <= self.data.flip_p <= 1.0:

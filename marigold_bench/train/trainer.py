@@ -8,7 +8,8 @@ Read :func:`train` (its body, ``_train``) from start to end; it is the whole rec
 3. data: seeded mixture of Hypersim / Virtual KITTI / synthetic micro-batches (``train/data.py``);
 4. (tiny scale only) a short fit of the random tiny VAE, then frozen -- see :func:`fit_tiny_vae`;
 5. DDPM v-prediction objective with (annealed multi-resolution) noise, masked MSE,
-   Adam with warm-up and exponential decay, gradient accumulation, optional EMA;
+   Adam with the official IterExponential schedule (train/lr_schedule.py), gradient
+   accumulation, optional EMA;
 6. periodic validation with the suite's evaluator (1 step, N = 1, AbsRel selects the best);
 7. checkpoints that resume exactly (model, optimiser, LR schedule, RNG states, data position);
 8. export as a diffusers ``MarigoldDepthPipeline`` with a model card.
@@ -38,6 +39,7 @@ from marigold_bench.train import targets
 from marigold_bench.train.config import TrainConfig, TrainConfigError, config_differences, save_config
 from marigold_bench.train.data import TrainingMixture, build_sources, make_loader, micro_batch_index, torch_generator
 from marigold_bench.train.export import export_pipeline, inference_scheduler, training_scheduler
+from marigold_bench.train.lr_schedule import lr_factor
 from marigold_bench.train.validation import training_predictor, validate
 
 
@@ -81,18 +83,6 @@ def find_checkpoint(path) -> Path:
         raise TrainingError(f"no checkpoint to resume in {path} (expected {STATE_FILE} there or "
                             f"checkpoints/step_*/{STATE_FILE} below it)")
     return found[-1].parent
-
-
-def lr_factor(optim_cfg):
-    """Multiplier of the base LR after ``step`` optimiser steps: linear warm-up, then
-    exponential decay reaching ``final_ratio`` at ``decay_steps`` (and staying there), or constant."""
-    def factor(step: int) -> float:
-        if step < optim_cfg.warmup_steps:
-            return (step + 1) / optim_cfg.warmup_steps
-        if optim_cfg.lr_schedule == "constant":
-            return 1.0
-        return optim_cfg.final_ratio ** (min(step, optim_cfg.decay_steps) / optim_cfg.decay_steps)
-    return factor
 
 
 def load_base_components(cfg: TrainConfig) -> dict:
