@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..output_spaces import DEPTH_AFFINE
+
 KINDS = ("constant", "ramp")
 
 
 class BaselinePredictor:
-    """A deterministic, image-independent depth guess in [0, 1]."""
+    """A deterministic, image-independent depth guess in [0, 1] (the Predictor interface,
+    `marigold_bench.inference.interface`): depth up to scale and shift, computed on the host."""
+
+    #: a guess of depth, scored like any affine-invariant depth model
+    output_space = DEPTH_AFFINE
+    device = None
 
     def __init__(self, kind: str = "ramp", ensemble: int = 1):
         if kind not in KINDS:
             raise ValueError(f"unknown baseline {kind!r}; known: {', '.join('baseline:' + k for k in KINDS)}")
         self.kind = kind
-        self.settings = {"model": f"baseline:{kind}", "ensemble": int(ensemble), "ensembling": None}
+        self.settings = {"model": f"baseline:{kind}", "family": "baseline", "output_space": self.output_space,
+                         "ensemble": int(ensemble), "ensembling": None}
 
     def _guess(self, height: int, width: int) -> np.ndarray:
         if self.kind == "constant":
@@ -32,8 +40,10 @@ class BaselinePredictor:
     def predict(self, jobs):
         return [np.stack([self._guess(*rgb.shape[:2])] * len(members)) for _, rgb, members in jobs]
 
-    def merge(self, members: np.ndarray, out_shape) -> tuple[np.ndarray, None]:
-        merged = members.mean(axis=0)
-        if merged.shape != tuple(out_shape):
+    def merge(self, members: np.ndarray, out_shape=None) -> tuple[np.ndarray, None]:
+        """The members' mean; at another ``out_shape`` the guess made at that size (not a
+        resize of it); ``None``: at the members' size."""
+        merged = np.asarray(members, dtype=np.float32).mean(axis=0)
+        if out_shape is not None and merged.shape != tuple(out_shape):
             merged = self._guess(*out_shape)
         return merged, None

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import InferenceSettingsError, PredictionError
+from ..output_spaces import DEPTH_AFFINE, DISPARITY_AFFINE
 from . import images as imgs
 from .ensemble import ensemble_depth, resolve_ensembling
 from .seeding import member_generator
@@ -160,6 +161,8 @@ class MarigoldPredictor:
         if self.prediction_type not in ("depth", "disparity"):
             warnings.warn(f"checkpoint declares prediction_type={self.prediction_type!r}; treating its output as "
                           "affine-invariant depth", stacklevel=3)
+        #: what the numbers mean (the Predictor interface): Marigold's [0, 1] maps are affine-invariant
+        self.output_space = DISPARITY_AFFINE if self.prediction_type == "disparity" else DEPTH_AFFINE
 
         if steps is None:
             steps = pipeline_config.get("default_denoising_steps")
@@ -353,6 +356,8 @@ class MarigoldPredictor:
             "model_path": self.model_path,
             "model_source": self.model_source,
             "weights_sha256": self.weights_sha256,
+            "family": "marigold",
+            "output_space": self.output_space,
             "prediction_type": self.prediction_type,
             "steps": self.steps,
             "timestep_spacing": self.timestep_spacing,
@@ -557,12 +562,15 @@ class MarigoldPredictor:
             raise error
         return results
 
-    def merge(self, members: np.ndarray, out_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    def merge(self, members: np.ndarray, out_shape: tuple[int, int] | None = None
+              ) -> tuple[np.ndarray, np.ndarray | None]:
         """Ensemble members of one image and resize the result to ``out_shape``.
 
         Args:
             members: ``N x h x w`` raw members from `predict` (any subset of an image's members).
-            out_shape: ``(H, W)`` of the result, usually the input image's (or ground truth's) size.
+            out_shape: ``(H, W)`` of the result, usually the input image's (or ground truth's) size;
+                `None`: no resize, the result stays at the members' resolution (resize it later
+                as ``settings["resample_output"]`` says).
 
         Returns:
             ``(depth, uncertainty)``, float32 ``H x W``. For N > 1, ``depth`` is the
@@ -586,7 +594,7 @@ class MarigoldPredictor:
             depth, uncertainty = ensemble_depth(stack, output_uncertainty=True, **settings)
         else:
             depth, uncertainty = stack[0], None
-        size = tuple(int(s) for s in out_shape)
+        size = tuple(int(s) for s in (out_shape if out_shape is not None else members.shape[-2:]))
         depth = self._resize(depth, size)
         if uncertainty is not None:
             uncertainty = self._resize(uncertainty, size)

@@ -1,0 +1,82 @@
+"""The Predictor interface: what the run loop, the cache, ``ablate`` and ``predict`` need of a model.
+
+Every model family has one small adapter that follows it: `MarigoldPredictor` (diffusers
+checkpoints), `TransformersDepthPredictor` (any transformers depth estimator) and
+`BaselinePredictor` (image-independent guesses). Nothing downstream looks at the family: the
+evaluator calls `predict` for the members it lacks, caches them, and calls `merge`.
+
+The contract:
+
+* ``settings``: a JSON-serialisable dict of every resolved inference setting. It always holds
+  ``model``, ``family``, ``output_space``, ``ensemble`` and ``ensembling``; everything except
+  where the model lies (and the merge-only settings) is the prediction cache's identity.
+* ``output_space``: one of `marigold_bench.output_spaces.OUTPUT_SPACES`: what the numbers mean.
+  The protocol picks the alignment from it; the user may override it (``--output-space``).
+* ``device``: the `torch.device` the model runs on, or `None` for a predictor without one.
+* ``predict(jobs)``: ``jobs`` is a list of ``(sample_id, rgb, members)``, ``rgb`` uint8
+  H x W x 3, ``members`` the member indices wanted; returns one float32 ``M x h x w`` array per
+  job (``h x w`` is the predictor's own resolution). NaN/inf raise `PredictionError` with
+  ``.sample_ids`` and ``.results`` (``None`` for the failed jobs) so the caller keeps the rest.
+* ``merge(members, out_shape)``: ``(prediction, uncertainty or None)``, float32. ``out_shape``
+  ``(H, W)`` resizes the result; ``None`` returns it at the members' resolution, and
+  ``settings["resample_output"]`` then says how to resize it later (``"bilinear"``: torch
+  bilinear, ``align_corners=False``; ``"bicubic"``: torch bicubic, ``align_corners=False``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from ..output_spaces import DEPTH_AFFINE, check_output_space
+
+#: one unit of work: (sample id, uint8 H x W x 3 image, member indices)
+Job = tuple[str, np.ndarray, Sequence[int]]
+
+#: keys every predictor's settings hold
+REQUIRED_SETTINGS = ("model", "family", "output_space", "ensemble", "ensembling")
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A depth model behind the run loop (see the module docstring for the full contract)."""
+
+    output_space: str
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Every resolved inference setting, JSON-serialisable."""
+        ...
+
+    def predict(self, jobs: Sequence[Job]) -> list[np.ndarray]:
+        """Raw members for each job: float32 ``len(members) x h x w``."""
+        ...
+
+    def merge(self, members: np.ndarray, out_shape: tuple[int, int] | None = None
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Combine one image's members; resize to ``out_shape`` unless it is `None`."""
+        ...
+
+
+def output_space_of(predictor) -> str:
+    """The output space ``predictor`` declares (its attribute, else its settings, else
+    `DEPTH_AFFINE`, which is what predictors written before 0.3 produced)."""
+    space = getattr(predictor, "output_space", None) or predictor.settings.get("output_space") or DEPTH_AFFINE
+    return check_output_space(space)
+
+
+def check_predictor(predictor) -> None:
+    """Raise `TypeError` naming what ``predictor`` lacks of the interface (tests, new adapters)."""
+    missing = [name for name in ("settings", "predict", "merge", "output_space") if not hasattr(predictor, name)]
+    if missing:
+        raise TypeError(f"{type(predictor).__name__} lacks {', '.join(missing)} of the Predictor interface")
+    lacking = [k for k in REQUIRED_SETTINGS if k not in predictor.settings]
+    if lacking:
+        raise TypeError(f"{type(predictor).__name__}.settings lacks {', '.join(lacking)}")
+    check_output_space(predictor.output_space)
+    if predictor.settings["output_space"] != predictor.output_space:
+        raise TypeError(f"{type(predictor).__name__}: settings['output_space'] differs from output_space")
+
+
+__all__ = ["Predictor", "Job", "REQUIRED_SETTINGS", "output_space_of", "check_predictor"]
