@@ -39,10 +39,10 @@ def two_runs(tmp_path):
 def test_markdown_of_two_runs(two_runs):
     table = build_table([load_run(p) for p in two_runs])
     expected = (
-        "| Method | NYUv2 AbsRel↓ | NYUv2 δ1↑ |\n"
-        "|:---|---:|---:|\n"
-        "| marigold_tiny, 1 step, N=1 | 6.1 | **95.8** |\n"
-        "| marigold_tiny, 4 steps, N=5 | **5.7** | 95.3 |\n"
+        "| Method | Output space | Alignment | NYUv2 AbsRel↓ | NYUv2 δ1↑ |\n"
+        "|:---|:---|:---|---:|---:|\n"
+        "| marigold_tiny, 1 step, N=1 | affine-inv. depth | affine in depth | 6.1 | **95.8** |\n"
+        "| marigold_tiny, 4 steps, N=5 | affine-inv. depth | affine in depth | **5.7** | 95.3 |\n"
         "\n"
         "AbsRel, δ1 in percent (×100).\n")
     assert render(table, "md") == expected
@@ -51,14 +51,14 @@ def test_markdown_of_two_runs(two_runs):
 def test_latex_of_two_runs(two_runs):
     table = build_table([load_run(p) for p in two_runs])
     expected = (
-        "\\begin{tabular}{lcc}\n"
+        "\\begin{tabular}{lllcc}\n"
         "\\toprule\n"
-        " & \\multicolumn{2}{c}{NYUv2} \\\\\n"
-        "\\cmidrule(lr){2-3}\n"
-        "Method & AbsRel$\\downarrow$ & $\\delta_1\\uparrow$ \\\\\n"
+        " &  &  & \\multicolumn{2}{c}{NYUv2} \\\\\n"
+        "\\cmidrule(lr){4-5}\n"
+        "Method & Output space & Alignment & AbsRel$\\downarrow$ & $\\delta_1\\uparrow$ \\\\\n"
         "\\midrule\n"
-        "marigold\\_tiny, 1 step, N=1 & 6.1 & \\textbf{95.8} \\\\\n"
-        "marigold\\_tiny, 4 steps, N=5 & \\textbf{5.7} & 95.3 \\\\\n"
+        "marigold\\_tiny, 1 step, N=1 & affine-inv. depth & affine in depth & 6.1 & \\textbf{95.8} \\\\\n"
+        "marigold\\_tiny, 4 steps, N=5 & affine-inv. depth & affine in depth & \\textbf{5.7} & 95.3 \\\\\n"
         "\\bottomrule\n"
         "\\end{tabular}\n"
         "% AbsRel, δ1 in percent (x100).\n")
@@ -72,9 +72,10 @@ def test_datasets_become_column_groups_and_settings_rows(tmp_path, capsys):
             write_run(tmp_path / "nyu4", "nyu", steps=4, metrics={"abs_rel": 0.055, "delta1": 0.964})]
     assert main(["table", *runs]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| Method | NYUv2 AbsRel↓ | NYUv2 δ1↑ | KITTI AbsRel↓ | KITTI δ1↑ |"
-    assert lines[2] == "| marigold_tiny, 1 step, N=1 | 6.1 | 95.8 | 10.5 | 90.4 |"
-    assert lines[3] == "| marigold_tiny, 4 steps, N=1 | **5.5** | **96.4** | – | – |"
+    assert lines[0] == ("| Method | Output space | Alignment | NYUv2 AbsRel↓ | NYUv2 δ1↑ | KITTI AbsRel↓ "
+                        "| KITTI δ1↑ |")
+    assert lines[2] == "| marigold_tiny, 1 step, N=1 | affine-inv. depth | affine in depth | 6.1 | 95.8 | 10.5 | 90.4 |"
+    assert lines[3] == "| marigold_tiny, 4 steps, N=1 | affine-inv. depth | affine in depth | **5.5** | **96.4** | – | – |"
 
 
 def test_same_row_and_dataset_twice_is_refused(tmp_path, capsys):
@@ -87,19 +88,91 @@ def test_same_row_and_dataset_twice_is_refused(tmp_path, capsys):
 
 def test_one_dataset_on_different_samples_or_protocols_is_refused(tmp_path):
     a = write_run(tmp_path / "a")
-    b = write_run(tmp_path / "b", steps=4, protocol={"fit_space": "disparity"})
-    with pytest.raises(BenchError, match="fit_space: .*'depth' vs .*'disparity'"):
+    b = write_run(tmp_path / "b", steps=4, protocol={"min_depth": 0.5})
+    with pytest.raises(BenchError, match="min_depth: .*<absent>"):
         build_table([load_run(a), load_run(b)])
     c = write_run(tmp_path / "c", steps=4, n=100, n_total=100)  # a --max-samples run
     with pytest.raises(BenchError, match="different samples"):
         build_table([load_run(a), load_run(c)])
 
 
+def test_fit_space_is_a_row_choice_not_a_sample_set(tmp_path):
+    # a 0.2 run fitted in disparity (--fit-space disparity) shares the column with a depth fit
+    a = write_run(tmp_path / "a")
+    b = write_run(tmp_path / "b", protocol={"fit_space": "disparity"},
+                  metrics={"abs_rel": 0.0849, "delta1": 0.9312})
+    lines = render(build_table([load_run(a), load_run(b)]), "md").splitlines()
+    assert lines[2] == "| marigold_tiny, 1 step, N=1 | affine-inv. depth | affine in depth | **6.1** | **95.8** |"
+    assert lines[3] == "| marigold_tiny, 1 step, N=1 | affine-inv. depth | affine in disparity | 8.5 | 93.1 |"
+
+
+def _scored(folder, scoring, **kwargs):
+    """A 0.3 run: summary.json records how it was scored (`Scoring.to_dict` keys)."""
+    path = write_run(folder, **kwargs)
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["scoring"] = {"protocol": "marigold", "dataset": summary["dataset"], "fit": "...", **scoring}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return path
+
+
+def test_rows_show_the_recorded_output_space_and_alignment(tmp_path):
+    dpt = _scored(tmp_path / "dpt", {"output_space": "disparity_affine_invariant", "alignment": "affine",
+                                     "fit_space": "disparity"},
+                  model="/hub/dpt-large", output_space="disparity_affine_invariant")
+    # the same predictions rescored under MoGe's protocol: another row, not a clash
+    moge = _scored(tmp_path / "moge", {"protocol": "moge", "output_space": "disparity_affine_invariant",
+                                       "alignment": "affine", "fit_space": "disparity"},
+                   model="/hub/dpt-large", output_space="disparity_affine_invariant",
+                   metrics={"abs_rel": 0.0712, "delta1": 0.9657})
+    metric = _scored(tmp_path / "glpn", {"output_space": "depth_metric", "alignment": "none", "fit_space": "depth"},
+                     model="/hub/glpn-nyu", metrics={"abs_rel": 0.1004, "delta1": 0.9003})
+    lines = render(build_table([load_run(p) for p in (dpt, moge, metric)]), "md").splitlines()
+    assert lines[2:5] == [
+        "| dpt-large, 1 step, N=1 | affine-inv. disparity | affine in disparity | **6.1** | 95.8 |",
+        "| dpt-large, 1 step, N=1 | affine-inv. disparity | moge: affine in disparity | 7.1 | **96.6** |",
+        "| glpn-nyu, 1 step, N=1 | metric depth | none | 10.0 | 90.0 |"]
+    frame = pd.read_csv(io.StringIO(render(build_table([load_run(dpt), load_run(metric)]), "csv")))
+    assert frame["output_space"].tolist() == ["disparity_affine_invariant", "depth_metric"]
+    assert frame["alignment"].tolist() == ["affine in disparity", "none"]
+
+
+def test_beside_reference_rows_ours_name_preset_steps_and_spacing(tmp_path):
+    a = write_run(tmp_path / "a", ensembling="official")
+    b = write_run(tmp_path / "b", ensembling="official", steps=4, timestep_spacing="leading",
+                  metrics={"abs_rel": 0.0731, "delta1": 0.9402})
+    plain = render(build_table([load_run(a)]), "md").splitlines()
+    assert plain[2].startswith("| marigold_tiny, 1 step, N=1 | ")  # alone, nothing to tell apart
+    labels = [line.split(" | ")[0] for line in render(build_table([load_run(a), load_run(b)], reference=True),
+                                                         "md").splitlines() if line.startswith("| marigold_tiny")]
+    assert labels == ["| marigold_tiny, 1 step, N=1, trailing, official ensembling",
+                      "| marigold_tiny, 4 steps, N=1, leading, official ensembling"]
+    assert main(["table", a, "--reference"]) == 0
+
+
+def test_diode_subsets_fill_their_own_columns(tmp_path, capsys):
+    folder = tmp_path / "diode"
+    write_run(folder, "diode", metrics={"abs_rel": 0.3, "delta1": 0.77}, n=771, n_total=771)
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["subsets"] = {"all": {"n": 771, "metrics": {"abs_rel": 0.3, "delta1": 0.77}},
+                          "indoor": {"n": 325, "metrics": {"abs_rel": 0.1234, "delta1": 0.8912}},
+                          "outdoor": {"n": 446, "metrics": {"abs_rel": 0.4321, "delta1": 0.6789}}}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    text = render(build_table([load_run(folder)]), "md")
+    assert text.splitlines()[0] == ("| Method | Output space | Alignment | DIODE AbsRel↓ | DIODE δ1↑ | DIODE indoor AbsRel↓ "
+                                    "| DIODE indoor δ1↑ | DIODE outdoor AbsRel↓ | DIODE outdoor δ1↑ |")
+    assert text.splitlines()[2].endswith("| 30.0 | 77.0 | 12.3 | 89.1 | 43.2 | 67.9 |")
+    assert main(["table", str(folder), "--diode-subsets", "indoor"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("| DIODE indoor AbsRel↓ | DIODE indoor δ1↑ |") and lines[2].endswith("| 12.3 | 89.1 |")
+    assert main(["table", str(folder), "--diode-subsets", "kitchen"]) == 2
+
+
 def test_run_with_failed_samples_is_marked_with_its_count(tmp_path):
     a = write_run(tmp_path / "a")
     b = write_run(tmp_path / "b", steps=4, n=650, metrics={"abs_rel": 0.05, "delta1": 0.97})
     text = render(build_table([load_run(a), load_run(b)]), "md")
-    assert "| marigold_tiny, 4 steps, N=1 | **5.0** (650/654) | **97.0** (650/654) |" in text
+    assert ("| marigold_tiny, 4 steps, N=1 | affine-inv. depth | affine in depth | **5.0** (650/654) "
+            "| **97.0** (650/654) |") in text
     assert "(n/total): the run scored only n of its total samples" in text
     latex = render(build_table([load_run(a), load_run(b)]), "latex")
     assert r"\textbf{5.0} {\scriptsize(650/654)}" in latex
@@ -109,11 +182,13 @@ def test_reference_rows_are_quoted_with_their_source(tmp_path):
     a = write_run(tmp_path / "a")
     table = build_table([load_run(a)], reference=True)
     text = render(table, "md")
-    assert ("| Marigold v1-0, 50 steps, N=10 [M] | 5.5 | 96.4 | 9.9 | 91.6 | 6.5 | 96.0 | 6.4 | 95.1 "
+    assert ("| Marigold v1-0, 50 steps, N=10 [M] | – | – | 5.5 | 96.4 | 9.9 | 91.6 | 6.5 | 96.0 | 6.4 | 95.1 "
             "| 30.8 | 77.3 |") in text
-    assert "| Lotus-D [L] | **5.1** | **97.2** |" in text
+    assert "| Lotus-D [L] | – | – | **5.1** | **97.2** |" in text
     assert "[M] quoted from Marigold, CVPR 2024, Table 1." in text
-    assert text.splitlines()[-6].startswith("| marigold_tiny, 1 step, N=1 | 6.1 | 95.8 | – |")  # ours last
+    # ours last; beside quoted rows it names its spacing and ensembling preset too
+    assert text.splitlines()[-6].startswith(
+        "| marigold_tiny, 1 step, N=1, trailing | affine-inv. depth | affine in depth | 6.1 | 95.8 | – |")
     frame = pd.read_csv(io.StringIO(render(table, "csv")))
     assert frame["quoted"].tolist() == [True] * 11 + [False]
     assert frame.loc[11, "nyu_abs_rel"] == pytest.approx(6.12) and frame.loc[11, "nyu_n"] == 654
@@ -123,7 +198,8 @@ def test_any_metric_can_be_chosen(tmp_path, capsys):
     a = write_run(tmp_path / "a")
     assert main(["table", a, "--metrics", "rmse,delta1", "--format", "csv"]) == 0
     frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
-    assert list(frame.columns) == ["method", "quoted", "source", "nyu_rmse", "nyu_delta1", "nyu_n", "nyu_n_total"]
+    assert list(frame.columns) == ["method", "quoted", "source", "output_space", "alignment",
+                                   "nyu_rmse", "nyu_delta1", "nyu_n", "nyu_n_total"]
     assert frame.loc[0, "nyu_rmse"] == pytest.approx(0.2345)  # metres are not scaled
     assert main(["table", a, "--metrics", "abs_rel,accuracy"]) == 2
     assert main(["table", str(tmp_path / "nowhere")]) == 2

@@ -1,4 +1,7 @@
-"""``marigold-bench table``: a paper-style table (Markdown, LaTeX, CSV) from run directories."""
+"""``marigold-bench table``: a paper-style table (Markdown, LaTeX, CSV) from run directories.
+
+Rows say how they were scored (output space, alignment); see :mod:`marigold_bench.report.tables`.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +19,22 @@ def add_parser(subparsers) -> None:
     p.add_argument("--reference", action="store_true",
                    help="add the published rows of the bundled reference.csv (papers), marked as quoted")
     p.add_argument("--metrics", default="abs_rel,delta1", help="comma-separated metric keys")
+    add_subset_flag(p)
     p.add_argument("--digits", type=int, default=1,
                    help="decimals of percentages (metres and log errors get two more)")
     p.add_argument("--out", default=None, help="write the table to this file instead of printing it")
     p.set_defaults(func=run)
+
+
+def add_subset_flag(p) -> None:
+    """``--diode-subsets``: which DIODE columns a run that records its subsets fills."""
+    p.add_argument("--diode-subsets", default="all,indoor,outdoor",
+                   help="DIODE columns for runs that record their subsets: any of all, indoor, "
+                        "outdoor (default: all three; papers quote either the full set or one half)")
+
+
+def parse_subsets(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 def run(args) -> int:
@@ -31,7 +46,8 @@ def run(args) -> int:
         raise BenchError("--metrics is empty")
     if args.digits < 0:
         raise BenchError("--digits must be >= 0")
-    table = build_table([load_run(path) for path in args.runs], metrics, reference=args.reference)
+    table = build_table([load_run(path) for path in args.runs], metrics, reference=args.reference,
+                        subsets=parse_subsets(args.diode_subsets))
     text = render(table, args.format, digits=args.digits)
     if args.out:
         with open(args.out, "w") as f:

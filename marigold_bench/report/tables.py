@@ -7,8 +7,19 @@ same cell are refused with a reason, as are runs of one dataset scored on differ
 or protocols (their numbers could not share a column). A run with failed, skipped or no-valid
 samples is kept and its cells carry ``(n/total)``. The best value of each column is bold.
 
+Every measured row also says how its numbers were scored: the model's output space and the
+alignment (with its fit space, and the protocol when it is not ``marigold``), read from
+``summary.json``; run directories of 0.2, which do not record them, were scored as
+``depth_affine_invariant`` with an affine fit. Runs of one model scored two ways are two rows.
+
 ``--reference`` adds the published rows of ``marigold_bench/resources/reference.csv`` (quoted, with
-their source; shipped as package data, so it works from an installed wheel too).
+their source; shipped as package data, so it works from an installed wheel too). Beside them our
+rows always name their ensembling preset, DDIM steps and timestep spacing, the settings that
+decide whether a measured row is comparable with a quoted one.
+
+A DIODE run that records its indoor and outdoor subsets (``summary["subsets"]``) fills the
+columns ``DIODE`` (all), ``DIODE indoor`` and ``DIODE outdoor``: papers quote one or the other,
+so all three are shown unless ``subsets`` chooses.
 
 >>> table = build_table([load_run("runs/a"), load_run("runs/b")])
 >>> print(render(table, "md"))
@@ -45,8 +56,29 @@ PER_DATASET_SETTINGS = ("processing_res",)
 
 #: settings shown in every row label (others only when they differ between rows)
 ALWAYS_LABELLED = ("model", "steps", "ensemble")
+#: ... and beside quoted rows, which differ from ours exactly in these (issue 14, item 4)
+ALWAYS_LABELLED_BESIDE_REFERENCE = ALWAYS_LABELLED + ("timestep_spacing", "ensembling")
 LABEL_ORDER = ("model", "steps", "ensemble", "timestep_spacing", "noise", "seed", "precision",
                "ensembling")
+
+#: settings with a column of their own, so never part of a label
+OWN_COLUMN_SETTINGS = ("output_space",)
+
+#: what a run recorded before 0.3 was scored as: Marigold's affine least-squares fit of depth
+DEFAULT_OUTPUT_SPACE = "depth_affine_invariant"
+DEFAULT_ALIGNMENT = "affine"
+DEFAULT_PROTOCOL = "marigold"
+
+#: protocol entries that are a row's scoring choice, not its sample set: runs of one dataset
+#: that differ in them share the column and sit in different rows
+SCORING_PROTOCOL_KEYS = ("fit_space", "alignment", "output_space", "protocol")
+
+OUTPUT_SPACE_TITLES = {"depth_affine_invariant": "affine-inv. depth",
+                       "disparity_affine_invariant": "affine-inv. disparity",
+                       "depth_scale_invariant": "scale-inv. depth", "depth_metric": "metric depth"}
+
+#: the DIODE subsets a run may record, in column order; "all" is the dataset's own column
+DIODE_SUBSETS = ("all", "indoor", "outdoor")
 
 #: the published numbers shipped with the repository
 REFERENCE_CSV = Path(__file__).resolve().parents[1] / "resources" / "reference.csv"
@@ -71,7 +103,11 @@ def display_value(metric: str, value: float) -> float:
 
 @dataclass
 class Row:
-    """One table row: a configuration's values per (dataset, metric), in display units."""
+    """One table row: a configuration's values per (dataset, metric), in display units.
+
+    ``output_space`` and ``alignment`` say how a measured row was scored (empty for quoted
+    rows); ``failures`` maps a dataset to the message of a run that did not finish.
+    """
 
     label: str
     values: dict = field(default_factory=dict)   # (dataset, metric) -> float
@@ -79,23 +115,77 @@ class Row:
     paths: dict = field(default_factory=dict)    # dataset -> run directory
     quoted: bool = False
     source: str = ""
+    output_space: str = ""
+    alignment: str = ""
+    failures: dict = field(default_factory=dict)  # dataset -> message
 
 
 @dataclass
 class Table:
-    """What a renderer needs: column groups, metrics, rows (quoted ones first) and notes."""
+    """What a renderer needs: column groups, metrics, rows (quoted ones first) and notes.
+
+    ``show_n`` adds an ``n`` column to every dataset group (the leaderboard shows it always;
+    ``table`` marks only partial runs with ``(n/total)``).
+    """
 
     datasets: list
     metrics: list
     rows: list
     sources: dict = field(default_factory=dict)  # source key -> citation, for quoted rows
+    show_n: bool = False
+
+
+@dataclass
+class Failure:
+    """A run that did not finish, for a marked row: which model (``key``, as the caller names
+    it, and the ``label`` its row gets when no run of it finished), on which dataset, and why."""
+
+    key: str
+    label: str
+    dataset: str
+    message: str
 
 
 # --- grouping runs into rows --------------------------------------------------------------
 
+def scoring_of(summary: dict) -> dict:
+    """How a run was scored: ``output_space``, ``alignment``, ``fit_space`` and ``protocol``.
+
+    Read from ``summary["scoring"]`` (what `marigold_bench.eval.protocols.Scoring` records from
+    0.3 on), else the top level, ``protocol`` and ``settings``; a 0.2 run records none of them
+    and was scored as Marigold scores: ``depth_affine_invariant``, an affine fit in the
+    benchmark protocol's fit space.
+    """
+    places = [summary.get(k) for k in ("scoring", "protocol", "settings")]
+    places = [summary.get("scoring"), summary] + [p for p in places[1:] if isinstance(p, dict)]
+    places = [p for p in places if isinstance(p, dict)]
+
+    def first(key, default):
+        for place in places:
+            value = place.get(key)
+            if isinstance(value, str):
+                return value
+        return default
+
+    return {"output_space": first("output_space", DEFAULT_OUTPUT_SPACE),
+            "alignment": first("alignment", DEFAULT_ALIGNMENT),
+            "fit_space": first("fit_space", "depth"), "protocol": first("protocol", DEFAULT_PROTOCOL)}
+
+
+def alignment_text(scoring: dict) -> str:
+    """The alignment cell: ``affine in disparity``, ``none``, ``moge: scale in depth``."""
+    text = scoring["alignment"]
+    if text != "none":
+        text += f" in {scoring['fit_space']}"
+    if scoring["protocol"] != DEFAULT_PROTOCOL:
+        text = f"{scoring['protocol']}: {text}"
+    return text
+
+
 def _row_key(run: RunDir) -> str:
-    settings = {k: v for k, v in result_settings(run.settings).items() if k not in PER_DATASET_SETTINGS}
-    return json.dumps(settings, sort_keys=True, default=str)
+    settings = {k: v for k, v in result_settings(run.settings).items()
+                if k not in PER_DATASET_SETTINGS and k not in OWN_COLUMN_SETTINGS}
+    return json.dumps({"settings": settings, "scoring": scoring_of(run.summary)}, sort_keys=True, default=str)
 
 
 def _short_model(model) -> str:
@@ -119,6 +209,8 @@ def _label_part(key: str, value) -> str:
         return f"{value} noise"
     if key == "seed":
         return f"seed {value}"
+    if key == "ensembling":
+        return f"{value} ensembling"
     if key == "weights_sha256":
         return f"weights {str(value)[:12]}"
     if key == "decoder" and str(value).startswith("tiny:"):
@@ -126,13 +218,15 @@ def _label_part(key: str, value) -> str:
     return f"{key}={value}"
 
 
-def row_labels(settings_list: list[dict]) -> list[str]:
+def row_labels(settings_list: list[dict], always=ALWAYS_LABELLED) -> list[str]:
     """Labels that tell rows apart.
 
-    Model, steps and N always appear; the other settings of :data:`LABEL_ORDER` appear where
-    they differ between rows. Settings derived from those (a timestep list, a resolved path)
-    are added only to rows whose labels would otherwise be equal.
+    The settings in ``always`` appear in every label that has them (model, steps and N by
+    default); the other settings of :data:`LABEL_ORDER` appear where they differ between rows.
+    Settings derived from those (a timestep list, a resolved path) are added only to rows whose
+    labels would otherwise be equal.
     """
+    settings_list = [{k: v for k, v in s.items() if k not in OWN_COLUMN_SETTINGS} for s in settings_list]
     keys = []
     for settings in settings_list:
         keys += [k for k in settings if k not in keys]
@@ -143,11 +237,16 @@ def row_labels(settings_list: list[dict]) -> list[str]:
         parts = [_label_part(k, settings[k]) for k in shown if settings.get(k) is not None]
         return ", ".join(parts) or "run"
 
-    main = [k for k in LABEL_ORDER if k in keys and (k in ALWAYS_LABELLED or k in varying)]
+    main = [k for k in LABEL_ORDER if k in keys and (k in always or k in varying)]
     labels = [label(s, main) for s in settings_list]
     extra = sorted(k for k in varying if k not in LABEL_ORDER)
     return [label(s, main + extra) if labels.count(text) > 1 else text
             for s, text in zip(settings_list, labels)]
+
+
+def _samples_of(summary: dict) -> dict:
+    # the scoring choice (fit space, alignment) is the row's, so it may differ inside a column
+    return {k: v for k, v in sample_set(summary).items() if k not in SCORING_PROTOCOL_KEYS}
 
 
 def _check_sample_sets(runs: list[RunDir]) -> None:
@@ -155,24 +254,56 @@ def _check_sample_sets(runs: list[RunDir]) -> None:
     first: dict[str, RunDir] = {}
     for run in runs:
         seen = first.setdefault(run.dataset, run)
-        diff = differences(sample_set(seen.summary), sample_set(run.summary), seen.path, run.path)
+        diff = differences(_samples_of(seen.summary), _samples_of(run.summary), seen.path, run.path)
         if diff:
             raise BenchError(
                 f"{run.dataset}: {seen.path} and {run.path} were scored on different samples or "
                 "protocols, so their numbers cannot share a column:\n  " + "\n  ".join(diff))
 
 
-def group_runs(runs: list[RunDir], metrics) -> list[Row]:
-    """Rows of measured runs: runs with equal settings share a row, one cell per dataset."""
+def column_title(column: str) -> str:
+    """``nyu`` -> ``NYUv2``, ``diode-indoor`` -> ``DIODE indoor``."""
+    dataset, _, subset = column.partition("-")
+    return DATASET_TITLES.get(dataset, dataset) + (f" {subset}" if subset else "")
+
+
+def run_cells(run: RunDir, subsets=DIODE_SUBSETS) -> list[tuple[str, dict, int, int]]:
+    """The columns one run fills: ``(column, metrics, n, n_total)``.
+
+    A run fills its dataset's column, except a run that records subsets (DIODE: ``all``,
+    ``indoor``, ``outdoor``), which fills one column per chosen subset: ``diode`` for ``all``,
+    ``diode-indoor`` and ``diode-outdoor`` for the others.
+    """
+    recorded = run.summary.get("subsets")
+    if not isinstance(recorded, dict) or not recorded:
+        return [(run.dataset, run.metrics, run.n, run.n_total)]
+    cells = []
+    for subset in subsets:
+        if subset == "all":
+            part = recorded.get("all") or {"n": run.n, "n_total": run.n_total, "metrics": run.metrics}
+        elif subset in recorded:
+            part = recorded[subset]
+        else:
+            continue
+        n = int(part.get("n", 0))
+        cells.append((run.dataset if subset == "all" else f"{run.dataset}-{subset}",
+                      part.get("metrics") or {}, n, int(part.get("n_total", n))))
+    return cells
+
+
+def group_runs(runs: list[RunDir], metrics, always=ALWAYS_LABELLED, subsets=DIODE_SUBSETS) -> list[Row]:
+    """Rows of measured runs: runs with equal settings (and scoring) share a row, one cell per
+    dataset (per chosen subset where a run records them, see `run_cells`)."""
     _check_sample_sets(runs)
     groups: dict[str, list[RunDir]] = {}
     for run in runs:
         groups.setdefault(_row_key(run), []).append(run)
     keys = list(groups)
-    labels = row_labels([json.loads(k) for k in keys])
+    labels = row_labels([json.loads(k)["settings"] for k in keys], always)
     rows = []
     for key, label in zip(keys, labels):
-        row, placed = Row(label), {}
+        scoring = json.loads(key)["scoring"]
+        row, placed = Row(label, output_space=scoring["output_space"], alignment=alignment_text(scoring)), {}
         for run in groups[key]:
             if run.dataset in placed:
                 other = placed[run.dataset]
@@ -185,14 +316,45 @@ def group_runs(runs: list[RunDir], metrics) -> list[Row]:
                     + "; a table has one number per row and dataset: drop one of them, or compare "
                       "them with `marigold-bench compare`")
             placed[run.dataset] = run
-            row.paths[run.dataset] = run.path
-            row.counts[run.dataset] = (run.n, run.n_total)
-            for metric in metrics:
-                value = run.metrics.get(metric)
-                if value is not None and math.isfinite(value):
-                    row.values[(run.dataset, metric)] = display_value(metric, value)
+            for column, values, n, total in run_cells(run, subsets):
+                row.paths[column] = run.path
+                row.counts[column] = (n, total)
+                for metric in metrics:
+                    value = values.get(metric)
+                    if value is not None and math.isfinite(value):
+                        row.values[(column, metric)] = display_value(metric, value)
         rows.append(row)
     return rows
+
+
+def add_failures(rows: list[Row], failures, origins: dict | None = None) -> list[Row]:
+    """Mark the runs that did not finish.
+
+    A failure joins the row of a finished run of the same model (``origins`` maps a run
+    directory to the ``key`` of the model it ran, as the caller names it); a model with no
+    finished run gets a row of its own, labelled ``<label> (failed: <message>)``.
+    """
+    origins = {os.path.abspath(k): v for k, v in (origins or {}).items()}
+    rows = list(rows)
+    own: dict[str, Row] = {}
+    for failure in failures:
+        row = next((r for r in rows if not r.quoted and any(
+            origins.get(os.path.abspath(p)) == failure.key for p in r.paths.values())), None)
+        if row is None:
+            row = own.get(failure.key)
+        if row is None:
+            row = own[failure.key] = Row(failure.label)
+            rows.append(row)
+        row.failures[failure.dataset] = _one_line(failure.message)
+    for row in own.values():
+        messages = list(dict.fromkeys(row.failures.values()))
+        row.label += f" (failed: {messages[0]})" if len(messages) == 1 else " (failed)"
+    return rows
+
+
+def _one_line(message: str, limit: int = 160) -> str:
+    text = " ".join(str(message).split()) or "failed"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 # --- published numbers ----------------------------------------------------------------------
@@ -219,26 +381,54 @@ def load_reference(path: str | os.PathLike | None = None) -> tuple[list[Row], di
     return rows, sources
 
 
-def build_table(runs: list[RunDir], metrics=DEFAULT_METRICS, reference: bool | str = False) -> Table:
+def _column_order(column: str) -> tuple:
+    dataset, _, subset = column.partition("-")
+    known = dataset in DATASETS
+    return (not known, DATASETS.index(dataset) if known else 0, dataset,
+            DIODE_SUBSETS.index(subset) if subset in DIODE_SUBSETS else (0 if not subset else len(DIODE_SUBSETS)),
+            subset)
+
+
+def build_table(runs: list[RunDir], metrics=DEFAULT_METRICS, reference: bool | str = False,
+                failures=(), origins: dict | None = None, subsets=DIODE_SUBSETS,
+                show_n: bool = False) -> Table:
     """Group runs into rows and add quoted rows when ``reference`` is true (or a CSV path).
 
+    Args:
+        runs: loaded run directories.
+        metrics: metric keys of every column group.
+        reference: add the published rows (True: the bundled CSV; or a CSV path). Our rows then
+            always name their ensembling preset, steps and spacing.
+        failures: :class:`Failure` records of runs that did not finish (marked rows, see
+            `add_failures`), with ``origins`` mapping run directories to the failures' keys.
+        subsets: the DIODE subsets shown for runs that record them (``all``, ``indoor``,
+            ``outdoor``).
+        show_n: an ``n`` column in every dataset group.
+
     Raises:
-        BenchError: an unknown metric, two runs for one cell, or mixed sample sets.
+        BenchError: an unknown metric or subset, two runs for one cell, or mixed sample sets.
     """
     metrics = list(metrics)
     unknown = [m for m in metrics if m not in METRIC_KEYS]
     if unknown:
         raise BenchError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRIC_KEYS)}")
-    if not runs and not reference:
+    subsets = list(subsets)
+    wrong = [s for s in subsets if s not in DIODE_SUBSETS]
+    if wrong or not subsets:
+        raise BenchError(f"unknown subset(s) {', '.join(wrong) or '(none given)'}; known: {', '.join(DIODE_SUBSETS)}")
+    if not runs and not reference and not failures:
         raise BenchError("no run directories given")
-    rows = group_runs(runs, metrics)
+    rows = group_runs(runs, metrics, ALWAYS_LABELLED_BESIDE_REFERENCE if reference else ALWAYS_LABELLED,
+                      subsets)
+    rows = add_failures(rows, failures, origins)
     sources = {}
     if reference:
         quoted, sources = load_reference(None if reference is True else reference)
         rows = quoted + rows
-    present = {d for row in rows for d, _ in row.values} | {d for row in rows for d in row.paths}
-    datasets = [d for d in DATASETS if d in present] + sorted(present - set(DATASETS))
-    return Table(datasets, metrics, rows, sources)
+    present = ({d for row in rows for d, _ in row.values} | {d for row in rows for d in row.paths}
+               | {d for row in rows for d in row.failures})
+    datasets = sorted(present, key=_column_order)
+    return Table(datasets, metrics, rows, sources, show_n=show_n)
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -260,26 +450,44 @@ def _best(table: Table, digits: int) -> dict:
     return best
 
 
+def group_width(table: Table) -> int:
+    """Columns per dataset group: the metrics, and ``n`` when the table shows it."""
+    return len(table.metrics) + int(table.show_n)
+
+
+def _count_text(n, total) -> str:
+    if n is None:
+        return "–"
+    return str(n) if n >= total else f"{n}/{total}"
+
+
 def _cells(table: Table, digits: int, bold, count):
-    """Body rows as strings; ``bold(text)`` and ``count(n, total)`` do the format's markup."""
+    """Body rows as strings; ``bold(text)`` and ``count(n, total)`` do the format's markup.
+
+    Each row starts with its output space and alignment cells, then every dataset group: the
+    metrics (``failed`` for a run that did not finish) and, with ``show_n``, the count.
+    """
     best = _best(table, digits)
     body = []
     for row in table.rows:
-        cells = []
+        cells = [OUTPUT_SPACE_TITLES.get(row.output_space, row.output_space) or "–", row.alignment or "–"]
         for dataset in table.datasets:
             n, total = row.counts.get(dataset, (None, None))
+            failed = dataset in row.failures
             for metric in table.metrics:
                 value = row.values.get((dataset, metric))
                 if value is None:
-                    cells.append("–")
+                    cells.append("failed" if failed else "–")
                     continue
                 shown = round(value, _digits(metric, digits))
                 text = f"{shown:.{_digits(metric, digits)}f}"
                 if best.get((dataset, metric)) == shown:
                     text = bold(text)
-                if n is not None and n < total:
+                if n is not None and n < total and not table.show_n:
                     text += count(n, total)
                 cells.append(text)
+            if table.show_n:
+                cells.append(_count_text(n, total))
         body.append(cells)
     return body
 
@@ -290,22 +498,35 @@ def _notes(table: Table) -> list[str]:
     if shown:
         notes.append(", ".join(metric_title(m)[:-1] for m in shown) + " in percent (×100).")
     if any(n < t for row in table.rows for n, t in row.counts.values()):
-        notes.append("(n/total): the run scored only n of its total samples (failed, skipped or "
-                     "no valid pixel); see its per_sample.csv.")
+        if table.show_n:
+            notes.append("n/total: the run scored only n of its total samples (failed, skipped or "
+                         "no valid pixel); see its per_sample.csv.")
+        else:
+            notes.append("(n/total): the run scored only n of its total samples (failed, skipped or "
+                         "no valid pixel); see its per_sample.csv.")
+    for row in table.rows:
+        if row.failures and row.counts:  # a row of its own already says why in its label
+            for dataset, message in row.failures.items():
+                notes.append(f"{row.label}, {column_title(dataset)}: failed: {message}")
     for key, citation in table.sources.items():
         notes.append(f"[{key}] quoted from {citation}.")
     return notes
 
 
+def _headers(table: Table, title) -> list[str]:
+    """``Method``, ``Output space``, ``Alignment``, then ``title(dataset, column)`` per column."""
+    columns = [metric_title(m) for m in table.metrics] + (["n"] if table.show_n else [])
+    return ["Method", "Output space", "Alignment"] + [title(d, c) for d in table.datasets for c in columns]
+
+
 def render_markdown(table: Table, digits: int = 1) -> str:
     """A Markdown (GitHub) table, one header row of ``<Dataset> <metric>`` columns, then notes."""
-    headers = ["Method"] + [f"{DATASET_TITLES.get(d, d)} {metric_title(m)}"
-                            for d in table.datasets for m in table.metrics]
+    headers = _headers(table, lambda d, c: f"{column_title(d)} {c}")
     lines = ["| " + " | ".join(headers) + " |",
-             "|" + "|".join([":---"] + ["---:"] * (len(headers) - 1)) + "|"]
+             "|" + "|".join([":---"] * 3 + ["---:"] * (len(headers) - 3)) + "|"]
     body = _cells(table, digits, lambda t: f"**{t}**", lambda n, t: f" ({n}/{t})")
     for row, cells in zip(table.rows, body):
-        lines.append("| " + " | ".join([row.label.replace("|", "\\|")] + cells) + " |")
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in [row.label] + cells) + " |")
     notes = _notes(table)
     return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
 
@@ -320,13 +541,14 @@ def latex_escape(text: str) -> str:
 
 def render_latex(table: Table, digits: int = 1) -> str:
     """A booktabs ``tabular``: dataset names over their metric columns, quoted rows first."""
-    k = len(table.metrics)
-    lines = [r"\begin{tabular}{l" + "c" * (k * len(table.datasets)) + "}", r"\toprule"]
-    groups = [rf"\multicolumn{{{k}}}{{c}}{{{latex_escape(DATASET_TITLES.get(d, d))}}}" for d in table.datasets]
-    lines.append(" & ".join([""] + groups) + r" \\")
-    lines.append(" ".join(rf"\cmidrule(lr){{{2 + i * k}-{1 + (i + 1) * k}}}" for i in range(len(table.datasets))))
-    lines.append(" & ".join(["Method"] + [metric_title(m, latex=True) for _ in table.datasets
-                                          for m in table.metrics]) + r" \\")
+    k = group_width(table)
+    lines = [r"\begin{tabular}{lll" + "c" * (k * len(table.datasets)) + "}", r"\toprule"]
+    groups = [rf"\multicolumn{{{k}}}{{c}}{{{latex_escape(column_title(d))}}}" for d in table.datasets]
+    lines.append(" & ".join(["", "", ""] + groups) + r" \\")
+    lines.append(" ".join(rf"\cmidrule(lr){{{4 + i * k}-{3 + (i + 1) * k}}}" for i in range(len(table.datasets))))
+    columns = [metric_title(m, latex=True) for m in table.metrics] + (["$n$"] if table.show_n else [])
+    lines.append(" & ".join(["Method", "Output space", "Alignment"]
+                            + [c for _ in table.datasets for c in columns]) + r" \\")
     lines.append(r"\midrule")
     body = _cells(table, digits, lambda t: rf"\textbf{{{t}}}", lambda n, t: rf" {{\scriptsize({n}/{t})}}")
     previous_quoted = None
@@ -334,23 +556,30 @@ def render_latex(table: Table, digits: int = 1) -> str:
         if previous_quoted and not row.quoted:
             lines.append(r"\midrule")  # published rows above, ours below
         previous_quoted = row.quoted
-        lines.append(" & ".join([latex_escape(row.label)] + [c.replace("–", "--") for c in cells]) + r" \\")
+        texts = [latex_escape(row.label)] + [latex_escape(c) for c in cells[:2]] + cells[2:]
+        lines.append(" & ".join(t.replace("–", "--") for t in texts) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     lines += ["% " + note.replace("×", "x") for note in _notes(table)]
     return "\n".join(lines) + "\n"
 
 
 def render_csv(table: Table) -> str:
-    """One line per row: label, quoted/source, then ``<dataset>_<metric>`` (display units) and
-    ``<dataset>_n`` / ``<dataset>_n_total`` for measured rows, at full precision."""
+    """One line per row: label, quoted/source, output space and alignment, then
+    ``<dataset>_<metric>`` (display units) and ``<dataset>_n`` / ``<dataset>_n_total`` for
+    measured rows, at full precision; a ``failed`` column (``dataset: message; ...``) when a run
+    did not finish."""
     records = []
+    any_failed = any(row.failures for row in table.rows)
     for row in table.rows:
-        record = {"method": row.label, "quoted": row.quoted, "source": row.source}
+        record = {"method": row.label, "quoted": row.quoted, "source": row.source,
+                  "output_space": row.output_space, "alignment": row.alignment}
         for dataset in table.datasets:
             for metric in table.metrics:
                 record[f"{dataset}_{metric}"] = row.values.get((dataset, metric))
             n, total = row.counts.get(dataset, (None, None))
             record[f"{dataset}_n"], record[f"{dataset}_n_total"] = n, total
+        if any_failed:
+            record["failed"] = "; ".join(f"{d}: {m}" for d, m in row.failures.items())
         records.append(record)
     buffer = io.StringIO()
     frame = pd.DataFrame.from_records(records)
