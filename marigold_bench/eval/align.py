@@ -18,6 +18,16 @@ import numpy as np
 #: fitted disparity is clipped here before inversion, as in the official evaluation
 MIN_DISPARITY = 1e-3
 
+#: the alignments `align` knows: least-squares scale and shift, least-squares scale, median
+#: scaling, none (the prediction scored as it is)
+ALIGNMENTS = ("affine", "scale", "median", "none")
+
+#: where a fit is made: on depth, or on disparity (1/depth) and inverted back
+FIT_SPACES = ("depth", "disparity")
+
+#: how `_downsample` shrinks the fit copy (see there)
+DOWNSAMPLE_MODES = ("width_only", "2d")
+
 
 def _is_tensor(x) -> bool:
     """``torch.is_tensor`` without importing torch: a tensor can only exist once torch is loaded."""
@@ -128,6 +138,21 @@ def fit_scale_shift(pred, gt, valid, space: str = "depth", max_resolution: int |
     Arguments as `align_least_squares`. Only the (downsampled) fit copy is converted to
     float64, so a 24 M-pixel ETH3D frame is never copied whole in float64 here.
     """
+    p, g, target, m, on_device = _fit_inputs(pred, gt, valid, space, max_resolution, downsample)
+    if on_device:
+        return _fit_masked(p, target, m)
+    if int(m.sum()) < 2:
+        raise ValueError("fewer than 2 valid pixels: cannot fit scale and shift")
+    return _fit(p[m], target[m])
+
+
+def _fit_inputs(pred, gt, valid, space, max_resolution, downsample):
+    """The fit's copy: ``(p, g, target, mask, on_device)``, float64, downsampled if asked.
+
+    ``target`` is the ground truth in the fit space (depth, or 1/depth where ``gt > 0``); in
+    disparity space the mask also drops pixels with ``gt <= 0`` or ``pred <= 0``. Tensors stay
+    on ``pred``'s device.
+    """
     on_device = _is_tensor(pred)
     if on_device:
         import torch
@@ -137,7 +162,7 @@ def fit_scale_shift(pred, gt, valid, space: str = "depth", max_resolution: int |
         pred, gt, valid = np.asarray(pred), np.asarray(gt), np.asarray(valid, dtype=bool)
     if not (tuple(pred.shape) == tuple(gt.shape) == tuple(valid.shape)):
         raise ValueError(f"shapes differ: pred {tuple(pred.shape)}, gt {tuple(gt.shape)}, valid {tuple(valid.shape)}")
-    if space not in ("depth", "disparity"):
+    if space not in FIT_SPACES:
         raise ValueError(f"unknown fit space {space!r} (depth or disparity)")
 
     p, g, m = pred, gt, valid
@@ -151,11 +176,7 @@ def fit_scale_shift(pred, gt, valid, space: str = "depth", max_resolution: int |
         target = xp.where(m, 1.0 / xp.where(g > 0, g, 1.0), 0.0)
     else:
         target = g
-    if on_device:
-        return _fit_masked(p, target, m)
-    if int(m.sum()) < 2:
-        raise ValueError("fewer than 2 valid pixels: cannot fit scale and shift")
-    return _fit(p[m], target[m])
+    return p, g, target, m, on_device
 
 
 def apply_scale_shift(pred, scale: float, shift: float, space: str = "depth"):
@@ -215,3 +236,128 @@ def align_and_clip(pred, gt, valid, protocol):
         pred, gt, valid, space=protocol.fit_space, max_resolution=protocol.fit_max_resolution,
         downsample=protocol.fit_downsample)
     return clip_to_range(aligned, protocol), scale, shift
+
+
+def fit_scale_least_squares(pred, gt, valid, space: str = "depth", max_resolution: int | None = None,
+                            downsample: str = "width_only") -> float:
+    """Least-squares scale without shift: ``argmin_s sum (s * p - g)^2 = sum(p g) / sum(p^2)``.
+
+    Args:
+        pred: prediction, HxW (numpy; a tensor is fitted in float64 on its device).
+        gt: ground-truth depth in metres, HxW.
+        valid: boolean HxW mask of the pixels the fit may use.
+        space: ``"depth"`` fits ``pred`` to depth; ``"disparity"`` fits ``pred`` to ``1/gt`` over
+            pixels where also ``gt > 0`` and ``pred > 0`` (as `fit_scale_shift` does).
+        max_resolution, downsample: fit on a downsized copy, as in `align_least_squares`.
+
+    Returns:
+        The scale, in the fit space. An all-zero prediction gives 0 (the minimum-norm solution).
+
+    Raises:
+        ValueError: unknown space, mismatched shapes, or no pixel to fit.
+    """
+    p, g, target, m, on_device = _fit_inputs(pred, gt, valid, space, max_resolution, downsample)
+    if on_device:
+        import torch
+        n, pp, pt = torch.stack([m.sum(), torch.where(m, p * p, 0.0).sum(),
+                                 torch.where(m, p * target, 0.0).sum()]).tolist()
+    else:
+        pm = p[m]
+        n, pp, pt = pm.size, float(np.dot(pm, pm)), float(np.dot(pm, target[m]))
+    if n < 1:
+        raise ValueError("no valid pixel: cannot fit a scale")
+    return float(pt / pp) if pp > 0 else 0.0
+
+
+def _median(x) -> float:
+    """numpy's median (the mean of the two middle values for an even count) of a 1-D array or
+    tensor. torch's own ``median`` returns the lower middle value instead, and ``quantile``
+    refuses more than 2^24 values (an ETH3D frame has 24 M), so a tensor uses ``kthvalue``."""
+    if not _is_tensor(x):
+        return float(np.median(x))
+    n = x.numel()
+    lower = float(x.kthvalue((n + 1) // 2).values)
+    return lower if n % 2 else 0.5 * (lower + float(x.kthvalue(n // 2 + 1).values))
+
+
+def fit_median_scale(pred, gt, valid, space: str = "depth", max_resolution: int | None = None,
+                     downsample: str = "width_only") -> float:
+    """Median scaling (Monodepth2, Metric3D): one scale ``median(g) / median(p)`` over the valid pixels.
+
+    Args:
+        pred: prediction, HxW (numpy; a tensor is reduced on its device).
+        gt: ground-truth depth in metres, HxW.
+        valid: boolean HxW mask of the pixels the fit may use.
+        space: ``"depth"``: ``pred`` is depth up to scale, the scale is ``median(g) / median(p)``.
+            ``"disparity"``: ``pred`` is disparity up to scale. It is turned into depth ``1/p`` and
+            median-scaled there, as Monodepth2 does with its disparity output: over the pixels with
+            ``gt > 0`` and ``pred > 0``, depth scale ``median(g) / median(1/p)``. The value returned
+            is the same fit in disparity space, ``median(1/p) / median(g)``, so that ``1 / (s * p)``
+            is the aligned depth (see `align`). Because a median of an even count averages the two
+            middle values, this is not the median of the disparity ratios.
+        max_resolution, downsample: fit on a downsized copy, as in `align_least_squares`.
+
+    Returns:
+        The scale, in the fit space.
+
+    Raises:
+        ValueError: unknown space, mismatched shapes, no pixel to fit, or a median of zero.
+    """
+    p, g, target, m, on_device = _fit_inputs(pred, gt, valid, space, max_resolution, downsample)
+    if int(m.sum()) < 1:
+        raise ValueError("no valid pixel: cannot fit a median scale")
+    if space == "disparity":
+        # positive p only (the mask says so), so 1/p is the prediction as depth
+        median_pred_depth, median_gt = _median(1.0 / p[m]), _median(g[m])
+        return median_pred_depth / median_gt
+    median_pred = _median(p[m])
+    if median_pred == 0:
+        raise ValueError("the prediction's median over the valid pixels is 0: cannot scale it")
+    return _median(target[m]) / median_pred
+
+
+def align(pred, gt, valid, alignment: str, space: str = "depth", max_resolution: int | None = None,
+          downsample: str = "width_only"):
+    """Align a prediction to the ground truth with one of `ALIGNMENTS`, then return it as depth.
+
+    Args:
+        pred: prediction, HxW (numpy, or a torch tensor: then everything is computed in float64 on
+            the tensor's device and the result is a tensor there).
+        gt: ground-truth depth in metres, HxW.
+        valid: boolean HxW mask of the pixels the fit may use.
+        alignment: ``"affine"``: least-squares scale and shift (`align_least_squares`, Marigold's
+            protocol). ``"scale"``: least-squares scale, no shift (`fit_scale_least_squares`).
+            ``"median"``: median scaling (`fit_median_scale`). ``"none"``: no fit, scale 1 and
+            shift 0; the prediction must already be metric (depth in metres, or with
+            ``space="disparity"`` disparity in 1/m).
+        space: ``"depth"``: ``pred`` is depth and is fitted to depth. ``"disparity"``: ``pred`` is
+            disparity; it is fitted to ``1/gt``, and the fitted disparity is clipped to
+            >= `MIN_DISPARITY` and inverted (also for ``"none"``).
+        max_resolution: fit on a copy whose longer side is at most this (None: full size).
+        downsample: ``"width_only"`` (official quirk) or ``"2d"``; see `_downsample`.
+
+    Returns:
+        ``(aligned_depth, scale, shift)``: the whole map as depth (float64) and the fitted
+        parameters in the fit space. No clipping to a depth range (see `clip_to_range`).
+
+    Raises:
+        ValueError: an unknown alignment, space or downsample mode (the message lists the
+            accepted values), mismatched shapes, or too few pixels to fit.
+    """
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"unknown alignment {alignment!r}; accepted: {', '.join(ALIGNMENTS)}")
+    if space not in FIT_SPACES:
+        raise ValueError(f"unknown fit space {space!r}; accepted: {', '.join(FIT_SPACES)}")
+    if downsample not in DOWNSAMPLE_MODES:
+        raise ValueError(f"unknown downsample mode {downsample!r}; accepted: {', '.join(DOWNSAMPLE_MODES)}")
+    if alignment == "affine":
+        return align_least_squares(pred, gt, valid, space, max_resolution, downsample)
+    if alignment == "none":
+        shapes = [tuple(getattr(a, "shape", None) or np.shape(a)) for a in (pred, gt, valid)]
+        if not shapes[0] == shapes[1] == shapes[2]:
+            raise ValueError(f"shapes differ: pred {shapes[0]}, gt {shapes[1]}, valid {shapes[2]}")
+        scale = 1.0
+    else:
+        fit = fit_scale_least_squares if alignment == "scale" else fit_median_scale
+        scale = fit(pred, gt, valid, space, max_resolution, downsample)
+    return apply_scale_shift(pred, scale, 0.0, space), scale, 0.0
