@@ -16,22 +16,29 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 import marigold_bench
 from marigold_bench.data.protocol import Protocol
 from marigold_bench.errors import BenchError, PredictionError, SampleError
 from marigold_bench.eval.metrics import METRIC_KEYS, mean_metrics
-from marigold_bench.eval.scoring import align_and_score
+from marigold_bench.eval.protocols import Scoring, default_scoring
+from marigold_bench.eval.scoring import align_and_score, as_scoring
 from marigold_bench.eval.predictions import fit_to_shape
+from marigold_bench.output_spaces import DEPTH_AFFINE
+
+# torch is imported inside the calls that need a device: scoring cached predictions on the host
+# (``rescore``) and reading run directories never load it
 
 OK, FAILED, SKIPPED, NO_VALID = "ok", "failed", "skipped", "no_valid"
 
 
-def score_sample(item: dict, pred: np.ndarray, protocol: Protocol, device=None) -> dict:
+def score_sample(item: dict, pred: np.ndarray, protocol: Protocol | Scoring, device=None) -> dict:
     """Align one prediction to its ground truth and score it; returns a per-sample record.
 
+    ``protocol`` is a resolved :class:`~marigold_bench.eval.protocols.Scoring` (see
+    `marigold_bench.eval.protocols.resolve_scoring`) or a benchmark protocol (then the
+    ``marigold`` protocol for depth predictions: today's numbers).
     ``device`` (e.g. ``"cuda"``) runs the alignment and metrics with torch there, in float64:
     the numbers of the default numpy path to float64 round-off, and milliseconds instead of
     seconds for ETH3D's 24 M-pixel frames on a GPU. None scores with numpy on the host.
@@ -59,6 +66,7 @@ def resolve_images_per_batch(images_per_batch: int, predictor=None) -> int:
         raise BenchError(f"--images-per-batch must be >= 0 (0 = auto), got {images_per_batch}")
     if images_per_batch:
         return int(images_per_batch)
+    import torch
     device = getattr(predictor, "device", None)
     if device is None or torch.device(device).type == "cpu":
         return 1
@@ -71,6 +79,7 @@ def resolve_score_device(score_device, predictor=None):
     Scoring is float64, which Apple's MPS backend lacks; MPS runs score on the host."""
     if score_device in (None, "cpu"):
         return None
+    import torch
     if score_device == "auto":
         device = getattr(predictor, "device", None)
         return device if device is not None and torch.device(device).type == "cuda" else None
@@ -98,33 +107,101 @@ def _atomic_write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _version(module: str) -> str | None:
+    # the loaded module's own version when it is imported; else the installed distribution's,
+    # so that commands which never import torch/diffusers still record them without the cost
+    import sys
+    if module in sys.modules:
+        return sys.modules[module].__version__
+    from importlib import metadata
+    try:
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def versions() -> dict:
-    import diffusers
-    import torch
-    return {"marigold_bench": marigold_bench.__version__, "torch": torch.__version__,
-            "diffusers": diffusers.__version__, "numpy": np.__version__}
+    return {"marigold_bench": marigold_bench.__version__, "torch": _version("torch"),
+            "diffusers": _version("diffusers"), "numpy": np.__version__}
 
 
-def summarize(records: list[dict], dataset, settings: dict, extra: dict | None = None) -> dict:
+#: DIODE's two halves: the split-file path of a sample starts with its scene type
+DIODE_SUBSETS = {"indoor": "indoors/", "outdoor": "outdoor/"}
+
+
+def subset_of(dataset_name: str, sample_id: str) -> str | None:
+    """The named subset a sample belongs to (DIODE: ``indoor`` or ``outdoor``), else None.
+
+    DIODE ids are the RGB paths of the official lists (``indoors/scene_00021/...``,
+    ``outdoor/scene_00022/...``), possibly under a ``val/`` folder."""
+    if dataset_name != "diode":
+        return None
+    path = sample_id.split("val/", 1)[-1] if sample_id.startswith("val/") else sample_id
+    for name, prefix in DIODE_SUBSETS.items():
+        if path.startswith(prefix):
+            return name
+    return None
+
+
+def subsets(records: list[dict], dataset_name: str, keys) -> dict | None:
+    """``{subset: {"n", "n_total", "metrics"}}`` plus ``"all"`` for benchmarks reported by halves
+    (DIODE: indoor, outdoor, all, as papers disagree on which they print); None otherwise."""
+    if dataset_name != "diode":
+        return None
+    out = {}
+    for name in (*DIODE_SUBSETS, "all"):
+        part = [r for r in records if name == "all" or subset_of(dataset_name, r["id"]) == name]
+        ok = [r for r in part if r["status"] == OK]
+        out[name] = {"n": len(ok), "n_total": len(part), "metrics": mean_metrics(ok, keys)}
+    return out
+
+
+def summarize(records: list[dict], dataset, settings: dict, extra: dict | None = None,
+              scoring: Scoring | None = None) -> dict:
+    """``summary.json``'s content; ``scoring`` (default: the dataset protocol's marigold scoring)
+    is recorded whole under ``"scoring"``, its headline choices also at the top level."""
+    scoring = scoring or default_scoring(dataset.protocol)
     ok = [r for r in records if r["status"] == OK]
     counts = {s: sum(r["status"] == s for r in records) for s in (FAILED, SKIPPED, NO_VALID)}
-    return {
+    summary = {
         "dataset": dataset.protocol.name,
         "n": len(ok),
         "n_total": len(records),
         "n_failed": counts[FAILED], "n_skipped": counts[SKIPPED], "n_no_valid": counts[NO_VALID],
-        "metrics": mean_metrics(ok),
+        "metrics": mean_metrics(ok, scoring.columns),
         "settings": settings,
-        "protocol": {**dataset.protocol.to_dict(), **dataset.describe()},
+        # the fit space is the scoring's (an output space or --fit-space may have chosen it)
+        "protocol": {**dataset.protocol.to_dict(), **dataset.describe(), "fit_space": scoring.fit_space},
+        "protocol_name": scoring.protocol,
+        "output_space": scoring.output_space,
+        "alignment": scoring.alignment,
+        "fit_space": scoring.fit_space,
+        "scoring": scoring.to_dict(),
         "versions": versions(),
-        **(extra or {}),
     }
+    if scoring.fit_space == "disparity":
+        # predictions <= 0 have no disparity: say how many samples had any, never hide them
+        summary["n_with_nonpositive"] = sum(1 for r in ok if r.get("n_nonpositive"))
+    halves = subsets(records, dataset.protocol.name, scoring.columns)
+    if halves is not None:
+        summary["subsets"] = halves
+    return {**summary, **(extra or {})}
+
+
+def record_columns(summary: dict) -> list[str]:
+    """``per_sample.csv``'s columns for a summary's scoring (the ten marigold metrics by default)."""
+    scoring = summary.get("scoring") or {}
+    metrics = list(scoring.get("metric_keys") or METRIC_KEYS)
+    if scoring.get("boundary_f1_radius"):
+        metrics.append("boundary_f1")
+    extra = ["n_nonpositive"] if scoring.get("fit_space") == "disparity" else []
+    return ["id", *metrics, "scale", "shift", *extra, "n_valid", "status", "message"]
 
 
 def write_run(out_dir: str, records: list[dict], summary: dict) -> None:
     """Write ``per_sample.csv`` and ``summary.json`` atomically."""
     os.makedirs(out_dir, exist_ok=True)
-    columns = ["id", *METRIC_KEYS, "scale", "shift", "n_valid", "status", "message"]
+    columns = record_columns(summary)
     frame = pd.DataFrame.from_records(records).reindex(columns=columns)
     _atomic_write(os.path.join(out_dir, "per_sample.csv"), frame.to_csv(index=False, float_format="%.8g"))
     _atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2, default=str) + "\n")
@@ -177,10 +254,13 @@ def iter_items(dataset, indices, skip_missing: bool, workers: int = 0, timings: 
 
 
 def evaluate_source(dataset, source, out_dir: str, skip_missing: bool = False,
-                    settings: dict | None = None, progress: bool = True, score_device=None) -> dict:
+                    settings: dict | None = None, progress: bool = True, score_device=None,
+                    scoring: Scoring | None = None) -> dict:
     """Score predictions from a :class:`~marigold_bench.eval.predictions.PredictionSource`
-    (on ``score_device`` if given, see `score_sample`; ``"auto"`` means the host here)."""
+    (on ``score_device`` if given, see `score_sample`; ``"auto"`` means the host here) under
+    ``scoring`` (default: ``marigold`` for depth predictions)."""
     score_device = resolve_score_device(score_device)
+    scoring = scoring or as_scoring(dataset.protocol)
     records = []
     items = iter_items(dataset, range(len(dataset)), skip_missing)
     for index, item in tqdm(items, total=len(dataset), desc=f"evaluate {dataset.protocol.name}",
@@ -193,8 +273,8 @@ def evaluate_source(dataset, source, out_dir: str, skip_missing: bool = False,
         except PredictionError as exc:
             records.append(_failed(item, exc))
             continue
-        records.append(score_sample(item, pred, dataset.protocol, score_device))
-    summary = summarize(records, dataset, {**(settings or {}), **source.describe()})
+        records.append(score_sample(item, pred, scoring, score_device))
+    summary = summarize(records, dataset, {**(settings or {}), **source.describe()}, scoring=scoring)
     write_run(out_dir, records, summary)
     return summary
 
@@ -209,7 +289,7 @@ def _failed(item: dict, error: Exception) -> dict:
 
 def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
                   progress: bool = True, images_per_batch: int = 0, workers: int = 0,
-                  context=None, score_device="auto") -> dict:
+                  context=None, score_device="auto", scoring: Scoring | None = None) -> dict:
     """Predict (or read from the cache), score and write a whole run directory.
 
     ``predictor`` follows the interface of :class:`marigold_bench.inference.MarigoldPredictor`:
@@ -220,12 +300,15 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
     ``images_per_batch`` images go into one ``predict`` call (0 = auto, see
     `resolve_images_per_batch`). ``workers`` decodes samples in that many background processes.
     ``score_device`` is where predictions are aligned and scored (see `score_sample`): ``"auto"``
-    uses the predictor's CUDA GPU when it has one, ``"cpu"`` the host.
+    uses the predictor's CUDA GPU when it has one, ``"cpu"`` the host. ``scoring`` is the
+    resolved protocol (default: ``marigold`` for the predictor's ``output_space``, so a disparity
+    model is fitted in disparity space).
     """
     from marigold_bench.eval.cache import PredictionCache
     from marigold_bench.eval.distributed import Context, RunLock, fold_parts, part_path
 
     context = context or Context()
+    scoring = scoring or default_scoring(dataset.protocol, getattr(predictor, "output_space", DEPTH_AFFINE))
     score_device = resolve_score_device(score_device, predictor)
     images_per_batch = resolve_images_per_batch(images_per_batch, predictor)
     os.makedirs(out_dir, exist_ok=True)
@@ -247,7 +330,8 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
         try:
             records, timings = _predict_and_score(
                 dataset, context.shard(len(dataset)), predictor, reader, writer, merge_key,
-                skip_missing, progress and context.is_main, images_per_batch, workers, score_device)
+                skip_missing, progress and context.is_main, images_per_batch, workers, score_device,
+                scoring)
         finally:
             reader.close()
             writer.close()
@@ -262,13 +346,13 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
             records.sort(key=lambda r: order[r["id"]])
             total = {k: sum(t[k] for t in timings) for k in timings[0]}
             summary = summarize(records, dataset, predictor.settings,
-                                {"timing": {**total, "processes": context.world}})
+                                {"timing": {**total, "processes": context.world}}, scoring=scoring)
             write_run(out_dir, records, summary)
         return context.broadcast(summary)
 
 
 def _predict_and_score(dataset, indices, predictor, reader, writer, merge_key, skip_missing,
-                       progress, images_per_batch, workers, score_device=None):
+                       progress, images_per_batch, workers, score_device=None, scoring=None):
     """The per-process loop: cached samples are scored at once, the others predicted in batches."""
     n = merge_key["n_members"]
     records, timings = [], {"load_s": 0.0, "predict_s": 0.0, "score_s": 0.0}
@@ -279,7 +363,7 @@ def _predict_and_score(dataset, indices, predictor, reader, writer, merge_key, s
             writer.put_members(item["id"], members)
         depth, _ = predictor.merge(members[:n], item["depth"].shape)
         writer.put_prediction(item["id"], depth, merge_key)
-        records.append(_score_timed(item, depth, dataset.protocol, timings, score_device))
+        records.append(_score_timed(item, depth, scoring or dataset.protocol, timings, score_device))
 
     def flush():
         jobs = [(item["id"], item["rgb"], list(range(len(have), n))) for item, have in pending if len(have) < n]
@@ -320,7 +404,7 @@ def _predict_and_score(dataset, indices, predictor, reader, writer, merge_key, s
             continue
         cached = reader.prediction(item["id"], merge_key)
         if cached is not None:
-            records.append(_score_timed(item, cached, dataset.protocol, timings, score_device))
+            records.append(_score_timed(item, cached, scoring or dataset.protocol, timings, score_device))
             continue
         have = reader.members(item["id"])
         pending.append((item, have if have is not None else np.zeros((0, 1, 1), np.float32)))

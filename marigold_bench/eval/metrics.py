@@ -7,8 +7,9 @@ weighs the same whatever its count of valid pixels (see :func:`mean_metrics`).
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
-import torch
 
 from marigold_bench.eval.threads import map_in_threads
 
@@ -16,6 +17,13 @@ METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delt
                "i_rmse", "silog_rmse")
 #: metrics where larger is better; all others are errors
 HIGHER_IS_BETTER = frozenset({"delta1", "delta2", "delta3"})
+
+
+def _is_tensor(x) -> bool:
+    """``torch.is_tensor`` without importing torch (a tensor exists only once torch is loaded),
+    so that commands which score cached predictions on the host never pay torch's import."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.is_tensor(x)
 
 
 def abs_rel(p, g):
@@ -69,7 +77,8 @@ def term_sums(p, g, keep=None) -> dict[str, float]:
     elsewhere, so that every error term is exactly 0 there; the sums come back in one transfer,
     and a GPU synchronises once instead of once per boolean indexing.
     """
-    if torch.is_tensor(p):
+    if _is_tensor(p):
+        torch = sys.modules["torch"]
         sums = _chunk_sums(torch, p.reshape(-1), g.reshape(-1), None if keep is None else keep.reshape(-1))
         return dict(zip(sums, torch.stack([torch.as_tensor(v, dtype=torch.float64, device=p.device)
                                            for v in sums.values()]).tolist()))
@@ -121,7 +130,7 @@ def _as_array(x, keep_tensor: bool):
     """A tensor stays a tensor when ``keep_tensor`` (the torch path), else everything -> numpy."""
     if x is None:
         return None
-    if torch.is_tensor(x):
+    if _is_tensor(x):
         return x.detach() if keep_tensor else x.detach().cpu().numpy()
     return np.asarray(x)
 
@@ -146,9 +155,10 @@ def compute_metrics(pred, gt, valid=None) -> dict[str, float]:
     Raises:
         ValueError: shapes differ, no pixel is valid, or a scored value is not positive/finite.
     """
-    on_device = torch.is_tensor(pred)
+    on_device = _is_tensor(pred)
     pred, gt, valid = (_as_array(x, on_device) for x in (pred, gt, valid))
     if on_device:
+        torch = sys.modules["torch"]
         gt = torch.as_tensor(gt, device=pred.device)
         valid = None if valid is None else torch.as_tensor(valid, device=pred.device)
     if tuple(pred.shape) != tuple(gt.shape):
@@ -210,8 +220,8 @@ def metrics_from_sums(sums: dict, n: int) -> dict[str, float]:
     return {k: float(values[k]) for k in METRIC_KEYS}
 
 
-def mean_metrics(per_image: list[dict]) -> dict[str, float]:
-    """Plain mean over images of each metric (the number papers report)."""
+def mean_metrics(per_image: list[dict], keys=METRIC_KEYS) -> dict[str, float]:
+    """Plain mean over images of each metric of ``keys`` (the number papers report)."""
     if not per_image:
         return {}
-    return {k: float(np.mean([m[k] for m in per_image])) for k in METRIC_KEYS}
+    return {k: float(np.mean([m[k] for m in per_image])) for k in keys}
