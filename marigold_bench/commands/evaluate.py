@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from marigold_bench.commands.common import summary_table
-from marigold_bench.commands.run import add_dataset_flags, open_dataset
+from marigold_bench.commands.run import add_dataset_flags, open_dataset, scoring_for
 
 
 def add_parser(subparsers) -> None:
@@ -20,11 +20,12 @@ def run(args) -> int:
     from marigold_bench.eval.predictions import PredictionSource
 
     dataset = open_dataset(args)
+    scoring = scoring_for(args, dataset)  # --output-space, default depth_affine_invariant
     source = PredictionSource(args.predictions)
     out = args.out or args.predictions.rstrip("/").removesuffix(".h5") + "_eval"
     try:
         summary = evaluate_source(dataset, source, out, skip_missing=args.skip_missing,
-                                  score_device=args.score_device)
+                                  score_device=args.score_device, scoring=scoring)
     finally:
         source.close()
     print(summary_table(summary))

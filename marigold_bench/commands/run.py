@@ -6,6 +6,9 @@ import os
 
 from marigold_bench.commands.common import add_inference_flags, build_predictor, default_run_dir, summary_table
 from marigold_bench.data import DATASETS, get_protocol, load_dataset
+from marigold_bench.errors import BenchError
+from marigold_bench.eval.protocols import ALIGNMENTS, EVALUATION_PROTOCOLS, get_evaluation_protocol, resolve_scoring
+from marigold_bench.output_spaces import DEPTH_AFFINE, OUTPUT_SPACES
 
 
 def add_dataset_flags(p) -> None:
@@ -17,11 +20,44 @@ def add_dataset_flags(p) -> None:
     p.add_argument("--skip-missing", action="store_true",
                    help="record samples with missing/corrupt files as skipped instead of stopping")
     p.add_argument("--fit-space", choices=("depth", "disparity"), default=None,
-                   help="override the protocol's least-squares fit space")
+                   help="override the space the prediction is fitted in (default: disparity for "
+                        "disparity output, else depth)")
+    add_scoring_flags(p)
     p.add_argument("--score-device", default="auto",
                    help="where alignment and metrics run: auto (run: the model's CUDA GPU if it has "
                         "one, else the CPU; evaluate: the CPU), cpu, cuda or cuda:N; the numbers agree "
                         "to float64 round-off")
+
+
+def add_scoring_flags(p, protocol_help: str | None = None) -> None:
+    """--protocol, --alignment, --output-space and --boundary-f1 (see eval/protocols.py)."""
+    p.add_argument("--protocol", default="marigold", metavar="P",
+                   help=protocol_help or f"evaluation protocol: {', '.join(EVALUATION_PROTOCOLS)} "
+                        "(see `marigold-bench protocols`)")
+    p.add_argument("--alignment", default=None, metavar="A",
+                   help=f"{' | '.join(ALIGNMENTS)} (default: what the protocol does for the output space)")
+    p.add_argument("--output-space", default=None, choices=OUTPUT_SPACES, metavar="S",
+                   help=f"what the predictions mean: {' | '.join(OUTPUT_SPACES)} (default: what the "
+                        "model declares; evaluate: depth_affine_invariant)")
+    p.add_argument("--boundary-f1", type=int, default=None, metavar="R",
+                   help="add a boundary-F1 column of radius R (1, 2 or 3; 0: none; default: the "
+                        "protocol's choice, moge: 1 where the ground truth is sharp)")
+
+
+def scoring_for(args, dataset, output_space: str | None = None):
+    """The resolved scoring of the flags for ``dataset``; ``output_space`` is the model's
+    declared one (``--output-space`` overrides it)."""
+    return resolve_scoring(dataset.protocol, args.protocol,
+                           output_space=args.output_space or output_space or DEPTH_AFFINE,
+                           alignment=args.alignment, fit_space=args.fit_space,
+                           boundary_f1=args.boundary_f1)
+
+
+def check_scoring_names(args) -> None:
+    """Refuse an unknown --protocol or --alignment (listing the known ones) early."""
+    get_evaluation_protocol(args.protocol)
+    if args.alignment is not None and args.alignment not in ALIGNMENTS:
+        raise BenchError(f"unknown alignment {args.alignment!r}; known alignments: {', '.join(ALIGNMENTS)}")
 
 
 def open_dataset(args):
@@ -48,11 +84,14 @@ def run(args) -> int:
     from marigold_bench.eval.evaluator import run_predictor
 
     dataset = open_dataset(args)
+    check_scoring_names(args)  # before a model is loaded
     predictor = build_predictor(args, processing_res=dataset.protocol.processing_res)
+    declared = getattr(predictor, "output_space", None) or predictor.settings.get("output_space")
+    scoring = scoring_for(args, dataset, declared)
     out = args.out or default_run_dir(args.dataset, predictor.settings)
     summary = run_predictor(dataset, predictor, out, skip_missing=args.skip_missing,
                             images_per_batch=args.images_per_batch, workers=args.workers,
-                            score_device=args.score_device)
+                            score_device=args.score_device, scoring=scoring)
     if int(os.environ.get("RANK", "0")) == 0:  # one table per launch, not one per process
         print(summary_table(summary))
         print(f"run directory: {out}")

@@ -103,6 +103,7 @@ MARIGOLD = EvaluationProtocol(
         ("scale", "depth"): "least-squares scale of p onto g",
         ("scale", "disparity"): "least-squares scale of p onto 1/g, clipped at 1e-3, inverted",
         ("median", "depth"): "median(g) / median(p) (Monodepth2)",
+        ("median", "disparity"): "median scaling of 1/p to g (Monodepth2 on disparity output)",
         ("none", "depth"): "none",
     },
     fit_resolution="dataset",

@@ -84,13 +84,12 @@ def fit(pred, depth, valid, scoring: Scoring) -> tuple[float, float]:
     if scoring.alignment == "affine":
         return fit_scale_shift(pred, depth, valid, scoring.fit_space, scoring.fit_max_resolution,
                                scoring.fit_downsample)
-    p, g, m = pred, depth, valid
-    if scoring.fit_max_resolution is not None:
-        p, g, m = _align._downsample([pred, depth, valid], scoring.fit_max_resolution, scoring.fit_downsample)
+    options = dict(space=scoring.fit_space, max_resolution=scoring.fit_max_resolution,
+                   downsample=scoring.fit_downsample)
     if scoring.alignment == "scale":
-        return float(_align.fit_scale_least_squares(p, g, m, space=scoring.fit_space)), 0.0
+        return float(_align.fit_scale_least_squares(pred, depth, valid, **options)), 0.0
     if scoring.alignment == "median":
-        return float(_align.fit_median_scale(p, g, m)), 0.0
+        return float(_align.fit_median_scale(pred, depth, valid, **options)), 0.0
     raise ValueError(f"unknown alignment {scoring.alignment!r}")
 
 
