@@ -11,7 +11,7 @@ from PIL import Image
 
 from marigold_bench.data import hypersim, vkitti
 from marigold_bench.errors import DataRootError
-from marigold_bench.train.data import (MicroBatchOrder, TrainingDataError, TrainingMixture, augment,
+from marigold_bench.train.data import (MicroBatchOrder, TrainingDataError, TrainingMixture, augment, make_loader,
                                        flip_horizontal, micro_batch_index, resize_to_cover)
 
 # --- Hypersim preprocessing facts ----------------------------------------------------------
@@ -239,3 +239,66 @@ def test_data_position_follows_step_and_rank():
     assert micro_batch_index(3, 1, grad_accum=4, rank=1, world=2) == 27
     assert list(MicroBatchOrder(2, 4, grad_accum=2)) == [4, 5, 6, 7]
     assert len(MicroBatchOrder(2, 4, grad_accum=2)) == 4
+
+
+def sample_numbers(batch) -> list[int]:
+    return [int(i[1:]) for i in batch["ids"]]
+
+
+def test_each_epoch_visits_every_sample_once_in_a_new_order():
+    """One source of 12 samples, micro-batch 4: every 3 micro-batches are one epoch, without
+    replacement (the official sampler's RandomSampler(replacement=False) + drop_last)."""
+    mix = TrainingMixture({"a": Columns(n=12)}, {"a": 1.0}, micro_batch=4, seed=5, flip_p=0.0)
+    epochs = [sum((sample_numbers(mix[k]) for k in range(3 * e, 3 * e + 3)), []) for e in range(3)]
+    for e, order in enumerate(epochs):
+        assert sorted(order) == list(range(12)), (e, order)
+        assert [mix[k]["epoch"] for k in range(3 * e, 3 * e + 3)] == [e] * 3
+    assert epochs[0] != epochs[1] != epochs[2] and epochs[0] != epochs[2]
+    assert epochs[0] != list(range(12))  # shuffled, not sequential
+
+
+def test_drop_last_and_mixed_sources_keep_per_source_epochs():
+    """Two sources, 10 and 7 samples, micro-batch 3: a source's epoch holds 3 and 2 micro-batches
+    (the remainder is dropped), and the micro-batches that pick a source walk through its epochs
+    whatever the other source does in between."""
+    mix = TrainingMixture({"a": Columns(n=10), "b": Columns(n=7)}, {"a": 0.5, "b": 0.5}, micro_batch=3,
+                          seed=2, flip_p=0.0)
+    per_source = {"a": [], "b": []}
+    for k in range(60):
+        batch = mix[k]
+        per_source[batch["source"]].append(sample_numbers(batch))
+    for name, size, per_epoch in (("a", 10, 3), ("b", 7, 2)):
+        seen = per_source[name]
+        assert len(seen) >= 2 * per_epoch
+        for e in range(len(seen) // per_epoch):
+            epoch = sum(seen[e * per_epoch:(e + 1) * per_epoch], [])
+            assert len(set(epoch)) == len(epoch) == per_epoch * 3 and set(epoch) <= set(range(size))
+
+
+def test_data_order_resumes_exactly():
+    """A fresh mixture (a resumed run, a data-loader worker) asked for micro-batch k alone gives
+    what the uninterrupted one gave, including the epoch position across source blocks."""
+    from marigold_bench.train import data as train_data
+
+    sources, weights = {"a": Columns(n=9), "b": Columns(n=6)}, {"a": 0.7, "b": 0.3}
+    straight = TrainingMixture(sources, weights, micro_batch=3, seed=4)
+    expected = {k: straight[k] for k in range(0, 40)}
+    for k in (39, 17, 0, 25):
+        fresh = TrainingMixture(sources, weights, micro_batch=3, seed=4)
+        got = fresh[k]
+        assert got["ids"] == expected[k]["ids"] and got["epoch"] == expected[k]["epoch"]
+        assert np.array_equal(got["rgb"].numpy(), expected[k]["rgb"].numpy())
+    # across the boundary of a block of source draws as well
+    k = train_data.SOURCE_BLOCK + 5
+    a = TrainingMixture(sources, weights, micro_batch=3, seed=4)
+    [a.position(i) for i in range(k)]
+    assert TrainingMixture(sources, weights, micro_batch=3, seed=4).position(k) == a.position(k)
+    loader = list(make_loader(TrainingMixture(sources, weights, micro_batch=3, seed=4), 5, 8, grad_accum=2))
+    assert [b["ids"] for b in loader] == [expected[k]["ids"] for k in range(10, 16)]
+    other_seed = TrainingMixture(sources, weights, micro_batch=3, seed=5)
+    assert [other_seed[k]["ids"] for k in range(10)] != [expected[k]["ids"] for k in range(10)]
+
+
+def test_a_source_smaller_than_a_micro_batch_is_refused():
+    with pytest.raises(TrainingDataError, match="fewer samples than one micro-batch"):
+        TrainingMixture({"a": Columns(n=2)}, {"a": 1.0}, micro_batch=3, seed=0)

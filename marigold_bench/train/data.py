@@ -1,14 +1,24 @@
 """Training batches: a seeded mixture of sources, flips and resize/crop, fully determined by (seed, k).
 
-Micro-batch number ``k`` is a pure function of the seed and ``k``: its source (Hypersim with
-weight 0.9 and Virtual KITTI with 0.1 by default -- a micro-batch always comes from one source,
-as in the official mixed batch sampler), its samples (drawn with replacement), their crops and
-their flips. A resumed run therefore continues exactly the data order of an uninterrupted one,
-and data-loader workers need no shared state. Process ``rank`` of ``world`` reads micro-batch
+Micro-batch number ``k`` is a pure function of the seed and ``k``, as in the official mixed batch
+sampler but without its hidden state:
+
+* its source: Hypersim with weight 0.9 and Virtual KITTI with 0.1 by default, one source per
+  micro-batch, drawn independently for every micro-batch;
+* its samples: each source is read epoch by epoch, **without replacement** -- epoch ``e`` of a
+  source is a seeded permutation of its indices cut into micro-batches (the remainder that does
+  not fill one is dropped, as the official loader's ``drop_last``), and the ``c``-th micro-batch
+  that picks the source takes piece ``c`` of that sequence; the next epoch is a new permutation;
+* its crops and flips.
+
+A resumed run therefore continues exactly the data order of an uninterrupted one, and data-loader
+workers need no shared state. Process ``rank`` of ``world`` reads micro-batch
 ``(step * grad_accum + micro) * world + rank`` (:func:`micro_batch_index`).
 
 Samples without any valid depth pixel (after the crop), and samples whose files cannot be read,
-are skipped, redrawn and counted in the batch (``skipped``, ``unreadable``).
+are skipped, replaced by a random draw of the same source (with replacement, from the
+micro-batch's own generator, so that the epoch order of every other micro-batch is untouched) and
+counted in the batch (``skipped``, ``unreadable``).
 """
 
 from __future__ import annotations
@@ -32,6 +42,12 @@ def micro_batch_index(step: int, micro: int, grad_accum: int, rank: int = 0, wor
 def seeded_rng(seed: int, k: int, stream: int = 0) -> np.random.Generator:
     """The random generator of micro-batch ``k`` in ``stream`` (0: data, 1: VAE fit, ...)."""
     return np.random.default_rng([seed, stream, k])
+
+
+#: sub-streams of a mixture's seed: the source of each micro-batch, the epoch permutations
+SOURCE_STREAM, EPOCH_STREAM = 1000, 2000
+#: micro-batches whose sources are drawn together (and counted once) when an index is first met
+SOURCE_BLOCK = 4096
 
 
 def torch_generator(seed: int, k: int, stream: int = 0) -> torch.Generator:
@@ -101,7 +117,8 @@ class TrainingMixture(torch.utils.data.Dataset):
         max_redraws: redraws allowed per micro-batch before :class:`TrainingDataError`.
 
     Returns per item: ``rgb`` uint8 (B, 3, H, W), ``depth`` float32 (B, 1, H, W), ``valid`` bool
-    (B, 1, H, W), ``ids``, ``source``, ``index`` (= k), ``skipped`` and ``unreadable`` counts.
+    (B, 1, H, W), ``ids``, ``source``, ``index`` (= k), ``epoch`` (of that source), ``skipped`` and
+    ``unreadable`` counts.
     """
 
     def __init__(self, sources: dict, weights: dict, micro_batch: int, seed: int, resolution=None,
@@ -109,27 +126,71 @@ class TrainingMixture(torch.utils.data.Dataset):
         names = [n for n in sources if float(weights.get(n, 0)) > 0]
         if not names:
             raise TrainingDataError("no training source has a positive weight")
+        small = [f"{n} ({len(sources[n])})" for n in names if len(sources[n]) < micro_batch]
+        if small:
+            raise TrainingDataError(f"training source(s) {', '.join(small)} hold fewer samples than one "
+                                    f"micro-batch of {micro_batch}")
         self.sources, self.names = sources, names
         p = np.array([float(weights[n]) for n in names])
         self.probs = p / p.sum()
         self.micro_batch, self.seed, self.stream = micro_batch, seed, stream
         self.resolution, self.flip_p, self.max_redraws = resolution, flip_p, max_redraws
+        # counts[b][s]: micro-batches of blocks < b that drew source s (grown on demand)
+        self._blocks: list[np.ndarray] = []
+        self._counts = [np.zeros(len(names), np.int64)]
+        self._permutation: dict = {}
 
     def __len__(self) -> int:  # indices are unbounded; this only satisfies Sized
         return 2**62
 
+    def _block(self, b: int) -> np.ndarray:
+        while len(self._blocks) <= b:
+            n = len(self._blocks)
+            rng = np.random.default_rng([self.seed, self.stream, SOURCE_STREAM, n])
+            block = rng.choice(len(self.names), size=SOURCE_BLOCK, p=self.probs)
+            self._blocks.append(block)
+            self._counts.append(self._counts[-1] + np.bincount(block, minlength=len(self.names)))
+        return self._blocks[b]
+
+    def position(self, k: int) -> tuple[int, int]:
+        """``(source index, c)``: micro-batch ``k`` reads source ``names[s]`` and is the ``c``-th
+        micro-batch (counting from 0) to read it."""
+        b, offset = divmod(int(k), SOURCE_BLOCK)
+        block = self._block(b)
+        s = int(block[offset])
+        return s, int(self._counts[b][s] + np.count_nonzero(block[:offset] == s))
+
+    def epoch_permutation(self, s: int, epoch: int) -> np.ndarray:
+        """The order in which epoch ``epoch`` of source ``names[s]`` visits its samples."""
+        key = (s, epoch)
+        if key not in self._permutation:
+            if len(self._permutation) >= 4:  # the sources' current epochs are all that is needed
+                self._permutation.pop(next(iter(self._permutation)))
+            rng = np.random.default_rng([self.seed, self.stream, EPOCH_STREAM, s, epoch])
+            self._permutation[key] = rng.permutation(len(self.sources[self.names[s]]))
+        return self._permutation[key]
+
+    def sample_indices(self, k: int) -> tuple[str, np.ndarray, int]:
+        """Source name, sample indices and epoch of micro-batch ``k`` (before any redraw)."""
+        s, c = self.position(k)
+        per_epoch = len(self.sources[self.names[s]]) // self.micro_batch  # drop_last
+        epoch, piece = divmod(c, per_epoch)
+        order = self.epoch_permutation(s, epoch)
+        return self.names[s], order[piece * self.micro_batch:(piece + 1) * self.micro_batch], epoch
+
     def __getitem__(self, k: int) -> dict:
         rng = seeded_rng(self.seed, int(k), self.stream)
-        name = self.names[int(rng.choice(len(self.names), p=self.probs))]
+        name, planned, epoch = self.sample_indices(int(k))
         dataset = self.sources[name]
         rgbs, depths, valids, ids = [], [], [], []
         skipped = unreadable = 0
+        queue = [int(i) for i in planned]
         while len(ids) < self.micro_batch:
             if skipped + unreadable > self.max_redraws:
                 raise TrainingDataError(
                     f"micro-batch {k} from {name}: {skipped} samples without valid depth and "
                     f"{unreadable} unreadable ones in a row; check the data and its valid range")
-            index = int(rng.integers(len(dataset)))
+            index = queue.pop(0) if queue else int(rng.integers(len(dataset)))
             try:
                 item = dataset[index]
             except SampleError as exc:
@@ -148,7 +209,8 @@ class TrainingMixture(torch.utils.data.Dataset):
             "rgb": torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2).contiguous(),
             "depth": torch.from_numpy(np.stack(depths).astype(np.float32))[:, None],
             "valid": torch.from_numpy(np.stack(valids))[:, None],
-            "ids": ids, "source": name, "index": int(k), "skipped": skipped, "unreadable": unreadable,
+            "ids": ids, "source": name, "index": int(k), "epoch": epoch, "skipped": skipped,
+            "unreadable": unreadable,
         }
 
 
