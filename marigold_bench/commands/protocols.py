@@ -1,0 +1,52 @@
+"""``marigold-bench protocols``: the evaluation protocols, their sources and what each output space gets."""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "protocols", help="list the evaluation protocols (--protocol) with their sources",
+        description="Each protocol is one small definition in marigold_bench/eval/protocols.py: the "
+                    "alignment per output space, fit resolution and weights, clipping, metric "
+                    "definitions and extra metrics, with the code it was read from.")
+    p.add_argument("--format", choices=("text", "md"), default="text",
+                   help="text (tables for the terminal) or md (GitHub Markdown)")
+    p.set_defaults(func=run)
+
+
+def describe(fmt: str = "text") -> str:
+    """The listing: one block per protocol."""
+    from marigold_bench.eval.protocols import EVALUATION_PROTOCOLS
+    from marigold_bench.output_spaces import OUTPUT_SPACES
+
+    tablefmt = "github" if fmt == "md" else "simple"
+    blocks = []
+    for spec in EVALUATION_PROTOCOLS.values():
+        rows = []
+        for space in OUTPUT_SPACES:
+            alignment, fit_space = spec.default_alignment[space]
+            rows.append([space, f"{alignment} in {fit_space}" if alignment != "none" else "none",
+                         spec.realisations[(alignment, fit_space)]])
+        others = ", ".join(f"{a} in {s}" for a, s in spec.realisations)
+        head = [f"{'## ' if fmt == 'md' else ''}{spec.name}: {spec.description}", "",
+                f"source: {spec.source}",
+                "fit resolution: " + ("the benchmark's (full; ETH3D: longer side <= 1024, the official "
+                                      "width-only nearest downsample)" if spec.fit_resolution == "dataset"
+                                      else spec.fit_resolution)
+                + ("; weights 1/g on the subsampled fits" if spec.subsampled_fits else "; unweighted"),
+                f"clip to the dataset's depth range: {'yes, then >= 1e-6' if spec.clip_to_range else 'no'}",
+                f"metrics ({spec.metric_definitions} definitions): {', '.join(spec.metric_keys)}",
+                "boundary F1: " + (f"radius {spec.boundary_f1_radius} on {', '.join(sorted(spec.boundary_f1_datasets))}"
+                                   if spec.boundary_f1_datasets else "only with --boundary-f1 R"),
+                f"--alignment choices: {others}", ""]
+        notes = [f"note: {n}" for n in spec.notes]
+        blocks.append("\n".join(head) + tabulate(rows, headers=["output space", "default alignment", "fit"],
+                                                 tablefmt=tablefmt) + ("\n" + "\n".join(notes) if notes else ""))
+    return "\n\n".join(blocks) + "\n"
+
+
+def run(args) -> int:
+    print(describe(args.format), end="")
+    return 0
