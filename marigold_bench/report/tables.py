@@ -188,7 +188,7 @@ def _row_key(run: RunDir) -> str:
     return json.dumps({"settings": settings, "scoring": scoring_of(run.summary)}, sort_keys=True, default=str)
 
 
-def _short_model(model) -> str:
+def short_model(model) -> str:
     """A checkpoint path or hub id by its last part (``/ckpt/tiny`` -> ``tiny``)."""
     text = str(model)
     if text.startswith("baseline:") or ("/" not in text and os.sep not in text):
@@ -198,7 +198,7 @@ def _short_model(model) -> str:
 
 def _label_part(key: str, value) -> str:
     if key == "model":
-        return _short_model(value)
+        return short_model(value)
     if key == "steps":
         return f"{value} step" + ("" if value == 1 else "s")
     if key == "ensemble":
@@ -232,14 +232,18 @@ def row_labels(settings_list: list[dict], always=ALWAYS_LABELLED) -> list[str]:
         keys += [k for k in settings if k not in keys]
     varying = [k for k in keys if len({json.dumps(s.get(k), default=str, sort_keys=True)
                                        for s in settings_list}) > 1]
+    # a setting a model does not have (None: a transformers model's steps or ensembling) does not
+    # make it differ in the label; it still tells apart rows that would otherwise look equal
+    differing = [k for k in varying if len({json.dumps(s[k], default=str, sort_keys=True)
+                                            for s in settings_list if s.get(k) is not None}) > 1]
 
     def label(settings, shown):
         parts = [_label_part(k, settings[k]) for k in shown if settings.get(k) is not None]
         return ", ".join(parts) or "run"
 
-    main = [k for k in LABEL_ORDER if k in keys and (k in always or k in varying)]
+    main = [k for k in LABEL_ORDER if k in keys and (k in always or k in differing)]
     labels = [label(s, main) for s in settings_list]
-    extra = sorted(k for k in varying if k not in LABEL_ORDER)
+    extra = sorted(k for k in varying if k not in main)
     return [label(s, main + extra) if labels.count(text) > 1 else text
             for s, text in zip(settings_list, labels)]
 
@@ -433,17 +437,18 @@ def build_table(runs: list[RunDir], metrics=DEFAULT_METRICS, reference: bool | s
 
 # --- rendering ----------------------------------------------------------------------------
 
-def _digits(metric: str, digits: int) -> int:
+def metric_digits(metric: str, digits: int) -> int:
+    """Decimals a metric is printed with: ``digits`` for percentages, two more otherwise."""
     # metres and log errors need more decimals than percentages to show a difference
     return digits if metric in PERCENT_METRICS else digits + 2
 
 
-def _best(table: Table, digits: int) -> dict:
+def best_values(table: Table, digits: int) -> dict:
     """(dataset, metric) -> the best value at printed precision, in columns whose values differ."""
     best = {}
     for dataset in table.datasets:
         for metric in table.metrics:
-            values = [round(r.values[(dataset, metric)], _digits(metric, digits))
+            values = [round(r.values[(dataset, metric)], metric_digits(metric, digits))
                       for r in table.rows if (dataset, metric) in r.values]
             if len(set(values)) >= 2:  # one value, or all equal: nothing to single out
                 best[(dataset, metric)] = max(values) if metric in HIGHER_IS_BETTER else min(values)
@@ -461,13 +466,13 @@ def _count_text(n, total) -> str:
     return str(n) if n >= total else f"{n}/{total}"
 
 
-def _cells(table: Table, digits: int, bold, count):
+def format_cells(table: Table, digits: int, bold, count):
     """Body rows as strings; ``bold(text)`` and ``count(n, total)`` do the format's markup.
 
     Each row starts with its output space and alignment cells, then every dataset group: the
     metrics (``failed`` for a run that did not finish) and, with ``show_n``, the count.
     """
-    best = _best(table, digits)
+    best = best_values(table, digits)
     body = []
     for row in table.rows:
         cells = [OUTPUT_SPACE_TITLES.get(row.output_space, row.output_space) or "–", row.alignment or "–"]
@@ -479,8 +484,8 @@ def _cells(table: Table, digits: int, bold, count):
                 if value is None:
                     cells.append("failed" if failed else "–")
                     continue
-                shown = round(value, _digits(metric, digits))
-                text = f"{shown:.{_digits(metric, digits)}f}"
+                shown = round(value, metric_digits(metric, digits))
+                text = f"{shown:.{metric_digits(metric, digits)}f}"
                 if best.get((dataset, metric)) == shown:
                     text = bold(text)
                 if n is not None and n < total and not table.show_n:
@@ -492,7 +497,8 @@ def _cells(table: Table, digits: int, bold, count):
     return body
 
 
-def _notes(table: Table) -> list[str]:
+def table_notes(table: Table) -> list[str]:
+    """The lines under a table: units, partial runs, failures, citations."""
     notes = []
     shown = [m for m in table.metrics if m in PERCENT_METRICS]
     if shown:
@@ -513,7 +519,7 @@ def _notes(table: Table) -> list[str]:
     return notes
 
 
-def _headers(table: Table, title) -> list[str]:
+def header_cells(table: Table, title) -> list[str]:
     """``Method``, ``Output space``, ``Alignment``, then ``title(dataset, column)`` per column."""
     columns = [metric_title(m) for m in table.metrics] + (["n"] if table.show_n else [])
     return ["Method", "Output space", "Alignment"] + [title(d, c) for d in table.datasets for c in columns]
@@ -521,13 +527,13 @@ def _headers(table: Table, title) -> list[str]:
 
 def render_markdown(table: Table, digits: int = 1) -> str:
     """A Markdown (GitHub) table, one header row of ``<Dataset> <metric>`` columns, then notes."""
-    headers = _headers(table, lambda d, c: f"{column_title(d)} {c}")
+    headers = header_cells(table, lambda d, c: f"{column_title(d)} {c}")
     lines = ["| " + " | ".join(headers) + " |",
              "|" + "|".join([":---"] * 3 + ["---:"] * (len(headers) - 3)) + "|"]
-    body = _cells(table, digits, lambda t: f"**{t}**", lambda n, t: f" ({n}/{t})")
+    body = format_cells(table, digits, lambda t: f"**{t}**", lambda n, t: f" ({n}/{t})")
     for row, cells in zip(table.rows, body):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in [row.label] + cells) + " |")
-    notes = _notes(table)
+    notes = table_notes(table)
     return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
 
 
@@ -550,7 +556,7 @@ def render_latex(table: Table, digits: int = 1) -> str:
     lines.append(" & ".join(["Method", "Output space", "Alignment"]
                             + [c for _ in table.datasets for c in columns]) + r" \\")
     lines.append(r"\midrule")
-    body = _cells(table, digits, lambda t: rf"\textbf{{{t}}}", lambda n, t: rf" {{\scriptsize({n}/{t})}}")
+    body = format_cells(table, digits, lambda t: rf"\textbf{{{t}}}", lambda n, t: rf" {{\scriptsize({n}/{t})}}")
     previous_quoted = None
     for row, cells in zip(table.rows, body):
         if previous_quoted and not row.quoted:
@@ -559,7 +565,7 @@ def render_latex(table: Table, digits: int = 1) -> str:
         texts = [latex_escape(row.label)] + [latex_escape(c) for c in cells[:2]] + cells[2:]
         lines.append(" & ".join(t.replace("–", "--") for t in texts) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
-    lines += ["% " + note.replace("×", "x") for note in _notes(table)]
+    lines += ["% " + note.replace("×", "x") for note in table_notes(table)]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,149 @@
+"""``marigold-bench leaderboard``: every model on every benchmark under one protocol, then one table.
+
+One run directory per (model, dataset) under ``--out`` (finished ones reused, so a second
+launch is near-instant), a failing model recorded as a marked row while the others go on, and
+the table written as Markdown, LaTeX, CSV and a self-contained HTML page. Every ``run`` flag
+applies to all runs; what the flags leave open (steps, processing resolution) each model takes
+from its registry entry or its own config, as ``run`` would. The logic is in
+:mod:`marigold_bench.report.leaderboard`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from marigold_bench.commands.common import add_inference_flags, build_predictor
+from marigold_bench.commands.run import add_dataset_flags, check_scoring_names, open_dataset, scoring_for
+from marigold_bench.commands.table import add_subset_flag, parse_subsets
+from marigold_bench.errors import BenchError
+
+#: the command's own flags: they shape the table, not the runs
+LEADERBOARD_ONLY = ("models", "datasets", "out", "format", "reference", "metrics", "digits", "diode_subsets",
+                    "func", "command")
+
+DEFAULT_OUT = os.path.join("runs", "leaderboard")
+
+
+def _hide(p, option: str) -> None:
+    # `run`'s single --dataset/--model make no sense here; --datasets/--models replace them
+    action = p._option_string_actions[option]
+    action.required, action.default = False, None
+    action.help = argparse.SUPPRESS  # still parsed, so that giving it gets a clear message
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "leaderboard", help="run several models on several benchmarks and tabulate them",
+        description="One run directory per (model, dataset) under --out (finished ones are reused, "
+                    "a failing model becomes a marked row while the others finish), then one table: "
+                    "datasets as column groups, AbsRel and δ1 ×100, best bold, n, output space and "
+                    "alignment per row; written as leaderboard.md, .tex, .csv and .html (self-contained), "
+                    "the --format one printed. Exit code 1 when a cell failed.")
+    p.add_argument("--models", required=True,
+                   help="comma-separated models: registry names, checkpoint folders, hub ids in the "
+                        "local cache, baseline:ramp / baseline:constant")
+    p.add_argument("--datasets", required=True, help="comma-separated benchmarks, e.g. nyu,kitti")
+    add_dataset_flags(p)
+    _hide(p, "--dataset")
+    add_inference_flags(p)
+    _hide(p, "--model")
+    p.add_argument("--images-per-batch", type=int, default=0,
+                   help="images whose members are predicted in one call (0 = auto), as in run")
+    p.add_argument("--workers", type=int, default=0, help="sample-decoding processes, as in run")
+    g = p.add_argument_group("table")
+    g.add_argument("--out", default=DEFAULT_OUT, help=f"leaderboard folder (default: {DEFAULT_OUT})")
+    g.add_argument("--format", choices=("md", "latex", "csv", "html"), default="md",
+                   help="the format printed (all four are written to --out)")
+    g.add_argument("--reference", action="store_true", help="add the published rows (reference.csv)")
+    g.add_argument("--metrics", default="abs_rel,delta1", help="comma-separated metric keys")
+    g.add_argument("--digits", type=int, default=1, help="decimals of percentages")
+    add_subset_flag(g)
+    p.set_defaults(func=run)
+
+
+def _refuse_single_flags(args) -> None:
+    for name, instead in (("dataset", "--datasets"), ("model", "--models")):
+        if getattr(args, name, None) is not None:
+            raise BenchError(f"--{name} does not apply to leaderboard; use {instead} (a comma-separated list)")
+
+
+def _registry_entry(model: str):
+    """The model's registry entry, or None (a folder, a hub id, a baseline; or no registry)."""
+    try:
+        from marigold_bench.inference.registry import lookup
+    except ImportError:
+        return None
+    return lookup(model)
+
+
+def cell_flags(args, model: str, dataset: str) -> dict:
+    """Every ``run`` flag of one cell: the shared flags, the model and the dataset, and what
+    the model's registry entry recommends where the flags leave it open (steps)."""
+    flags = {k: v for k, v in vars(args).items() if k not in LEADERBOARD_ONLY}
+    flags.update(model=model, dataset=dataset)
+    entry = _registry_entry(model)
+    if entry is not None and flags.get("steps") is None and getattr(entry, "steps", None):
+        flags["steps"] = int(entry.steps)
+    return flags
+
+
+def run(args) -> int:
+    from marigold_bench.report.leaderboard import (FAILED, leaderboard_table, parse_names, run_cells,
+                                                   write_outputs, write_record)
+
+    _refuse_single_flags(args)
+    models = parse_names(args.models, "models")
+    names = parse_names(args.datasets, "datasets")
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if not metrics:
+        raise BenchError("--metrics is empty")
+    if args.digits < 0:
+        raise BenchError("--digits must be >= 0")
+    subsets = parse_subsets(args.diode_subsets)
+    check_scoring_names(args)  # before any model is loaded
+    # every benchmark is opened first: a missing one is the user's to fix, not a model's failure
+    datasets = {name: open_dataset(argparse.Namespace(**{**vars(args), "dataset": name})) for name in names}
+
+    def namespace(model, name):
+        return argparse.Namespace(**cell_flags(args, model, name))
+
+    loaded = {}
+
+    def make_predictor(model, name, dataset):
+        cell = namespace(model, name)
+        key = (model, cell.processing_res, dataset.protocol.processing_res)
+        if key not in loaded:
+            loaded.clear()  # one model in memory at a time
+            loaded[key] = build_predictor(cell, processing_res=dataset.protocol.processing_res)
+        return loaded[key]
+
+    def run_one(predictor, model, name, dataset, run_dir):
+        from marigold_bench.eval.evaluator import run_predictor
+
+        declared = getattr(predictor, "output_space", None) or predictor.settings.get("output_space")
+        return run_predictor(dataset, predictor, run_dir, skip_missing=args.skip_missing,
+                             images_per_batch=args.images_per_batch, workers=args.workers,
+                             score_device=args.score_device,
+                             scoring=scoring_for(namespace(model, name), dataset, declared))
+
+    def log(line):
+        print(line, file=sys.stderr, flush=True)
+
+    cells = run_cells(models, datasets, args.out, lambda m, d: cell_flags(args, m, d), make_predictor,
+                      run_one, log=log)
+    loaded.clear()
+    write_record(args.out, cells, models, names, {k: v for k, v in vars(args).items() if k not in LEADERBOARD_ONLY})
+    table = leaderboard_table(cells, metrics, reference=args.reference, subsets=subsets)
+    samples = ", ".join(f"{name} {len(ds)}" for name, ds in datasets.items())
+    context = (f"{len(models)} model(s) on {len(names)} benchmark(s) ({samples} samples), protocol "
+               f"{args.protocol}; run directories under {args.out}")
+    paths = write_outputs(table, args.out, digits=args.digits, title="marigold-bench leaderboard", context=context)
+    with open(paths[args.format], encoding="utf-8") as f:
+        print(f.read(), end="")
+    failed = [c for c in cells if c.status == FAILED]
+    log(f"leaderboard written to {args.out} ({', '.join(os.path.basename(p) for p in paths.values())}); "
+        f"{len(cells) - len(failed)} of {len(cells)} cells finished"
+        + (f", {len(failed)} failed (see leaderboard.json)" if failed else ""))
+    return 1 if failed else 0
