@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from marigold_bench.eval.protocols import ALIGNMENTS, EVALUATION_PROTOCOLS, parse_list
-    from marigold_bench.eval.rescore import (open_run, render_sensitivity, rescore_run, resolve_for_run,
+    from marigold_bench.report.rescore import (open_run, render_sensitivity, rescore_run, resolve_for_run,
                                              sensitivity)
 
     protocols = parse_list(args.protocol, EVALUATION_PROTOCOLS, "protocol") or [None]

@@ -16,7 +16,7 @@ from marigold_bench.eval.threads import map_in_threads
 METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3",
                "i_rmse", "silog_rmse")
 #: metrics where larger is better; all others are errors
-HIGHER_IS_BETTER = frozenset({"delta1", "delta2", "delta3"})
+HIGHER_IS_BETTER = frozenset({"delta1", "delta2", "delta3", "boundary_f1"})
 
 
 def _is_tensor(x) -> bool:

@@ -32,7 +32,7 @@ from tabulate import tabulate
 
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.metrics import HIGHER_IS_BETTER, METRIC_KEYS
-from marigold_bench.report.rundir import RunDir, result_settings, sample_set
+from marigold_bench.report.rundir import RunDir, recorded_choices, result_settings, sample_set
 from marigold_bench.report.tables import display_value
 
 #: exit codes of `marigold-bench regress`
@@ -131,6 +131,7 @@ def make_baseline(run: RunDir, previous: dict | None = None, tolerances: dict | 
         "package_version": run_version(run),
         "settings": portable_settings(run.settings),
         "sample_set": sample_set(run.summary),
+        "scoring": recorded_choices(run.summary),
         "run_args": run_args(run),
         "n": run.n,
         "metrics": metrics,
@@ -177,6 +178,14 @@ def _mismatches(baseline: dict, run: RunDir) -> list[str]:
             if key != "dataset" and stored.get(key) != now.get(key):  # dataset: said above
                 before, after = stored.get(key, "<absent>"), now.get(key, "<absent>")
                 lines.append(f"{name} {key}: baseline {before!r} vs run {after!r}")
+    # how the numbers were scored (protocol, alignment, ...); a baseline written before 0.3
+    # recorded none and was scored as the marigold protocol scores depth predictions
+    stored = baseline.get("scoring") or recorded_choices({"protocol": baseline.get("sample_set") or {},
+                                                          "settings": baseline["settings"]})
+    now = recorded_choices(run.summary)
+    for key in sorted(set(stored) | set(now)):
+        if stored.get(key) != now.get(key):
+            lines.append(f"scoring {key}: baseline {stored.get(key, '<absent>')!r} vs run {now.get(key, '<absent>')!r}")
     missing = [m for m in baseline["metrics"] if m not in run.metrics and run.n > 0]
     if missing:
         lines.append(f"metrics missing from the run: {', '.join(missing)}")

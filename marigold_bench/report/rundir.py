@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from marigold_bench.errors import BenchError
+from marigold_bench.output_spaces import DEPTH_AFFINE
 
 #: settings that decide where and how fast a run went, not what it predicted
 RUNTIME_ONLY_SETTINGS = ("device", "batch_size")
@@ -115,3 +116,21 @@ def differences(old: dict, new: dict, old_name: str = "a", new_name: str = "b") 
     keys = sorted(set(old) | set(new))
     return [f"{k}: {old_name} {old.get(k, '<absent>')!r} vs {new_name} {new.get(k, '<absent>')!r}"
             for k in keys if old.get(k) != new.get(k)]
+
+
+def recorded_choices(summary: dict) -> dict:
+    """How the run was scored: protocol, output space, alignment, fit space, boundary-F1 radius.
+
+    Runs made before 0.3 record no ``scoring``: they were scored by the ``marigold`` protocol
+    as depth predictions, fitted in the space ``summary["protocol"]["fit_space"]`` names.
+    """
+    scoring = summary.get("scoring") or {}
+    protocol = summary.get("protocol") or {}
+    settings = summary.get("settings") or {}
+    return {
+        "protocol": scoring.get("protocol", "marigold"),
+        "output_space": scoring.get("output_space", settings.get("output_space", DEPTH_AFFINE)),
+        "alignment": scoring.get("alignment", "affine"),
+        "fit_space": scoring.get("fit_space", protocol.get("fit_space", "depth")),
+        "boundary_f1": scoring.get("boundary_f1_radius") or 0,
+    }

@@ -22,7 +22,7 @@ from scipy import stats
 
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.metrics import HIGHER_IS_BETTER, METRIC_KEYS
-from marigold_bench.report.rundir import RunDir, differences, sample_set
+from marigold_bench.report.rundir import RunDir, differences, recorded_choices, sample_set
 
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_SEED = 0
@@ -168,10 +168,12 @@ def compare_runs(run_a: RunDir, run_b: RunDir, metrics=("abs_rel",), **kwargs) -
     if run_a.dataset != run_b.dataset:
         raise BenchError(f"the runs are on different datasets ({run_a.path}: {run_a.dataset}, "
                          f"{run_b.path}: {run_b.dataset}); a paired comparison needs the same samples")
-    unknown = [m for m in metrics if m not in METRIC_KEYS]
-    if unknown:
-        raise BenchError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRIC_KEYS)}")
     ok_a, ok_b = run_a.ok_samples(), run_b.ok_samples()
+    # the metrics of both runs' protocols (a moge run scores abs_rel and delta1, maybe boundary_f1)
+    known = [m for m in (*METRIC_KEYS, "boundary_f1") if m in ok_a.columns and m in ok_b.columns]
+    unknown = [m for m in metrics if m not in known]
+    if unknown:
+        raise BenchError(f"unknown metric(s) {', '.join(unknown)}; known in both runs: {', '.join(known)}")
     common = [sid for sid in ok_a.index if sid in ok_b.index]
     if len(common) < 2:
         raise BenchError(f"only {len(common)} sample(s) are ok in both runs; a paired comparison needs two or more")
@@ -180,5 +182,8 @@ def compare_runs(run_a: RunDir, run_b: RunDir, metrics=("abs_rel",), **kwargs) -
     # the same dataset under another protocol (fit space, crop) is allowed but worth saying
     protocol_diff = [line for line in differences(sample_set(run_a.summary), sample_set(run_b.summary), "A", "B")
                      if not line.startswith(("n_total", "max_samples"))]
+    protocol_diff += [f"scoring {line}" for line in differences(recorded_choices(run_a.summary),
+                                                                recorded_choices(run_b.summary), "A", "B")
+                      if not line.startswith("fit_space")]  # fit_space: already in the sample set
     return RunComparison(results, len(common), len(ok_a), len(ok_b),
                          len(run_a.per_sample()), len(run_b.per_sample()), protocol_diff)

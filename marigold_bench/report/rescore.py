@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from marigold_bench.errors import BenchError, SampleError
 from marigold_bench.eval.protocols import Scoring, resolve_scoring
-from marigold_bench.output_spaces import DEPTH_AFFINE
+from marigold_bench.report.rundir import recorded_choices
 
 PREDICTIONS = "predictions.h5"
 
@@ -42,24 +42,6 @@ class CachedRun:
 
     def close(self) -> None:
         self.cache.close()
-
-
-def recorded_choices(summary: dict) -> dict:
-    """How the run was scored: protocol, output space, alignment, fit space, boundary-F1 radius.
-
-    Runs made before 0.3 record no ``scoring``: they were scored by the ``marigold`` protocol
-    as depth predictions, fitted in the space ``summary["protocol"]["fit_space"]`` names.
-    """
-    scoring = summary.get("scoring") or {}
-    protocol = summary.get("protocol") or {}
-    settings = summary.get("settings") or {}
-    return {
-        "protocol": scoring.get("protocol", "marigold"),
-        "output_space": scoring.get("output_space", settings.get("output_space", DEPTH_AFFINE)),
-        "alignment": scoring.get("alignment", "affine"),
-        "fit_space": scoring.get("fit_space", protocol.get("fit_space", "depth")),
-        "boundary_f1": scoring.get("boundary_f1_radius") or 0,
-    }
 
 
 def resolve_for_run(run: CachedRun, protocol: str | None = None, alignment: str | None = None,
