@@ -74,7 +74,8 @@ def _build(arch: str, max_depth: float):
         # as vinvino02/glpn-nyu: no resize beyond rounding down to a multiple of 32
         processor = GLPNImageProcessorPil(size_divisor=32, resample=2)
     elif arch == "zoedepth":
-        from transformers import AutoImageProcessor, BeitConfig, ZoeDepthConfig, ZoeDepthForDepthEstimation
+        from transformers import BeitConfig, ZoeDepthConfig, ZoeDepthForDepthEstimation
+        from transformers.models.zoedepth.image_processing_pil_zoedepth import ZoeDepthImageProcessorPil
 
         backbone = BeitConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=48,
                               image_size=32, patch_size=8, out_indices=[1, 2, 3, 4], reshape_hidden_states=False,
@@ -85,8 +86,8 @@ def _build(arch: str, max_depth: float):
                                 bin_configurations=[{"n_bins": 8, "min_depth": 1e-3, "max_depth": max_depth,
                                                      "name": "nyu"}])
         model = ZoeDepthForDepthEstimation(config)
-        processor = AutoImageProcessor.for_model("zoedepth", size={"height": 32, "width": 32},
-                                                 keep_aspect_ratio=True, ensure_multiple_of=8)
+        processor = ZoeDepthImageProcessorPil(size={"height": 32, "width": 32}, keep_aspect_ratio=True,
+                                              ensure_multiple_of=8)
     else:
         raise ValueError(f"unknown tiny architecture {arch!r}; known: {', '.join(ARCHS)}")
     return model, processor

@@ -25,7 +25,8 @@ def default_model() -> str:
 def add_inference_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("inference")
     g.add_argument("--model", default=None,
-                   help="diffusers-format Marigold checkpoint dir, hub id in the local cache, or "
+                   help="a Marigold (diffusers) or transformers depth-estimation checkpoint folder, a hub "
+                        "id in the local cache, a registry name (`marigold-bench models`), or "
                         "baseline:ramp / baseline:constant (default: the bundled tiny checkpoint)")
     g.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the checkpoint's)")
     g.add_argument("--ensemble", type=int, default=1, help="test-time ensemble size N")
@@ -47,12 +48,73 @@ def add_inference_flags(p: argparse.ArgumentParser) -> None:
                         "(faster; changes the numbers)")
 
 
+#: flags of the Marigold recipe, their defaults, and how they read on the command line; a
+#: family that cannot honour one refuses it when it is set (`inapplicable_flags`)
+_MARIGOLD_ONLY = (("steps", None, "--steps"), ("timestep_spacing", None, "--timestep-spacing"),
+                  ("noise", "gaussian", "--noise"), ("processing_res", None, "--processing-res"),
+                  ("compile", False, "--compile"), ("tiny_vae", None, "--tiny-vae"),
+                  ("ensembling", "diffusers", "--ensembling"))
+
+
+def inapplicable_flags(args, family: str) -> list[str]:
+    """The flags set in ``args`` that a ``family`` ("baseline", "transformers", "marigold")
+    predictor cannot honour, as the user wrote them (``--steps 4``); empty when all apply.
+
+    Baselines are image-independent guesses: no diffusion flags, and fp32 only (they compute on
+    the host). Transformers depth models run their own image processor at their own resolution
+    and are deterministic: no diffusion, resolution or decoder flags.
+    """
+    if family == "marigold":
+        return []
+    found = []
+    for name, default, flag in _MARIGOLD_ONLY:
+        value = getattr(args, name, default)
+        if value not in (default, None) and not (name == "compile" and not value):
+            found.append(flag if value is True else f"{flag} {value}")
+    precision = getattr(args, "precision", "fp32")
+    if family == "baseline" and precision not in (None, "fp32"):
+        found.append(f"--precision {precision}")
+    return found
+
+
+def refuse_inapplicable(args, family: str, model: str) -> None:
+    """`InferenceSettingsError` naming the flags ``family`` cannot honour, instead of ignoring them."""
+    from marigold_bench.errors import InferenceSettingsError
+
+    found = inapplicable_flags(args, family)
+    if found:
+        what = {"baseline": "a baseline (an image-independent guess)",
+                "transformers": "a transformers depth model (its image processor sets the resolution; "
+                                "one deterministic forward pass)"}.get(family, family)
+        raise InferenceSettingsError(f"--model {model} is {what}: {', '.join(found)} cannot apply to it; "
+                                     "drop the flag(s)")
+
+
 def build_predictor(args, processing_res: int | None = None):
-    """The predictor the flags describe (a baseline or a Marigold checkpoint)."""
+    """The predictor the flags describe: a baseline, a Marigold checkpoint or a transformers
+    depth model; the kind of a folder or cached hub id is read from its files
+    (`marigold_bench.model.load.detect_kind`). ``processing_res`` is the dataset protocol's
+    resolution for Marigold checkpoints (``--processing-res`` wins); other families ignore it.
+
+    Raises:
+        CheckpointError: the model cannot be found or is neither kind.
+        InferenceSettingsError: a flag the model's family cannot honour, or an invalid setting.
+    """
     model = args.model or default_model()
     if model.startswith("baseline:"):
         from marigold_bench.inference.baseline import BaselinePredictor
+        refuse_inapplicable(args, "baseline", model)
         return BaselinePredictor(model.split(":", 1)[1], ensemble=args.ensemble)
+    from marigold_bench.model.load import resolve_model
+
+    _, _, kind = resolve_model(model)
+    if kind == "transformers":
+        from marigold_bench.inference.transformers_depth import TransformersDepthPredictor
+
+        refuse_inapplicable(args, "transformers", model)
+        return TransformersDepthPredictor.from_pretrained(
+            model, output_space=getattr(args, "output_space", None), ensemble=args.ensemble,
+            batch_size=args.batch_size, precision=args.precision, device=args.device)
     from marigold_bench.inference import load_predictor
     res = args.processing_res if args.processing_res is not None else processing_res
     return load_predictor(model, steps=args.steps, timestep_spacing=args.timestep_spacing,

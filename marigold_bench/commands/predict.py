@@ -11,9 +11,15 @@ it writes into ``--out``:
 | ``<name>_uncertainty.npy`` / ``.png`` | ensemble spread (N > 1 only); the PNG is scaled to its maximum |
 | ``settings.json`` | every resolved inference setting |
 
-Checkpoints that predict disparity write ``_disparity`` instead of ``_depth``. ``--model`` and
-the inference flags are shared with ``run`` (``commands/common.py``): without ``--model`` the
-bundled tiny checkpoint is used, and ``baseline:*`` models work too.
+Models whose output space is a disparity (Marigold disparity checkpoints, DPT, relative Depth
+Anything) write ``_disparity`` instead of ``_depth``: the ``.npy`` holds the model's raw output
+at the input resolution, in its own output space (``settings.json`` records ``output_space``).
+Marigold maps lie in [0, 1] and their PNGs are that map; other models' outputs (metres, or
+disparity of any scale) are min-max normalised per image for the PNGs only, as the
+``depth-estimation`` pipeline does for display (``png_scaling`` in ``settings.json``).
+``--model`` and the inference flags are shared with ``run`` (``commands/common.py``): without
+``--model`` the bundled tiny checkpoint is used; transformers depth models, registry names
+and ``baseline:*`` models work too.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BenchError, PredictionError
+from ..output_spaces import OUTPUT_SPACES, is_disparity
 from .common import add_inference_flags, build_predictor
 
 #: Images handed to the predictor together (their members share UNet batches).
@@ -42,6 +49,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     # --model and the inference flags are those of `run`, so the two commands cannot drift apart.
     add_inference_flags(parser)
+    parser.add_argument("--output-space", default=None, choices=OUTPUT_SPACES, metavar="S",
+                        help=f"what the model outputs: {' | '.join(OUTPUT_SPACES)} (default: what it declares; "
+                             "recorded in settings.json, and a disparity space names the files _disparity)")
     parser.set_defaults(func=run)
     return parser
 
@@ -53,17 +63,28 @@ def colorize(depth: np.ndarray, cmap: str = "Spectral") -> np.ndarray:
     return matplotlib.colormaps[cmap](np.clip(depth, 0.0, 1.0), bytes=True)[..., :3]
 
 
+def display_map(depth: np.ndarray, scaling: str = "none") -> np.ndarray:
+    """The [0, 1] map the PNGs show: ``depth`` itself (``"none"``) or min-max normalised
+    (``"min-max"``; a constant map shows as 0)."""
+    if scaling == "none":
+        return depth
+    lo, hi = float(depth.min()), float(depth.max())
+    return (depth - lo) / (hi - lo) if hi > lo else np.zeros_like(depth)
+
+
 def save_outputs(out_dir: Path, stem: str, depth: np.ndarray, uncertainty: np.ndarray | None,
-                 kind: str = "depth") -> list[Path]:
-    """Write one image's outputs (see the module docstring); returns the paths written."""
+                 kind: str = "depth", scaling: str = "none") -> list[Path]:
+    """Write one image's outputs (see the module docstring); returns the paths written.
+    ``scaling`` is how the PNGs map values to [0, 1] (`display_map`); the ``.npy`` is raw."""
     from PIL import Image
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     base = out_dir / f"{stem}_{kind}"
     np.save(base.with_suffix(".npy"), depth.astype(np.float32))
-    Image.fromarray(np.round(np.clip(depth, 0, 1) * 65535).astype(np.uint16)).save(f"{base}_16bit.png")
-    Image.fromarray(colorize(depth)).save(f"{base}_colored.png")
+    shown = display_map(depth, scaling)
+    Image.fromarray(np.round(np.clip(shown, 0, 1) * 65535).astype(np.uint16)).save(f"{base}_16bit.png")
+    Image.fromarray(colorize(shown)).save(f"{base}_colored.png")
     written += [base.with_suffix(".npy"), Path(f"{base}_16bit.png"), Path(f"{base}_colored.png")]
     if uncertainty is not None:
         ubase = out_dir / f"{stem}_uncertainty"
@@ -91,9 +112,14 @@ def run(args: argparse.Namespace) -> int:
         raise BenchError(f"--ensemble must be >= 1, got {args.ensemble}")
 
     predictor = build_predictor(args)
+    space = getattr(args, "output_space", None) or getattr(predictor, "output_space", None) \
+        or predictor.settings.get("output_space", "depth_affine_invariant")
+    # Marigold and the baselines give [0, 1] maps; other families raw values of any range
+    scaling = "none" if predictor.settings.get("family") in ("marigold", "baseline") else "min-max"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "settings.json").write_text(json.dumps(predictor.settings, indent=2) + "\n")
-    kind = "disparity" if getattr(predictor, "prediction_type", "depth") == "disparity" else "depth"
+    settings = {**predictor.settings, "output_space": space, "png_scaling": scaling}
+    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    kind = "disparity" if is_disparity(space) else "depth"
 
     members = list(range(int(predictor.settings.get("ensemble", 1))))
     failures: list[str] = []
@@ -129,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     depth, uncertainty = predictor.merge(raw, image.shape[:2])
                     rel = path.relative_to(root)
-                    save_outputs(out / rel.parent, rel.stem, depth, uncertainty, kind)
+                    save_outputs(out / rel.parent, rel.stem, depth, uncertainty, kind, scaling)
                 bar.update(1)
     if failures:
         for message in failures:
@@ -139,4 +165,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_parser", "run", "save_outputs", "colorize"]
+__all__ = ["add_parser", "run", "save_outputs", "colorize", "display_map"]

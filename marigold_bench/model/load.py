@@ -9,6 +9,10 @@ fetch the files.
 
 Problems a user can fix are reported as `CheckpointError` with the component and file named,
 before any weights are read.
+
+From 0.3 a ``--model`` may also be a transformers depth estimator; `detect_kind` tells the two
+apart from the files (``model_index.json``: a diffusers/Marigold checkpoint; ``config.json`` with
+``preprocessor_config.json``: transformers), never from the name.
 """
 
 from __future__ import annotations
@@ -63,18 +67,126 @@ def resolve_checkpoint(model: str | os.PathLike) -> tuple[Path, str]:
     raise CheckpointError(f"--model {text!r}: no such checkpoint folder (and it is not a hub id like 'owner/name')")
 
 
-def _from_hf_cache(repo_id: str) -> Path:
+def hf_cache_dir() -> str:
+    """The Hugging Face hub cache folder, by huggingface_hub's rules, read from the environment
+    at call time (``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``~/.cache/huggingface/hub``), so
+    that a changed environment counts even after huggingface_hub was imported."""
+    env = os.environ
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if env.get(name):
+            return os.path.expanduser(env[name])
+    if env.get("HF_HOME"):
+        return os.path.join(os.path.expanduser(env["HF_HOME"]), "hub")
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "huggingface", "hub")
+
+
+def download_command(repo_id: str) -> str:
+    """The shell command that puts ``repo_id`` into the local cache (for error messages)."""
+    return f"huggingface-cli download {repo_id}"
+
+
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The local snapshot folder of ``repo_id`` in the hub cache, or None; never downloads."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.constants import HF_HUB_CACHE
 
     try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception as exc:  # LocalEntryNotFoundError, validation errors, ...: all mean "not here"
+        return Path(snapshot_download(repo_id, local_files_only=True, cache_dir=hf_cache_dir()))
+    except Exception:  # LocalEntryNotFoundError, validation errors, ...: all mean "not here"
+        return None
+
+
+def _from_hf_cache(repo_id: str) -> Path:
+    path = cached_snapshot(repo_id)
+    if path is None:
         raise CheckpointError(
-            f"model {repo_id!r} is not a local folder and is not in the Hugging Face cache ({HF_HUB_CACHE}); "
+            f"model {repo_id!r} is not a local folder and is not in the Hugging Face cache ({hf_cache_dir()}); "
             f"this suite never downloads models. On a machine with internet run "
-            f"`huggingface-cli download {repo_id}` (then copy its cache here, or set HF_HOME/HF_HUB_CACHE), "
-            f"or pass the downloaded folder with --model DIR.") from exc
+            f"`{download_command(repo_id)}` (then copy its cache here, or set HF_HOME/HF_HUB_CACHE), "
+            f"or pass the downloaded folder with --model DIR.")
+    return path
+
+
+#: what ``detect_kind`` answers
+KINDS = ("marigold", "transformers")
+
+
+def detect_kind(path: str | os.PathLike) -> str:
+    """Which family of checkpoint the folder ``path`` holds, from its files.
+
+    Returns:
+        ``"marigold"`` for a diffusers pipeline folder (``model_index.json``), ``"transformers"``
+        for a model folder with ``config.json`` and ``preprocessor_config.json``.
+
+    Raises:
+        CheckpointError: for anything else, saying what the folder holds.
+    """
+    path = Path(path)
+    if (path / "model_index.json").is_file():
+        return "marigold"
+    has_config = (path / "config.json").is_file()
+    if has_config and (path / "preprocessor_config.json").is_file():
+        return "transformers"
+    try:
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir() if not p.name.startswith("."))
+    except OSError:
+        names = []
+    shown = ", ".join(names[:12]) + (f", ... ({len(names)} entries)" if len(names) > 12 else "") if names else "nothing"
+    if has_config:
+        what = _config_summary(path / "config.json")
+        raise CheckpointError(
+            f"{path} has config.json ({what}) but no preprocessor_config.json: a transformers depth model "
+            f"needs its image processor saved beside it (image_processor.save_pretrained). Found: {shown}")
+    raise CheckpointError(
+        f"{path} is neither a diffusers (Marigold) checkpoint, which has model_index.json, nor a transformers "
+        f"depth model, which has config.json and preprocessor_config.json. Found: {shown}")
+
+
+def _config_summary(config_file: Path) -> str:
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        return "unreadable"
+    archs = ", ".join(config.get("architectures") or []) or "no architectures"
+    return f"model_type {config.get('model_type')!r}, {archs}"
+
+
+def check_transformers_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Check that ``path`` holds a transformers depth-estimation model, without loading weights.
+
+    Returns:
+        `dict`: its ``config.json``.
+
+    Raises:
+        CheckpointError: files missing, or the model is not one ``AutoModelForDepthEstimation``
+        loads (e.g. an image classifier), naming what it is.
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES
+
+    path = Path(path)
+    if detect_kind(path) != "transformers":
+        raise CheckpointError(f"{path} is a diffusers checkpoint, not a transformers model")
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except ValueError as exc:
+        raise CheckpointError(f"{path / 'config.json'} is not valid JSON: {exc}") from exc
+    model_type = config.get("model_type")
+    archs = config.get("architectures") or []
+    if model_type not in MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES or (
+            archs and not any(a.endswith("ForDepthEstimation") for a in archs)):
+        raise CheckpointError(
+            f"{path} is a transformers model ({_config_summary(path / 'config.json')}) but not a depth estimator; "
+            f"AutoModelForDepthEstimation loads: {', '.join(MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES)}")
+    weights = [f for f in path.iterdir() if f.name.removesuffix(".index.json").endswith((".safetensors", ".bin"))]
+    if not weights:
+        raise CheckpointError(f"transformers model {path} has no weights (*.safetensors or *.bin)")
+    return config
+
+
+def resolve_model(model: str | os.PathLike) -> tuple[Path, str, str]:
+    """`resolve_checkpoint`, then `detect_kind`: ``(path, source, kind)``."""
+    path, source = resolve_checkpoint(model)
+    return path, source, detect_kind(path)
 
 
 def _weights(folder: Path) -> tuple[bool, str | None]:
@@ -281,4 +393,5 @@ def load_components(model: str | os.PathLike, torch_dtype: torch.dtype = torch.f
 
 
 __all__ = ["CheckpointError", "REQUIRED_COMPONENTS", "MARIGOLD_IN_CHANNELS", "MarigoldComponents",
-           "resolve_checkpoint", "check_checkpoint", "load_components"]
+           "resolve_checkpoint", "check_checkpoint", "load_components", "detect_kind", "resolve_model",
+           "check_transformers_checkpoint", "cached_snapshot", "hf_cache_dir", "download_command", "KINDS"]
