@@ -177,12 +177,17 @@ def test_export_loads_in_diffusers_and_validation_runs(tmp_path):
     from diffusers import MarigoldDepthPipeline
 
     cfg = tiny_cfg(tmp_path / "run", max_steps=2, **{
-        "validation.every": 2, "validation.max_samples": 2,
+        "validation.every": 2, "validation.at_start": True, "validation.max_samples": 2,
         "export.enabled": True, "export.dir": str(tmp_path / "export"), "export.card_splits": [],
         "export.default_denoising_steps": 1, "export.default_processing_resolution": 0})
     result = train(cfg, command="marigold-bench train --config test.yaml", progress=False)
-    assert result["best"]["step"] == 2 and result["last_validation"]["abs_rel"] > 0
-    assert (tmp_path / "run" / "val" / "step_0000002" / "summary.json").is_file()
+    # two real validations (steps 0 and 2): the best is whichever scored lower, read from the files
+    scores = {step: json.loads((tmp_path / "run" / "val" / f"step_{step:07d}" / "synthetic-val" / "summary.json")
+                               .read_text())["metrics"]["abs_rel"] for step in (0, 2)}
+    assert scores[0] != scores[2] and all(0 < v < 10 for v in scores.values())
+    assert result["best"]["step"] == min(scores, key=scores.get)
+    assert result["best"]["abs_rel"] == pytest.approx(min(scores.values()))
+    assert result["last_validation"]["abs_rel"] == pytest.approx(scores[2])
     pipe = MarigoldDepthPipeline.from_pretrained(str(tmp_path / "export"))
     assert pipe.config.prediction_type == "depth"
     assert pipe.config.scale_invariant and pipe.config.shift_invariant

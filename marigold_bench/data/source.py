@@ -22,6 +22,9 @@ LAYOUTS = {
     "scannet": ("scannet", "scannet_val_sampled_800_1.tar"),
     "diode": ("diode", "diode_val.tar"),
 }
+#: further official archives in a benchmark's folder, for its other splits (KITTI: the 800
+#: validation frames drawn from the Eigen train split, ``eigen_val_from_train_800.txt``)
+EXTRA_ARCHIVES = {"kitti": ("kitti_sampled_val_800.tar",)}
 TITLES = {"nyu": "NYUv2", "kitti": "KITTI", "eth3d": "ETH3D", "scannet": "ScanNet",
           "diode": "DIODE"}
 
@@ -122,8 +125,8 @@ def open_source(name: str, root, probe: list[str], split_path=None) -> Source:
 
     ``probe`` lists the files of the split's first sample; a candidate location is accepted when
     it holds all of them. Candidates, in order: the base-root layout (``<root>/nyuv2/`` extracted,
-    then ``<root>/nyuv2/<archive>``), the benchmark's own folder (extracted, then holding the
-    archive), or the archive itself.
+    then ``<root>/nyuv2/<archive>`` and the benchmark's :data:`EXTRA_ARCHIVES`), the benchmark's
+    own folder (extracted, then holding the archives), or the archive itself.
     """
     given = root if root is not None else os.environ.get("MARIGOLD_DATA") or None
     if given is None:
@@ -133,10 +136,11 @@ def open_source(name: str, root, probe: list[str], split_path=None) -> Source:
     if not root.exists():
         raise DataRootError(_layout_message(name, probe, split_path, f"{root} does not exist"))
     folder, archive = LAYOUTS[name]
+    archives = (archive, *EXTRA_ARCHIVES.get(name, ()))
     if root.is_file():
         candidates = [root]
     else:
-        candidates = [root / folder, root / folder / archive, root, root / archive]
+        candidates = [root / folder, *(root / folder / a for a in archives), root, *(root / a for a in archives)]
     tried = []
     for cand in candidates:
         try:

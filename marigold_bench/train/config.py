@@ -108,7 +108,15 @@ class ValidationConfig:
     every: int = 500
     #: also score the starting point (step 0) of a fresh run.
     at_start: bool = False
-    split: str = "val"  # of the synthetic benchmark
+    #: benchmark validation sets, in order: ``{dataset: nyu, split: train}`` (a split name of the
+    #: benchmark, an official split path or a split file; ``max_samples`` optional). The first one
+    #: present selects the best checkpoint (the official trainer's "main" validation set); the
+    #: others are scored and logged. Sets whose data or split file is absent are skipped with a
+    #: warning; when none is present the synthetic ``split`` below is used. [] = synthetic only.
+    sets: list = field(default_factory=list)
+    #: base data root of the benchmark sets (null: $MARIGOLD_DATA).
+    data_root: str | None = None
+    split: str = "val"  # of the synthetic benchmark (the fallback)
     max_samples: int | None = None
     steps: int = 1
     ensemble: int = 1
@@ -190,6 +198,10 @@ class TrainConfig:
             problems.append("optim.warmup_steps must be >= 0 and <= optim.decay_steps")
         if not self.optim.final_ratio > 0:
             problems.append("optim.final_ratio must be > 0")
+        for number, entry in enumerate(self.validation.sets, 1):
+            if not isinstance(entry, dict) or "dataset" not in entry or set(entry) - {"dataset", "split", "max_samples"}:
+                problems.append(f"validation.sets entry {number} must be a mapping with dataset and optionally "
+                                f"split and max_samples, got {entry!r}")
         if self.data.resolution is not None and len(self.data.resolution) != 2:
             problems.append("data.resolution must be [height, width] or null")
         if not 0.0 <= self.data.flip_p <= 1.0:
@@ -274,7 +286,7 @@ def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
 #: keys that may change when a run is resumed: they do not change what is computed per step.
 RESUMABLE_CHANGES = ("max_steps", "log_every", "checkpoint_every", "keep_checkpoints", "output_dir",
                      "data.num_workers", "validation.every", "validation.at_start", "export.enabled", "export.dir",
-                     "export.card_splits")
+                     "export.card_splits", "validation.data_root")
 
 
 def config_differences(saved: dict, current: TrainConfig) -> list[str]:

@@ -10,7 +10,8 @@ Read :func:`train` (its body, ``_train``) from start to end; it is the whole rec
 5. DDPM v-prediction objective with (annealed multi-resolution) noise, masked MSE,
    Adam with the official IterExponential schedule (train/lr_schedule.py), gradient
    accumulation, optional EMA;
-6. periodic validation with the suite's evaluator (1 step, N = 1, AbsRel selects the best);
+6. periodic validation with the suite's evaluator (1 step, N = 1) on the paper's validation sets where
+   present, the synthetic split otherwise; AbsRel of the first set selects the best;
 7. checkpoints that resume exactly (model, optimiser, LR schedule, RNG states, data position);
 8. export as a diffusers ``MarigoldDepthPipeline`` with a model card.
 
@@ -40,7 +41,7 @@ from marigold_bench.train.config import TrainConfig, TrainConfigError, config_di
 from marigold_bench.train.data import TrainingMixture, build_sources, make_loader, micro_batch_index, torch_generator
 from marigold_bench.train.export import export_pipeline, inference_scheduler, training_scheduler
 from marigold_bench.train.lr_schedule import lr_factor
-from marigold_bench.train.validation import training_predictor, validate
+from marigold_bench.train.validation import training_predictor, validate, validation_sets
 
 
 #: random streams (see train/data.py): 0 data of the UNet stage, 1 data of the VAE fit,
@@ -279,9 +280,8 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
     # 3. Data (sources were opened in step 1). ---------------------------------------------------
     mixture = TrainingMixture(sources, cfg.data.sources, cfg.optim.micro_batch, cfg.seed,
                               cfg.data.resolution, cfg.data.flip_p, stream=DATA)
-    from marigold_bench.data.synthetic import SyntheticDataset
-
-    val_set = SyntheticDataset(cfg.validation.split).subset(cfg.validation.max_samples)
+    # the paper's validation sets where present (the first selects), the synthetic split otherwise
+    val_sets = validation_sets(cfg.validation) if cfg.validation.every or cfg.validation.at_start else []
 
     # 4. Tiny scale only: fit the VAE once, or take the fitted one from the checkpoint. -----------
     vae_fit = None
@@ -345,9 +345,13 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
             model, vae, text_encoder, tokenizer,
             inference_scheduler(schedule, cfg.diffusion.timestep_spacing, cfg.diffusion.zero_snr),
             steps=cfg.validation.steps, ensemble=cfg.validation.ensemble, seed=cfg.validation.seed)
-        metrics = validate(predictor, val_set, str(out / "val" / f"step_{step:07d}"))["metrics"]
+        by_set = {label: validate(predictor, dataset, str(out / "val" / f"step_{step:07d}" / label))["metrics"]
+                  for label, dataset in val_sets}
+        validations_by_set[step] = by_set
+        main_label = val_sets[0][0]
+        metrics = by_set[main_label]  # the main set alone selects, as in the official trainer
         if metrics.get("abs_rel", math.inf) < best["abs_rel"]:
-            best.update(abs_rel=float(metrics["abs_rel"]), step=step)
+            best.update(abs_rel=float(metrics["abs_rel"]), step=step, set=main_label)
             model.save_pretrained(str(out / "best" / "unet"), safe_serialization=True)
         return metrics
 
@@ -379,7 +383,7 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
     accum = cfg.optim.grad_accum
     loader = make_loader(mixture, start_step, cfg.max_steps, accum, rank, world, cfg.data.num_workers)
     batches = iter(loader)
-    losses, last_val, last_checkpoint, validations = [], None, resume_dir, {}
+    losses, last_val, last_checkpoint, validations, validations_by_set = [], None, resume_dir, {}, {}
     if cfg.validation.at_start and resumed is None and main:
         last_val = validations[0] = run_validation(0)
         log.write(step=0, val_abs_rel=last_val["abs_rel"], val_delta1=last_val["delta1"], elapsed_s=time.time() - wall_start)
@@ -441,7 +445,8 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
 
     # 7. Export the selected weights as a MarigoldDepthPipeline with a model card. --------------
     result = dict(steps=cfg.max_steps, start_step=start_step, losses=losses, best=best, totals=totals,
-                  last_validation=last_val, validations=validations, vae_fit=vae_fit, wall_s=wall_s, output_dir=str(out),
+                  last_validation=last_val, validations=validations, validations_by_set=validations_by_set,
+                  validation_sets=[label for label, _ in val_sets], vae_fit=vae_fit, wall_s=wall_s, output_dir=str(out),
                   checkpoint=str(last_checkpoint) if last_checkpoint else None, export_dir=None)
     if cfg.export.enabled and main:
         model = copy.deepcopy(unwrapped()).to("cpu")
@@ -460,7 +465,8 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
                         cfg.export.default_denoising_steps, cfg.export.default_processing_resolution,
                         cfg.export.dtype)
         scores = score_export(export_dir, cfg, out) if cfg.export.card_splits else {}
-        write_model_card(export_dir, cfg, command, selected, wall_s, vae_fit, totals, scores)
+        write_model_card(export_dir, cfg, command, selected, wall_s, vae_fit, totals, scores,
+                         val_sets[0][0] if val_sets else None)
         result.update(export_dir=str(export_dir), selected_step=selected, scores=scores)
     return result
 
@@ -492,8 +498,10 @@ def score_export(export_dir: Path, cfg: TrainConfig, out: Path) -> dict:
 
 
 def write_model_card(export_dir: Path, cfg: TrainConfig, command, selected_step, wall_s, vae_fit, totals,
-                     scores) -> None:
+                     scores, selection_set: str | None = None) -> None:
     import diffusers
+
+    selection_set = selection_set or f"synthetic-{cfg.validation.split}"
 
     lines = [
         f"# {cfg.name}",
@@ -516,8 +524,8 @@ def write_model_card(export_dir: Path, cfg: TrainConfig, command, selected_step,
         f"{cfg.optim.warmup_steps} warm-up steps",
         f"- objective: v-prediction, DDPM {cfg.diffusion.timestep_spacing} spacing, zero-terminal-SNR "
         f"{cfg.diffusion.zero_snr}, {cfg.diffusion.noise} noise (strength {cfg.diffusion.noise_strength})",
-        f"- exported weights: step {selected_step} ({cfg.export.select} by validation AbsRel on synthetic "
-        f"{cfg.validation.split}, {cfg.validation.steps} DDIM step, ensemble {cfg.validation.ensemble})",
+        f"- exported weights: step {selected_step} ({cfg.export.select} by validation AbsRel on "
+        f"{selection_set}, {cfg.validation.steps} DDIM step, ensemble {cfg.validation.ensemble})",
         f"- wall time: {wall_s / 60:.1f} min in total on {_device_name()}"
         + (f" (VAE fit {vae_fit['wall_s'] / 60:.1f} min)" if vae_fit and "wall_s" in vae_fit else ""),
         f"- software: torch {torch.__version__}, diffusers {diffusers.__version__}",
