@@ -63,3 +63,7 @@ class TrainingError(BenchError):
 
 class ResumeMismatchError(TrainingError):
     """The checkpoint was made with another configuration."""
+
+
+class ArchiveChecksumError(DataRootError):
+    """A data archive no longer has the sha256 recorded beside it when it was downloaded."""

@@ -2,13 +2,14 @@
 
 Archives are tens of gigabytes, so a download writes to ``<name>.part``, resumes it with an HTTP
 Range request when rerun, and only renames it into place once complete (and, when a sha256 is
-known, verified). Both base URLs can be overridden through the environment, for mirrors and for
-tests that serve fixtures from a local server.
+known, verified). Its sha256 is then recorded beside it (``<archive>.sha256``, see
+:mod:`marigold_bench.data.checksum`) and checked whenever the archive is downloaded, verified or
+read again. Both base URLs can be overridden through the environment, for mirrors and for tests
+that serve fixtures from a local server.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
+from marigold_bench.data.checksum import check_recorded_sha256, record_sha256, sha256_file
 from marigold_bench.data.source import archive_relpath
 from marigold_bench.data.splits import load_manifest, splits_cache_dir
 from marigold_bench.errors import BenchError, DownloadError
@@ -41,14 +43,6 @@ def split_url(relpath: str) -> str:
     return _with_slash(base) + relpath if base else load_manifest()["files"][relpath]["url"]
 
 
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_file(url: str, dest, sha256: str | None = None, quiet: bool = False) -> Path:
     """Download ``url`` to ``dest``, resuming ``dest.part`` if an earlier try left one."""
     dest = Path(dest)
@@ -64,6 +58,12 @@ def download_file(url: str, dest, sha256: str | None = None, quiet: bool = False
             raise DownloadError(f"sha256 mismatch for {url}: expected {sha256}, got {got}; "
                                 f"the partial file was removed, rerun to download it again")
     os.replace(part, dest)
+    return dest
+
+
+def _record(dest: Path, sha256: str | None = None) -> Path:
+    """Record the archive's sha256 beside it (hashing it unless given) and return ``dest``."""
+    record_sha256(dest, sha256)
     return dest
 
 
@@ -112,13 +112,18 @@ def download_archive(name: str, data_root, sha256: str | None = None, force: boo
         raise BenchError("no data root given: pass --data-root DIR or set $MARIGOLD_DATA")
     dest = Path(data_root).expanduser() / archive_relpath(name)
     if dest.exists() and not force:
-        if sha256 and sha256_file(dest) != sha256.lower():
+        # already here: the sha256 recorded at download must still hold (in full: this command
+        # is where a user expects the archive to be checked), and so must a given one
+        recorded = check_recorded_sha256(dest, full=True)
+        got = recorded or (sha256_file(dest) if sha256 else None)
+        if sha256 and got != sha256.lower():
             raise DownloadError(f"{dest} exists but its sha256 is not {sha256}; "
                                 f"rerun with --force to download it again")
-        return dest
+        return dest if recorded else _record(dest, got)
     if force:
         dest.with_name(dest.name + ".part").unlink(missing_ok=True)
-    return download_file(archive_url(name), dest, sha256, quiet)
+    download_file(archive_url(name), dest, sha256, quiet)
+    return _record(dest, sha256)
 
 
 def download_splits(dest=None, force: bool = False, quiet: bool = False) -> list[Path]:

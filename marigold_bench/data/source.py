@@ -12,7 +12,8 @@ import os
 import tarfile
 from pathlib import Path
 
-from marigold_bench.errors import DataRootError, SampleError
+from marigold_bench.data.checksum import check_recorded_sha256
+from marigold_bench.errors import ArchiveChecksumError, DataRootError, SampleError
 
 #: benchmark -> (folder under the base data root, official archive inside that folder)
 LAYOUTS = {
@@ -66,6 +67,9 @@ class TarSource(Source):
 
     def __init__(self, path: Path):
         super().__init__(path)
+        # an archive downloaded by `data download` has its sha256 beside it: a changed one stops
+        # here, before any sample is read from it (cheap unless it was modified since)
+        self.recorded_sha256 = check_recorded_sha256(path)
         self.members = _tar_index(str(Path(path).resolve()), *_stamp(path))
 
     def exists(self, rel: str) -> bool:
@@ -150,6 +154,8 @@ def open_source(name: str, root, probe: list[str], split_path=None) -> Source:
                 source = TarSource(cand)
             else:
                 continue
+        except ArchiveChecksumError:
+            raise  # the right archive, with the wrong content: say so, do not look further
         except DataRootError as err:  # e.g. a cut-off or compressed archive
             tried.append(str(err))
             continue

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -20,7 +22,7 @@ from PIL import Image
 from marigold_bench.data.base import DepthDataset, make_item
 from marigold_bench.data.protocol import Protocol, valid_mask
 from marigold_bench.data.source import Source, open_source
-from marigold_bench.data.splits import SplitFile, resolve_split
+from marigold_bench.data.splits import SplitFile, load_manifest, resolve_split
 from marigold_bench.errors import SampleError, SplitNotFoundError
 
 Record = tuple[str, ...]
@@ -30,6 +32,35 @@ Decoder = Callable[[Source, Record], tuple[np.ndarray, np.ndarray, "np.ndarray |
 
 def keep_all(record: Record) -> bool:
     return True
+
+
+class SplitCountWarning(UserWarning):
+    """A split yields another number of samples than its official list; scores are not comparable."""
+
+
+def official_relpath(protocol: Protocol, split) -> str | None:
+    """The official list a split request names (None for a user's own file), resolved in the
+    order :func:`~marigold_bench.data.splits.resolve_split` uses."""
+    if split is None:
+        return protocol.default_split
+    text = os.fspath(split)
+    if text in protocol.splits:
+        return protocol.splits[text]
+    if Path(text).is_file():
+        return None
+    return text if text in load_manifest()["files"] else None
+
+
+def expected_count(protocol: Protocol, split) -> int | None:
+    """How many samples the official split must yield: ``protocol.expected_count`` for the test
+    split (KITTI's drops the 45 lines without ground truth), the manifest's count for the other
+    official lists, None for a user's file."""
+    relpath = official_relpath(protocol, split)
+    if relpath is None:
+        return None
+    if relpath == protocol.default_split:
+        return protocol.expected_count
+    return load_manifest()["files"].get(relpath, {}).get("samples")
 
 
 @dataclass(frozen=True)
@@ -67,11 +98,18 @@ class Benchmark:
         return [record[c] for c in self.file_columns]
 
     def open(self, root, split, protocol: Protocol) -> "SplitDataset":
+        """Resolve the split and the data root; a sample count other than the official one is a
+        :class:`SplitCountWarning` (the run goes on, and ``describe()`` records both counts)."""
         split_file = resolve_split(protocol, split)
         records = self.records(split_file)
         source = open_source(self.name, root, self.files(records[0]), split_file.path)
         root = root if root is not None else os.environ.get("MARIGOLD_DATA")
-        return SplitDataset(self, source, split_file, records, protocol, root)
+        expected = expected_count(protocol, split)
+        if expected is not None and len(records) != expected:
+            warnings.warn(f"{split_file.path} yields {len(records)} {self.name} samples but the official split "
+                          f"has {expected}: scores will not be comparable with published ones (the run "
+                          f"continues; summary.json records both counts)", SplitCountWarning, stacklevel=3)
+        return SplitDataset(self, source, split_file, records, protocol, root, expected)
 
 
 def sample_id(record: Record) -> str:
@@ -83,9 +121,10 @@ class SplitDataset(DepthDataset):
     """Samples listed by a split file, read from a :class:`Source`."""
 
     def __init__(self, benchmark: Benchmark, source: Source, split_file: SplitFile,
-                 records: list[Record], protocol: Protocol, root=None):
+                 records: list[Record], protocol: Protocol, root=None, expected_count: int | None = None):
         self.benchmark, self.source, self.split_file = benchmark, source, split_file
         self.records, self.protocol, self.root = records, protocol, root
+        self.expected_count = expected_count
         self.ids = [sample_id(r) for r in records]
 
     def load(self, index: int) -> dict:
@@ -110,6 +149,10 @@ class SplitDataset(DepthDataset):
             "split_sha256": self.split_file.sha256,
             "split_official": self.split_file.official,
             "count": len(self.ids),
+            # samples the split file yields and what its official list yields (None: not an
+            # official list); they differ only after a SplitCountWarning
+            "split_count": len(self.ids),
+            "expected_count": self.expected_count,
         }
 
 
