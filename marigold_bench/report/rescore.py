@@ -138,7 +138,14 @@ def score_cached(run: CachedRun, scorings: list[Scoring], progress: bool = False
     from marigold_bench.eval.evaluator import NO_VALID, OK, score_sample
 
     out = [[] for _ in scorings]
-    missing, timings = [], {"load_s": 0.0, "read_s": 0.0, "score_s": 0.0}
+    timings = {"load_s": 0.0, "read_s": 0.0, "score_s": 0.0}
+    try:  # a damaged or incomplete cache is found before any time is spent scoring
+        cached = set(run.cache.ids())
+    except Exception as exc:
+        raise BenchError(f"{run.predictions}: damaged prediction cache: cannot list it ({exc})") from None
+    missing = [sid for sid in run.dataset.ids
+               if sid not in cached and run.rows[sid].get("status") in (OK, NO_VALID)]
+    _refuse_missing(run, missing)
     for index in tqdm(range(len(run.dataset)), desc=f"rescore {run.summary['dataset']}", disable=not progress):
         sample_id = run.dataset.ids[index]
         own = run.rows[sample_id]
@@ -165,11 +172,15 @@ def score_cached(run: CachedRun, scorings: list[Scoring], progress: bool = False
         for records, scoring in zip(out, scorings):
             records.append(score_sample(item, pred, scoring))
         timings["score_s"] += time.perf_counter() - t2
+    _refuse_missing(run, missing)
+    return out, timings
+
+
+def _refuse_missing(run: CachedRun, missing: list) -> None:
     if missing:
         raise BenchError(f"{run.predictions}: damaged or incomplete prediction cache: {len(missing)} "
                          f"sample(s) the run scored have no prediction there ({', '.join(missing[:5])}"
                          f"{', ...' if len(missing) > 5 else ''}); nothing was written")
-    return out, timings
 
 
 def summary_of(run: CachedRun, records: list, scoring: Scoring, timings: dict | None = None) -> dict:

@@ -1,0 +1,128 @@
+"""`marigold-bench rescore`: a finished run's cached predictions scored again, no model loaded."""
+
+import json
+import os
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from marigold_bench.cli import main
+from marigold_bench.data import load_dataset
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A synthetic run of the bundled tiny checkpoint (one step, six scenes)."""
+    out = tmp_path_factory.mktemp("rescore") / "run"
+    assert main(["run", "--dataset", "synthetic", "--max-samples", "6", "--steps", "1",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_rescore_under_the_runs_own_protocol_reproduces_per_sample_csv(run_dir, tmp_path):
+    out = tmp_path / "again"
+    assert main(["rescore", str(run_dir), "--out", str(out)]) == 0
+    assert (out / "per_sample.csv").read_bytes() == (run_dir / "per_sample.csv").read_bytes()
+    before, after = (json.loads((d / "summary.json").read_text()) for d in (run_dir, out))
+    assert after["metrics"] == before["metrics"] and after["scoring"] == before["scoring"]
+    assert after["rescored_from"] == os.path.abspath(run_dir) and not (out / "predictions.h5").exists()
+    # naming the run's own choices explicitly changes nothing either
+    explicit = tmp_path / "explicit"
+    assert main(["rescore", str(run_dir), "--protocol", "marigold", "--alignment", "affine",
+                 "--out", str(explicit)]) == 0
+    assert (explicit / "per_sample.csv").read_bytes() == (run_dir / "per_sample.csv").read_bytes()
+
+
+def test_rescore_under_moge_writes_a_complete_different_table(run_dir, tmp_path):
+    out = tmp_path / "moge"
+    assert main(["rescore", str(run_dir), "--protocol", "moge", "--out", str(out)]) == 0
+    frame = pd.read_csv(out / "per_sample.csv")
+    ours = pd.read_csv(run_dir / "per_sample.csv")
+    assert list(frame.columns) == ["id", "abs_rel", "delta1", "boundary_f1", "scale", "shift",
+                                   "n_valid", "status", "message"]
+    assert list(frame["id"]) == list(ours["id"]) and (frame["status"] == "ok").all()
+    assert frame[["abs_rel", "delta1", "boundary_f1", "scale", "shift"]].notna().all().all()
+    assert not np.allclose(frame["abs_rel"], ours["abs_rel"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scoring"]["protocol"] == "moge" and summary["scoring"]["clip_to_range"] is False
+    assert summary["metrics"]["abs_rel"] == pytest.approx(frame["abs_rel"].mean())
+    # MoGe's rel recomputed from the fit the table records: no clipping, g + 1e-6 below
+    ds = load_dataset("synthetic", split="test:6")
+    with h5py.File(run_dir / "predictions.h5") as f:
+        for i in (0, 3):
+            item, row = ds[i], frame.iloc[i]
+            p = f[item["id"]][()].astype(np.float64)[item["valid"]]
+            g = item["depth"][item["valid"]].astype(np.float64)
+            aligned = row["scale"] * p + row["shift"]
+            assert row["abs_rel"] == pytest.approx(np.mean(np.abs(aligned - g) / (g + 1e-6)), rel=1e-6)
+            assert row["delta1"] == pytest.approx(np.mean(np.maximum(aligned / g, g / aligned) < 1.25), abs=2 / g.size)
+
+
+def test_rescore_without_predictions_or_with_a_damaged_cache_writes_nothing(run_dir, tmp_path, capsys):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("summary.json", "per_sample.csv"):
+        (bare / name).write_bytes((run_dir / name).read_bytes())
+    out = tmp_path / "out"
+    assert main(["rescore", str(bare), "--out", str(out)]) == 2
+    assert "no predictions.h5" in capsys.readouterr().err and not out.exists()
+
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    for name in ("summary.json", "per_sample.csv"):
+        (truncated / name).write_bytes((run_dir / name).read_bytes())
+    (truncated / "predictions.h5").write_bytes((run_dir / "predictions.h5").read_bytes()[:4096])
+    assert main(["rescore", str(truncated), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "damaged prediction cache" in err and "predictions.h5" in err and not out.exists()
+
+    # one sample's prediction gone: named, and not one file written (not even for the others)
+    lacking = tmp_path / "lacking"
+    lacking.mkdir()
+    for name in ("summary.json", "per_sample.csv", "predictions.h5"):
+        (lacking / name).write_bytes((run_dir / name).read_bytes())
+    gone = pd.read_csv(run_dir / "per_sample.csv")["id"][4]
+    with h5py.File(lacking / "predictions.h5", "a") as f:
+        del f[gone]
+    for flags in ([], ["--protocol", "marigold,moge"]):
+        assert main(["rescore", str(lacking), *flags, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert gone in err and "1 sample(s)" in err and not out.exists()
+
+    assert main(["rescore", str(run_dir), "--out", str(run_dir)]) == 2  # never over the run itself
+    assert "run directory itself" in capsys.readouterr().err
+
+
+def test_sensitivity_table_has_one_row_per_protocol_and_alignment(run_dir, tmp_path, capsys):
+    out = tmp_path / "sens"
+    assert main(["rescore", str(run_dir), "--protocol", "marigold,moge", "--alignment", "affine,scale,median",
+                 "--resamples", "2000", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(out / "sensitivity.csv")
+    assert list(zip(table["protocol"], table["alignment"])) == [
+        ("marigold", "affine"), ("marigold", "scale"), ("marigold", "median"),
+        ("moge", "affine"), ("moge", "scale"), ("moge", "median")]
+    assert (table["n"] == 6).all() and (table["fit_space"] == "depth").all()
+    assert ((table["abs_rel_low"] <= table["abs_rel"]) & (table["abs_rel"] <= table["abs_rel_high"])).all()
+    # the run's own combination is the run's own number; each row has its run folder
+    run = json.loads((run_dir / "summary.json").read_text())
+    assert table["abs_rel"][0] == pytest.approx(run["metrics"]["abs_rel"], rel=1e-12)
+    for _, row in table.iterrows():
+        folder = out / f"{row['protocol']}_{row['alignment']}_depth"
+        frame = pd.read_csv(folder / "per_sample.csv")
+        assert row["abs_rel"] == pytest.approx(frame["abs_rel"].mean())
+        assert row["delta1"] == pytest.approx(frame["delta1"].mean())
+    assert len(set(np.round(table["abs_rel"], 10))) == 6  # every choice moves the number
+    md = (out / "sensitivity.md").read_text()
+    assert md.count("\n| marigold") == 3 and md.count("\n| moge") == 3
+    assert "| moge       | median" in printed and "AbsRel" in printed
+
+
+def test_rescore_refuses_an_alignment_the_runs_output_space_cannot_take(run_dir, tmp_path, capsys):
+    out = tmp_path / "none"
+    assert main(["rescore", str(run_dir), "--alignment", "affine,none", "--out", str(out)]) == 2
+    assert "cannot serve" in capsys.readouterr().err and not out.exists()
+    assert main(["rescore", str(run_dir), "--protocol", "marigold,mystery", "--out", str(out)]) == 2
+    assert "known protocols: marigold, moge" in capsys.readouterr().err
