@@ -24,6 +24,14 @@ LOADERS = {
 DATASETS = tuple(LOADERS)
 
 
+def to_hf_dataset(name: str, root=None, split=None, max_samples: int | None = None, cache_dir=None):
+    """Benchmark ``name`` as a Hugging Face ``datasets.Dataset`` (columns ``id``, ``image``,
+    ``depth``, ``valid``); see :func:`marigold_bench.data.hf.to_hf_dataset`."""
+    from marigold_bench.data.hf import to_hf_dataset as convert
+
+    return convert(name, root, split, max_samples, cache_dir)
+
+
 def load_dataset(name: str, root=None, split=None, protocol: Protocol | None = None):
     """Open benchmark ``name``.
 
@@ -44,4 +52,4 @@ def load_dataset(name: str, root=None, split=None, protocol: Protocol | None = N
     return getattr(importlib.import_module(module), factory)(root, split, protocol)
 
 
-__all__ = ["DATASETS", "LOADERS", "PROTOCOLS", "Protocol", "get_protocol", "load_dataset"]
+__all__ = ["DATASETS", "LOADERS", "PROTOCOLS", "Protocol", "get_protocol", "load_dataset", "to_hf_dataset"]
