@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from marigold_bench.data import load_dataset
-from marigold_bench.data.synthetic import _hit_box, _hit_plane, _hit_sphere, render_scene
+from marigold_bench.data.synthetic import HEIGHT, WIDTH, _hit_box, _hit_plane, _hit_sphere, _indoor_objects, render_scene
 
 
 def test_same_seed_same_scene_and_splits_disjoint():
@@ -50,11 +50,33 @@ def test_ray_intersections_by_hand():
     assert box[0] == pytest.approx(4.0) and np.isinf(box[2])
 
 
-def test_planar_depth_of_a_frontal_wall_is_constant():
-    # the depth is camera z, not ray length: a wall facing the camera has one depth everywhere
-    dirs = np.random.default_rng(0).uniform(-0.5, 0.5, (50, 3))
-    dirs[:, 2] = 1.0
-    np.testing.assert_allclose(_hit_plane(dirs, 2, 7.0) * dirs[:, 2], 7.0)
+def scene_layout(seed):
+    """The focal length and objects render_scene draws for an indoor ``seed`` (same draw order)."""
+    rng = np.random.default_rng(seed)
+    focal = WIDTH * rng.uniform(0.75, 1.1)
+    return focal, _indoor_objects(rng)
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_planar_depth_of_a_frontal_wall_is_constant(seed):
+    """Rendered depth is camera z, not ray length: every pixel that sees the back wall (the plane
+    z = c) reads exactly c, though its ray length, worked out here from the pixel and the focal
+    length, varies by several per cent across the wall."""
+    focal, objects = scene_layout(seed)
+    (axis, c), normal = objects[4][1], objects[4][2]
+    assert axis == 2 and normal == (0.0, 0.0, -1.0)  # the back wall faces the camera
+    _, depth, valid = render_scene(seed)
+    wall = valid & (np.abs(depth - c) < 1e-4)
+    rows, cols = np.nonzero(wall)
+    assert wall.sum() > 500 and np.ptp(rows) > 20 and np.ptp(cols) > 40  # a large patch of the frame
+    ray_length = c * np.sqrt(((cols + 0.5 - WIDTH / 2) / focal) ** 2 + ((rows + 0.5 - HEIGHT / 2) / focal) ** 2 + 1)
+    assert ray_length.max() / ray_length.min() > 1.05  # so a ray-length depth would not be constant
+    # and the floor (y = camera height): planar depth = h * f / (v - H/2), a function of the row only
+    cam_h = objects[0][1][1]
+    v = np.arange(HEIGHT) + 0.5 - HEIGHT / 2
+    floor_depth = np.where(v > 0, cam_h * focal / np.where(v > 0, v, 1), np.inf)[:, None]
+    on_floor = valid & (np.abs(depth - floor_depth) < 1e-4 * floor_depth)
+    assert on_floor.sum() > 200 and len(np.unique(np.nonzero(on_floor)[0])) > 5
 
 
 def test_unknown_split():
