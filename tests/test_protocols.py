@@ -211,3 +211,33 @@ def test_diode_is_reported_as_indoor_outdoor_and_all(tmp_path):
         assert subsets[name]["metrics"]["abs_rel"] == pytest.approx(frame.loc[sid, "abs_rel"], rel=1e-6)
     assert subsets["indoor"]["metrics"]["abs_rel"] < subsets["outdoor"]["metrics"]["abs_rel"]
     assert subsets["all"]["metrics"] == summary["metrics"]
+
+
+def _torch_devices():
+    import torch
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", _torch_devices())
+@pytest.mark.parametrize("name,output_space,alignment", [
+    ("nyu", DEPTH_AFFINE, "scale"), ("nyu", DEPTH_AFFINE, "median"),
+    ("eth3d", DEPTH_AFFINE, "median"),            # fitted on the width-only downsampled copy
+    ("eth3d", DEPTH_SCALE, "scale"),
+    ("kitti", DISPARITY_AFFINE, "scale"), ("kitti", DISPARITY_AFFINE, "median"),
+    ("nyu", DEPTH_METRIC, "none"),
+])
+def test_the_torch_path_covers_every_alignment(device, name, output_space, alignment):
+    rng = np.random.default_rng(len(name) + len(alignment))
+    protocol = get_protocol(name)
+    h, w = (1500, 2250) if name == "eth3d" else (352, 1216) if name == "kitti" else (480, 640)
+    depth = (rng.uniform(0.5, 9.0, (h, w)) * np.linspace(1.0, 0.3, h)[:, None]).astype(np.float32)
+    from marigold_bench.data.protocol import valid_mask
+    valid = valid_mask(depth, protocol, rng.random((h, w)) < 0.6)
+    noisy = depth * (1 + rng.normal(0, 0.05, (h, w)))
+    pred = (1 / noisy if output_space == DISPARITY_AFFINE else noisy).astype(np.float32)
+    item = {"id": f"{name}/x", "depth": depth, "valid": valid}
+    scoring = resolve_scoring(protocol, output_space=output_space, alignment=alignment)
+    host, moved = score_sample(item, pred, scoring), score_sample(item, pred, scoring, device=device)
+    assert host["status"] == moved["status"] == "ok", (host["message"], moved["message"])
+    for key in (*scoring.metric_keys, "scale", "shift"):
+        assert moved[key] == pytest.approx(host[key], rel=1e-9, abs=1e-12), key
