@@ -46,6 +46,10 @@ def add_inference_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tiny-vae", default=None, metavar="DIR",
                    help="decode with this diffusers AutoencoderTiny instead of the VAE "
                         "(faster; changes the numbers)")
+    g.add_argument("--recipe", default=None, choices=("marigold", "e2e-ft"),
+                   help="Marigold-family inference recipe: marigold (the checkpoint's defaults) or e2e-ft "
+                        "(one DDIM step at t=T, trailing, from zeros, N=1); default: the registry's entry "
+                        "for the model, else marigold")
 
 
 #: flags of the Marigold recipe, their defaults, and how they read on the command line; a
@@ -53,7 +57,7 @@ def add_inference_flags(p: argparse.ArgumentParser) -> None:
 _MARIGOLD_ONLY = (("steps", None, "--steps"), ("timestep_spacing", None, "--timestep-spacing"),
                   ("noise", "gaussian", "--noise"), ("processing_res", None, "--processing-res"),
                   ("compile", False, "--compile"), ("tiny_vae", None, "--tiny-vae"),
-                  ("ensembling", "diffusers", "--ensembling"))
+                  ("ensembling", "diffusers", "--ensembling"), ("recipe", None, "--recipe"))
 
 
 def inapplicable_flags(args, family: str) -> list[str]:
@@ -117,11 +121,16 @@ def build_predictor(args, processing_res: int | None = None):
             batch_size=args.batch_size, precision=args.precision, device=args.device)
     from marigold_bench.inference import load_predictor
     res = args.processing_res if args.processing_res is not None else processing_res
+    recipe = getattr(args, "recipe", None)
+    noise = args.noise
+    if recipe == "e2e-ft" and noise == "gaussian":
+        noise = None   # --noise's default: the recipe's zeros (an explicit other kind is refused)
     return load_predictor(model, steps=args.steps, timestep_spacing=args.timestep_spacing,
-                          noise=args.noise, ensemble=args.ensemble, processing_res=res,
+                          noise=noise, ensemble=args.ensemble, processing_res=res,
                           batch_size=args.batch_size, precision=args.precision, device=args.device,
                           seed=args.seed, ensembling=args.ensembling,
-                          compile=args.compile or None, tiny_vae=args.tiny_vae)
+                          compile=args.compile or None, tiny_vae=args.tiny_vae, recipe=recipe,
+                          padding=getattr(args, "padding", None))
 
 
 def default_run_dir(dataset: str, settings: dict) -> str:

@@ -139,8 +139,9 @@ class MarigoldPredictor:
                  processing_res: int | None = None, batch_size: int = 0, precision: str = "fp32",
                  device: str | torch.device = "auto", seed: int = 1234,
                  ensembling: str | dict | None = "diffusers", compile: bool = False,
-                 tiny_vae: str | None = None, weights_sha256: str | None = None):
-        from diffusers import DDIMScheduler
+                 tiny_vae: str | None = None, weights_sha256: str | None = None,
+                 recipe: str = "marigold"):
+        from diffusers import DDIMScheduler, LCMScheduler
 
         check_settings(steps=steps, timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
                        processing_res=processing_res, batch_size=batch_size, precision=precision,
@@ -183,22 +184,24 @@ class MarigoldPredictor:
         if not 1 <= self.steps <= num_train:
             raise InferenceSettingsError(f"steps must be between 1 and {num_train}, got {steps}")
 
-        self.checkpoint_spacing = scheduler.config.get("timestep_spacing", "leading")
-        if timestep_spacing is None:
-            timestep_spacing = self.checkpoint_spacing
-        elif timestep_spacing not in TIMESTEP_SPACINGS:
-            raise InferenceSettingsError(f"timestep spacing must be one of {', '.join(TIMESTEP_SPACINGS)}, "
-                                         f"got {timestep_spacing!r}")
-        elif timestep_spacing != self.checkpoint_spacing:
-            warnings.warn(f"timestep spacing {timestep_spacing!r} differs from the checkpoint's scheduler config "
-                          f"({self.checkpoint_spacing!r}); results will differ from the model's defaults",
-                          stacklevel=3)
-        self.timestep_spacing = timestep_spacing
-        # One scheduler for every batch: DDIM's step() keeps no per-run state, so the timesteps
-        # are set once here instead of once per batch as in the pipeline.
-        self.scheduler = DDIMScheduler.from_config(scheduler.config, timestep_spacing=timestep_spacing)
-        self.scheduler.set_timesteps(self.steps, device=self.device)
-        self.timesteps = [int(t) for t in self.scheduler.timesteps]
+        #: "marigold" or "e2e-ft" (`recipes`): recorded, its settings are resolved by the callers
+        self.recipe = recipe
+        # A consistency-distilled checkpoint (marigold-depth-lcm) keeps its LCMScheduler; every
+        # other one runs DDIM, as the Marigold recipe does.
+        self.lcm = isinstance(scheduler, LCMScheduler)
+        if self.lcm:
+            if timestep_spacing is not None:
+                raise InferenceSettingsError("this checkpoint runs an LCMScheduler, which places its own timesteps; "
+                                             "--timestep-spacing cannot apply to it")
+            self.checkpoint_spacing = self.timestep_spacing = None
+            self.scheduler = LCMScheduler.from_config(scheduler.config)
+            try:
+                self.scheduler.set_timesteps(self.steps, device=self.device)
+            except ValueError as exc:
+                raise InferenceSettingsError(f"steps {self.steps} for an LCM checkpoint: {exc}") from None
+            self.timesteps = [int(t) for t in self.scheduler.timesteps]
+        else:
+            self._init_ddim(DDIMScheduler, scheduler, timestep_spacing)
 
         self.noise = noise
         self.ensemble = int(ensemble)
@@ -229,14 +232,34 @@ class MarigoldPredictor:
             self._compile()
         self._batch_cap = 0      # set after a CUDA out-of-memory error under batch_size "auto"
 
+    def _init_ddim(self, DDIMScheduler, scheduler, timestep_spacing) -> None:
+        """The DDIM scheduler of the run, with the checkpoint's spacing unless one is given."""
+        self.checkpoint_spacing = scheduler.config.get("timestep_spacing", "leading")
+        if timestep_spacing is None:
+            timestep_spacing = self.checkpoint_spacing
+        elif timestep_spacing not in TIMESTEP_SPACINGS:
+            raise InferenceSettingsError(f"timestep spacing must be one of {', '.join(TIMESTEP_SPACINGS)}, "
+                                         f"got {timestep_spacing!r}")
+        elif timestep_spacing != self.checkpoint_spacing:
+            warnings.warn(f"timestep spacing {timestep_spacing!r} differs from the checkpoint's scheduler config "
+                          f"({self.checkpoint_spacing!r}); results will differ from the model's defaults",
+                          stacklevel=4)
+        self.timestep_spacing = timestep_spacing
+        # One scheduler for every batch: DDIM's step() keeps no per-run state, so the timesteps
+        # are set once here instead of once per batch as in the pipeline.
+        self.scheduler = DDIMScheduler.from_config(scheduler.config, timestep_spacing=timestep_spacing)
+        self.scheduler.set_timesteps(self.steps, device=self.device)
+        self.timesteps = [int(t) for t in self.scheduler.timesteps]
+
     # ------------------------------------------------------------------ construction
 
     @classmethod
     def from_pretrained(cls, model: str, *, steps: int | None = None, timestep_spacing: str | None = None,
-                        noise: str = "gaussian", ensemble: int = 1, processing_res: int | None = None,
+                        noise: str | None = None, ensemble: int = 1, processing_res: int | None = None,
                         batch_size: int = 0, precision: str = "fp32", device: str = "auto", seed: int = 1234,
                         ensembling: str | dict = "diffusers", compile: bool = False,
-                        tiny_vae: str | None = None) -> "MarigoldPredictor":
+                        tiny_vae: str | None = None,
+                        recipe: str | None = None) -> "MarigoldPredictor":
         """Load a diffusers-format Marigold checkpoint and resolve every inference setting.
 
         Args:
@@ -244,7 +267,8 @@ class MarigoldPredictor:
             steps (`int`, *optional*): DDIM steps; default: the checkpoint's ``default_denoising_steps``.
             timestep_spacing (`str`, *optional*): ``"trailing"`` or ``"leading"``; default: the
                 checkpoint scheduler's (a different value is used but warned about).
-            noise (`str`, defaults to `"gaussian"`): starting latent, one of `NOISE_KINDS`.
+            noise (`str`, *optional*): starting latent, one of `NOISE_KINDS`; default ``"gaussian"``
+                (the ``e2e-ft`` recipe: ``"zeros"``).
             ensemble (`int`, defaults to 1): members per image (N) used by `predict_images`.
             processing_res (`int`, *optional*): longer side fed to the model, 0 = native;
                 default: the checkpoint's ``default_processing_resolution``.
@@ -265,7 +289,12 @@ class MarigoldPredictor:
             InferenceSettingsError: a setting is invalid or unavailable here.
         """
         from ..model.load import load_components, weights_fingerprint
+        from .recipes import resolve_recipe
 
+        resolved = resolve_recipe(recipe, steps=steps, timestep_spacing=timestep_spacing, noise=noise,
+                                  ensemble=ensemble)
+        recipe, steps, timestep_spacing, noise, ensemble = (resolved[k] for k in (
+            "recipe", "steps", "timestep_spacing", "noise", "ensemble"))
         check_settings(steps=steps, timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
                        processing_res=processing_res, batch_size=batch_size, precision=precision, device=device,
                        ensembling=ensembling)
@@ -278,7 +307,7 @@ class MarigoldPredictor:
                    timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
                    processing_res=processing_res, batch_size=batch_size, precision=precision, device=device,
                    seed=seed, ensembling=ensembling, compile=compile, tiny_vae=tiny_vae,
-                   weights_sha256=weights_fingerprint(parts.path))
+                   weights_sha256=weights_fingerprint(parts.path), recipe=recipe)
 
     @classmethod
     def from_pipeline(cls, pipeline, *, model: str = "<in-memory pipeline>", **settings) -> "MarigoldPredictor":
@@ -287,8 +316,12 @@ class MarigoldPredictor:
         The pipeline's UNet and VAE are moved to the requested device/dtype in place. Keyword
         arguments are those of `from_pretrained`.
         """
+        from .recipes import resolve_recipe
+
         config = {k: pipeline.config.get(k) for k in ("prediction_type", "scale_invariant", "shift_invariant",
                                                       "default_denoising_steps", "default_processing_resolution")}
+        keys = ("steps", "timestep_spacing", "noise", "ensemble")
+        settings.update(resolve_recipe(settings.pop("recipe", None), **{k: settings.pop(k, None) for k in keys}))
         return cls(unet=pipeline.unet, vae=pipeline.vae, scheduler=pipeline.scheduler,
                    text_encoder=pipeline.text_encoder, tokenizer=pipeline.tokenizer, model=model,
                    model_path=None, model_source="memory", pipeline_config=config, **settings)
@@ -363,7 +396,8 @@ class MarigoldPredictor:
             "timestep_spacing": self.timestep_spacing,
             "checkpoint_timestep_spacing": self.checkpoint_spacing,
             "timesteps": list(self.timesteps),
-            "scheduler": "DDIMScheduler",
+            "scheduler": "LCMScheduler" if self.lcm else "DDIMScheduler",
+            **({"recipe": self.recipe} if self.recipe != "marigold" else {}),
             "noise": self.noise,
             "ensemble": self.ensemble,
             "processing_res": self.processing_res,
@@ -396,26 +430,26 @@ class MarigoldPredictor:
         Each member is drawn from its own generator (`member_generator`), so the result for one
         member never depends on which other members are drawn with it.
         """
-        shape = (1, self.latent_channels, *latent_hw)
-        out = []
-        for k in members:
-            if self.noise == "zeros":
-                out.append(torch.zeros(shape))
-                continue
-            generator = member_generator(self.seed, sample_id, k)
-            if self.noise == "gaussian":
-                out.append(torch.randn(shape, generator=generator))
-            else:
-                from ..model import noise as noise_lib  # lazily: the training side owns it
+        return torch.cat([self._member_start(sample_id, k, latent_hw)[0] for k in members]).float()
 
-                if self.noise == "multires":
-                    out.append(noise_lib.multi_resolution_noise(shape, generator=generator,
-                                                                strength=MULTIRES_STRENGTH))
-                else:
-                    out.append(noise_lib.annealed_multi_resolution_noise(
-                        shape, [self.timesteps[0]], self.scheduler.config.num_train_timesteps,
-                        generator=generator, strength=MULTIRES_STRENGTH))
-        return torch.cat(out).float()
+    def _member_start(self, sample_id: str, k: int, latent_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Generator]:
+        """Member ``k``'s starting latent (1 x C x h x w) and its generator after drawing it.
+
+        An LCM scheduler draws fresh noise between steps; it continues this generator's stream,
+        as the diffusers pipeline continues the generator it drew the latents from."""
+        shape = (1, self.latent_channels, *latent_hw)
+        generator = member_generator(self.seed, sample_id, k)
+        if self.noise == "zeros":
+            return torch.zeros(shape), generator
+        if self.noise == "gaussian":
+            return torch.randn(shape, generator=generator), generator
+        from ..model import noise as noise_lib  # lazily: the training side owns it
+
+        if self.noise == "multires":
+            return noise_lib.multi_resolution_noise(shape, generator=generator, strength=MULTIRES_STRENGTH), generator
+        return noise_lib.annealed_multi_resolution_noise(
+            shape, [self.timesteps[0]], self.scheduler.config.num_train_timesteps,
+            generator=generator, strength=MULTIRES_STRENGTH), generator
 
     # ------------------------------------------------------------------ batch sizes
 
@@ -447,12 +481,18 @@ class MarigoldPredictor:
         images = images.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)
         return self.vae.encode(images).latent_dist.mode() * self.scaling_factor
 
-    def _denoise(self, image_latent: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+    def _denoise(self, image_latent: torch.Tensor, latent: torch.Tensor,
+                 generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        """The scheduler's loop; ``generators`` (one per row, LCM only) draw its between-step noise."""
         text = self._text(latent.shape[0])
+        if self.lcm:
+            # LCM's step() counts its steps: restart the count for every batch, as the pipeline does
+            self.scheduler.set_timesteps(self.steps, device=self.device)
+        step_kwargs = {"generator": generators} if self.lcm else {}
         for t in self.scheduler.timesteps:
             unet_in = torch.cat([image_latent, latent], dim=1).contiguous(memory_format=self.memory_format)
             model_out = self.unet(unet_in, t, encoder_hidden_states=text, return_dict=False)[0]
-            latent = self.scheduler.step(model_out, t, latent).prev_sample
+            latent = self.scheduler.step(model_out, t, latent, **step_kwargs).prev_sample
         return latent
 
     def _decode(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -479,8 +519,14 @@ class MarigoldPredictor:
         vae_batch = min(unet_batch, self._vae_batch(size))
         for chunk in _chunks(units, unet_batch):
             image_latent = torch.stack([image_latents[j] for j, _, _ in chunk])
-            start = torch.cat([self.initial_latents(jobs[j][0], [k], latent_hw) for j, _, k in chunk])
-            latent = self._denoise(image_latent, start.to(device=self.device, dtype=self.dtype))
+            if self.lcm:
+                starts = [self._member_start(jobs[j][0], k, latent_hw) for j, _, k in chunk]
+                start = torch.cat([latent for latent, _ in starts]).float()
+                latent = self._denoise(image_latent, start.to(device=self.device, dtype=self.dtype),
+                                       generators=[g for _, g in starts])
+            else:
+                start = torch.cat([self.initial_latents(jobs[j][0], [k], latent_hw) for j, _, k in chunk])
+                latent = self._denoise(image_latent, start.to(device=self.device, dtype=self.dtype))
             for first in range(0, len(chunk), vae_batch):
                 maps, finite = self._decode(latent[first:first + vae_batch])
                 maps, finite = maps.float().cpu(), finite.cpu()

@@ -364,20 +364,23 @@ def load_components(model: str | os.PathLike, torch_dtype: torch.dtype = torch.f
         model: see `resolve_checkpoint`.
         torch_dtype: dtype of the UNet, VAE and text encoder.
     """
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, LCMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
     path, source = resolve_checkpoint(model)
     index = check_checkpoint(path)
     variants = index.pop("_variants")
     scheduler_class = json.loads((path / "scheduler" / "scheduler_config.json").read_text()).get("_class_name")
-    if scheduler_class not in (None, "DDIMScheduler"):
+    # A consistency-distilled checkpoint (marigold-depth-lcm) runs its own LCMScheduler; the
+    # others run DDIM, whatever class their config names.
+    scheduler_type = LCMScheduler if scheduler_class == "LCMScheduler" else DDIMScheduler
+    if scheduler_class not in (None, "DDIMScheduler", "LCMScheduler"):
         warnings.warn(f"{path}: the checkpoint's scheduler is {scheduler_class}; the Marigold recipe runs "
                       "DDIM, so its config is loaded into a DDIMScheduler", stacklevel=2)
     with warnings.catch_warnings():
         # Loading a config into another scheduler class lists the keys it ignores; not actionable.
         warnings.simplefilter("ignore")
-        scheduler = DDIMScheduler.from_pretrained(path, subfolder="scheduler")
+        scheduler = scheduler_type.from_pretrained(path, subfolder="scheduler")
     try:
         unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=torch_dtype,
                                                     variant=variants.get("unet"))
