@@ -55,10 +55,31 @@ def test_torch_metrics_match_hand_values(device):
     p = torch.tensor([[1.0, 2.0], [3.0, 4.0]], device=device)
     g = torch.tensor([[1.0, 1.0], [2.0, 8.0]], device=device)
     m = compute_metrics(p, g)
-    assert m["abs_rel"] == pytest.approx(0.5, rel=1e-12)
-    assert m["rmse"] == pytest.approx(math.sqrt(18 / 4), rel=1e-12)
-    assert m["delta1"] == 0.25 and m["delta2"] == 0.5 and m["delta3"] == 0.5
-    assert m["i_rmse"] == pytest.approx(math.sqrt((0.25 + (1 / 6) ** 2 + (1 / 8) ** 2) / 4), rel=1e-12)
+    ln2, ln15 = math.log(2), math.log(1.5)
+    mean_log, mean_sq_log = ln15 / 4, (2 * ln2**2 + ln15**2) / 4  # log ratios 0, ln 2, ln 1.5, -ln 2
+    hand = {
+        "abs_rel": (0 + 1 + 0.5 + 0.5) / 4,                       # |p - g| / g
+        "sq_rel": (0 + 1 / 1 + 1 / 2 + 16 / 8) / 4,               # (p - g)^2 / g
+        "rmse": math.sqrt((0 + 1 + 1 + 16) / 4),
+        "rmse_log": math.sqrt(mean_sq_log),
+        "log10": (0 + 2 * math.log10(2) + math.log10(1.5)) / 4,
+        "delta1": 0.25,                                            # max(p/g, g/p) = 1, 2, 1.5, 2 < 1.25
+        "delta2": 0.5,                                             # ... < 1.5625: 1 and 1.5
+        "delta3": 0.5,                                             # ... < 1.953125: still 1 and 1.5
+        "i_rmse": math.sqrt((0.25 + (1 / 6) ** 2 + (1 / 8) ** 2) / 4),  # 1/p - 1/g = 0, -1/2, -1/6, 1/8
+        "silog_rmse": 100 * math.sqrt(mean_sq_log - mean_log**2),
+    }
+    assert set(hand) == set(METRIC_KEYS) and set(m) >= set(METRIC_KEYS)  # all ten, none forgotten
+    for key, value in hand.items():
+        assert m[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
+    # a mask leaves out the pixel with ratio 0.5: three pixels, ratios 1, 2, 1.5
+    keep = torch.tensor([[True, True], [True, False]], device=device)
+    masked = compute_metrics(p, g, keep)
+    assert masked["abs_rel"] == pytest.approx(1.5 / 3, rel=1e-12)
+    assert masked["sq_rel"] == pytest.approx(1.5 / 3, rel=1e-12)
+    assert masked["delta1"] == pytest.approx(1 / 3) and masked["delta3"] == pytest.approx(2 / 3)
+    assert masked["silog_rmse"] == pytest.approx(
+        100 * math.sqrt((ln2**2 + ln15**2) / 3 - ((ln2 + ln15) / 3) ** 2), rel=1e-12)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -121,6 +121,45 @@ def test_same_result_as_diffusers_when_fit_is_fixed(reduction):
     np.testing.assert_allclose(unc, ref_unc, atol=1e-5)
 
 
+def _reference_cost(members, s, t, reduction="median", strength=0.02):
+    """Eq. 4 written out in float64, independently of both implementations: one RMS per pair of
+    aligned members plus the range regulariser on their pixel-wise median (torch's median, the
+    lower middle value, equals numpy's for an odd member count) or mean."""
+    a = members.astype(np.float64) * s[:, None, None] + t[:, None, None]
+    pairs = sum(np.sqrt(np.mean((a[i] - a[j]) ** 2)) for i in range(len(a)) for j in range(i + 1, len(a)))
+    merged = np.median(a, axis=0) if reduction == "median" else a.mean(axis=0)
+    return pairs + strength * (abs(merged.min()) + abs(1.0 - merged.max()))
+
+
+@pytest.mark.parametrize("reduction", ["median", "mean"])
+def test_converged_fit_reaches_the_optimum_of_an_independent_float64_solve(reduction):
+    """A real solver run (not max_iter=0). The reference: the objective above minimised over the
+    shifts (the scales held at their start, as the presets' fit="shift" and diffusers' own solver
+    do) by derivative-free Nelder-Mead in float64. Ours, with its exact gradient, must reach the
+    same cost and the same relative shifts (a common shift is free while the merged range stays
+    inside [0, 1], so only differences are compared); and must do no worse than diffusers' own
+    solver, which does move its shifts here."""
+    members = _members(5, 24, 32, noise=0.05, seed=3, clip=False)
+    captured, _, _ = _diffusers_cost(members, reduction=reduction, max_iter=50, tol=1e-6, max_res=None)
+    x0 = captured["x0"]
+    scales, start = x0[:5], x0[5:]
+    # the reference objective is diffusers' own (to float32 round-off), checked at two points
+    for x in (x0, np.concatenate([scales, start + np.array([0.03, -0.02, 0.0, 0.01, 0.05])])):
+        assert _reference_cost(members, x[:5], x[5:], reduction) == pytest.approx(captured["fun"](x), abs=1e-5)
+    reference = scipy.optimize.minimize(lambda t: _reference_cost(members, scales, t, reduction), start,
+                                        method="Nelder-Mead",
+                                        options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 40000, "maxfev": 40000})
+    best = reference.fun
+    assert best < _reference_cost(members, scales, start, reduction) - 1e-3  # the fit has work to do
+    s, t = fit_alignment(members, reduction=reduction, max_iter=200, tol=1e-10, max_res=None, fit="shift")
+    np.testing.assert_array_equal(s, scales)
+    ours = _reference_cost(members, s, t, reduction)
+    assert ours <= best + 1e-7 and ours >= best - 1e-5, (ours, best)
+    np.testing.assert_allclose(t - t[0], reference.x - reference.x[0], atol=2e-3)
+    assert np.abs(captured["x"][5:] - start).max() > 1e-4  # diffusers' solver did move
+    assert ours <= _reference_cost(members, captured["x"][:5], captured["x"][5:], reduction) + 1e-7
+
+
 def test_exact_affine_copies_agree_with_diffusers():
     base = _members(1, noise=0.0)[0]
     members = np.stack([base * s + t for s, t in [(1.0, 0.0), (0.5, 0.2), (0.8, 0.1), (0.3, 0.6)]]).astype(np.float32)
