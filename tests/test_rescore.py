@@ -126,3 +126,36 @@ def test_rescore_refuses_an_alignment_the_runs_output_space_cannot_take(run_dir,
     assert "cannot serve" in capsys.readouterr().err and not out.exists()
     assert main(["rescore", str(run_dir), "--protocol", "marigold,mystery", "--out", str(out)]) == 2
     assert "known protocols: marigold, moge" in capsys.readouterr().err
+
+
+def test_failed_samples_are_rescored_to_the_same_record(tmp_path):
+    # a NaN prediction is cached and fails scoring again; a predictor error leaves no
+    # prediction behind, and the run's record is kept
+    from marigold_bench.errors import PredictionError
+    from marigold_bench.eval.evaluator import run_predictor
+
+    ds = load_dataset("synthetic", split="test:4")
+
+    class Flaky:
+        device, output_space = None, "depth_affine_invariant"
+        settings = {"model": "flaky", "family": "test", "output_space": output_space, "ensemble": 1,
+                    "ensembling": None}
+
+        def predict(self, jobs):
+            (sid, rgb, members), = jobs
+            if sid == ds.ids[2]:
+                raise PredictionError(f"{sid}: the model gave up")
+            out = rgb.mean(axis=2).astype(np.float32)[None] / 255 + 0.1
+            if sid == ds.ids[1]:
+                out[0, 20:30] = np.nan
+            return [out]
+
+        def merge(self, members, out_shape=None):
+            return members.mean(axis=0), None
+
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match="gave up"):
+        summary = run_predictor(ds, Flaky(), str(run), progress=False, images_per_batch=1)
+    assert summary["n_failed"] == 2
+    assert main(["rescore", str(run), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "per_sample.csv").read_bytes() == (run / "per_sample.csv").read_bytes()

@@ -80,7 +80,9 @@ def _reload_dataset(summary: dict, run_path: str, data_root=None, split=None):
     name = summary["dataset"]
     recorded = summary.get("protocol") or {}
     if name == "synthetic":
-        split = split or str(recorded.get("split", "synthetic:test")).split(":", 1)[-1]
+        if split is None:
+            split = str(recorded.get("split", "synthetic:test")).split(":", 1)[-1]
+            split += f":{recorded['count']}" if recorded.get("count") else ""  # e.g. "test:4"
     else:
         split = split or recorded.get("split_file")
         if split and not os.path.isfile(split) and not recorded.get("split_official"):
