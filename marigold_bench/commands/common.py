@@ -50,6 +50,10 @@ def add_inference_flags(p: argparse.ArgumentParser) -> None:
                    help="Marigold-family inference recipe: marigold (the checkpoint's defaults) or e2e-ft "
                         "(one DDIM step at t=T, trailing, from zeros, N=1); default: the registry's entry "
                         "for the model, else marigold")
+    g.add_argument("--padding", default=None, choices=("replicate", "none"),
+                   help="Marigold checkpoints: replicate = pad the resized image to a multiple of the VAE "
+                        "factor (diffusers), none = give it to the VAE as it is and stretch the result back "
+                        "(the official pipeline); default: replicate, none for ETH3D under --protocol marigold")
 
 
 #: flags of the Marigold recipe, their defaults, and how they read on the command line; a
@@ -57,7 +61,8 @@ def add_inference_flags(p: argparse.ArgumentParser) -> None:
 _MARIGOLD_ONLY = (("steps", None, "--steps"), ("timestep_spacing", None, "--timestep-spacing"),
                   ("noise", "gaussian", "--noise"), ("processing_res", None, "--processing-res"),
                   ("compile", False, "--compile"), ("tiny_vae", None, "--tiny-vae"),
-                  ("ensembling", "diffusers", "--ensembling"), ("recipe", None, "--recipe"))
+                  ("ensembling", "diffusers", "--ensembling"), ("recipe", None, "--recipe"),
+                  ("padding", None, "--padding"))
 
 
 def inapplicable_flags(args, family: str) -> list[str]:
@@ -96,9 +101,11 @@ def refuse_inapplicable(args, family: str, model: str) -> None:
 
 def build_predictor(args, processing_res: int | None = None):
     """The predictor the flags describe: a baseline, a Marigold checkpoint or a transformers
-    depth model; the kind of a folder or cached hub id is read from its files
-    (`marigold_bench.model.load.detect_kind`). ``processing_res`` is the dataset protocol's
-    resolution for Marigold checkpoints (``--processing-res`` wins); other families ignore it.
+    depth model. ``--model`` is a folder, a hub id in the local cache or a registry name
+    (`marigold_bench.inference.registry`, whose entry also brings the ``e2e-ft`` recipe); the
+    kind is read from the files (`marigold_bench.model.load.detect_kind`). ``processing_res`` is
+    the dataset protocol's resolution for Marigold checkpoints (``--processing-res`` wins);
+    other families ignore it.
 
     Raises:
         CheckpointError: the model cannot be found or is neither kind.
@@ -120,8 +127,12 @@ def build_predictor(args, processing_res: int | None = None):
             model, output_space=getattr(args, "output_space", None), ensemble=args.ensemble,
             batch_size=args.batch_size, precision=args.precision, device=args.device)
     from marigold_bench.inference import load_predictor
+    from marigold_bench.inference.registry import lookup
+
     res = args.processing_res if args.processing_res is not None else processing_res
-    recipe = getattr(args, "recipe", None)
+    entry = lookup(model)
+    # E2E-FT checkpoints are known by their registry entry (name or hub id); --recipe overrides
+    recipe = getattr(args, "recipe", None) or (entry.recipe if entry is not None else None)
     noise = args.noise
     if recipe == "e2e-ft" and noise == "gaussian":
         noise = None   # --noise's default: the recipe's zeros (an explicit other kind is refused)
@@ -130,7 +141,20 @@ def build_predictor(args, processing_res: int | None = None):
                           batch_size=args.batch_size, precision=args.precision, device=args.device,
                           seed=args.seed, ensembling=args.ensembling,
                           compile=args.compile or None, tiny_vae=args.tiny_vae, recipe=recipe,
-                          padding=getattr(args, "padding", None))
+                          padding=getattr(args, "padding", None) or default_padding(args))
+
+
+def default_padding(args) -> str | None:
+    """The padding a Marigold checkpoint gets without ``--padding``: the benchmark's (ETH3D:
+    ``"none"``, as the official evaluation ran) under the ``marigold`` evaluation protocol,
+    else None (the predictor's default, ``"replicate"``)."""
+    dataset = getattr(args, "dataset", None)
+    if not dataset or getattr(args, "protocol", "marigold") != "marigold":
+        return None
+    from marigold_bench.data.protocol import PROTOCOLS
+
+    protocol = PROTOCOLS.get(dataset)
+    return protocol.padding if protocol is not None else None
 
 
 def default_run_dir(dataset: str, settings: dict) -> str:

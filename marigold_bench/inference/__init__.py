@@ -1,4 +1,8 @@
-"""Inference with the Marigold recipe: batched DDIM prediction, per-member seeding, ensembling.
+"""Inference: one Predictor interface (`interface`), one adapter per model family.
+
+Marigold checkpoints (`predictor`: batched DDIM/LCM prediction, per-member seeding, ensembling),
+transformers depth estimators (`transformers_depth`), image-independent baselines (`baseline`);
+`registry` lists known public checkpoints.
 
 Entry points:
 
@@ -12,8 +16,12 @@ Heavy imports (torch models, diffusers) happen when a predictor is built, not on
 
 from __future__ import annotations
 
-from .ensemble import ENSEMBLING_PRESETS, ensemble_depth, resolve_ensembling
-from .seeding import member_generator, member_seed
+#: lazily imported names and the module each lives in: torch loads only when one is used, so
+#: that commands which read no model (``models``, ``table``) start fast
+_LAZY = {"ENSEMBLING_PRESETS": "ensemble", "ensemble_depth": "ensemble", "resolve_ensembling": "ensemble",
+         "member_seed": "seeding", "member_generator": "seeding", "MarigoldPredictor": "predictor",
+         "InferenceSettingsError": "predictor", "NOISE_KINDS": "predictor",
+         "TransformersDepthPredictor": "transformers_depth", "BaselinePredictor": "baseline"}
 
 
 def load_predictor(model: str, **settings):
@@ -30,13 +38,14 @@ def load_predictor(model: str, **settings):
 
 
 def __getattr__(name):
-    # The predictor module pulls in diffusers; keep `import marigold_bench.inference` cheap.
-    if name in ("MarigoldPredictor", "InferenceSettingsError", "NOISE_KINDS"):
-        from . import predictor
+    # torch, diffusers and transformers load on first use; keep `import marigold_bench.inference` cheap.
+    if name in _LAZY:
+        import importlib
 
-        return getattr(predictor, name)
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["ENSEMBLING_PRESETS", "ensemble_depth", "resolve_ensembling", "member_seed", "member_generator",
-           "load_predictor", "MarigoldPredictor", "InferenceSettingsError", "NOISE_KINDS"]
+           "load_predictor", "MarigoldPredictor", "InferenceSettingsError", "NOISE_KINDS",
+           "TransformersDepthPredictor", "BaselinePredictor"]

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
+from ..inference.hub import cached_snapshot, download_command, hf_cache_dir
 
 #: What inference needs, in the order it is checked.
 REQUIRED_COMPONENTS = ("unet", "vae", "scheduler", "text_encoder", "tokenizer")
@@ -45,8 +46,9 @@ def resolve_checkpoint(model: str | os.PathLike) -> tuple[Path, str]:
 
     Args:
         model: a folder, the name of a checkpoint bundled with the package
-            (``marigold_bench/checkpoints/<name>``), or a hub id such as
-            ``prs-eth/marigold-depth-v1-1`` already present in the Hugging Face cache.
+            (``marigold_bench/checkpoints/<name>``), a registry name (``depth-anything-v2-small``,
+            `marigold_bench.inference.registry`) or a hub id such as
+            ``prs-eth/marigold-depth-v1-1``, already present in the Hugging Face cache.
 
     Returns:
         `(path, source)`, ``source`` being ``"local"``, ``"bundled"`` or ``"hf-cache"``.
@@ -62,38 +64,16 @@ def resolve_checkpoint(model: str | os.PathLike) -> tuple[Path, str]:
         raise CheckpointError(f"--model {text!r} is a file; pass the checkpoint folder (the one holding model_index.json)")
     if "/" not in text and "\\" not in text and (_BUNDLED / text).is_dir():
         return _BUNDLED / text, "bundled"
+    from ..inference import registry
+
+    entry = registry.lookup(text)
+    if entry is not None and "/" not in text:
+        registry.resolve(text)             # not cached: the message names the download command
+        return _from_hf_cache(entry.hub_id), "hf-cache"
     if _HUB_ID.match(text) and not text.startswith((".", "~")):
         return _from_hf_cache(text), "hf-cache"
-    raise CheckpointError(f"--model {text!r}: no such checkpoint folder (and it is not a hub id like 'owner/name')")
-
-
-def hf_cache_dir() -> str:
-    """The Hugging Face hub cache folder, by huggingface_hub's rules, read from the environment
-    at call time (``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``~/.cache/huggingface/hub``), so
-    that a changed environment counts even after huggingface_hub was imported."""
-    env = os.environ
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if env.get(name):
-            return os.path.expanduser(env[name])
-    if env.get("HF_HOME"):
-        return os.path.join(os.path.expanduser(env["HF_HOME"]), "hub")
-    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "huggingface", "hub")
-
-
-def download_command(repo_id: str) -> str:
-    """The shell command that puts ``repo_id`` into the local cache (for error messages)."""
-    return f"huggingface-cli download {repo_id}"
-
-
-def cached_snapshot(repo_id: str) -> Path | None:
-    """The local snapshot folder of ``repo_id`` in the hub cache, or None; never downloads."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id, local_files_only=True, cache_dir=hf_cache_dir()))
-    except Exception:  # LocalEntryNotFoundError, validation errors, ...: all mean "not here"
-        return None
+    raise CheckpointError(f"--model {text!r}: no such checkpoint folder, registry name (`marigold-bench models` "
+                          "lists them) or hub id like 'owner/name'")
 
 
 def _from_hf_cache(repo_id: str) -> Path:

@@ -1,0 +1,105 @@
+"""Known public depth checkpoints, by short name (data: ``resources/models.csv``).
+
+One row per checkpoint: its short name (``depth-anything-v2-small``), hub id, family
+(``marigold`` or ``transformers``), output space, the steps and resolution its authors
+recommend, the inference recipe (``e2e-ft`` or empty) and the paper. ``--model <name>`` resolves
+through here to the hub id, and the hub id to the local Hugging Face cache; nothing is ever
+downloaded. ``marigold-bench models`` lists the table and says which checkpoints are cached.
+
+The kind of a checkpoint is still read from its files once found (`model.load.detect_kind`);
+the table's ``family`` and ``output_space`` say what the authors publish, for listings and
+tables. ``processing_res`` is the longer side Marigold-family models are run at, and for
+transformers models the size their image processor resizes to (informational: their
+processor decides; 0: the input's own size, rounded to the network's multiple).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ..errors import CheckpointError
+from ..output_spaces import check_output_space
+
+FAMILIES = ("marigold", "transformers")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One known checkpoint (a row of ``resources/models.csv``)."""
+
+    name: str
+    hub_id: str
+    family: str
+    output_space: str
+    steps: int | None
+    processing_res: int | None
+    paper: str
+    recipe: str | None = None
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.strip() else None
+
+
+def _load() -> dict[str, ModelEntry]:
+    text = resources.files("marigold_bench").joinpath("resources/models.csv").read_text(encoding="utf-8")
+    entries = {}
+    for row in csv.DictReader(text.splitlines()):
+        entry = ModelEntry(name=row["name"], hub_id=row["hub_id"], family=row["family"],
+                           output_space=check_output_space(row["output_space"]), steps=_int(row["steps"]),
+                           processing_res=_int(row["processing_res"]), paper=row["paper"],
+                           recipe=row["recipe"] or None)
+        if entry.family not in FAMILIES:
+            raise ValueError(f"models.csv: {entry.name}: unknown family {entry.family!r}")
+        entries[entry.name] = entry
+    return entries
+
+
+#: short name -> entry, in the file's order
+KNOWN_MODELS: dict[str, ModelEntry] = _load()
+_BY_HUB_ID = {e.hub_id.lower(): e for e in KNOWN_MODELS.values()}
+
+
+def lookup(name: str) -> ModelEntry | None:
+    """The entry called ``name`` (short name, case-insensitive), or whose hub id is ``name``;
+    None when it is neither."""
+    key = str(name).strip().lower()
+    return KNOWN_MODELS.get(key) or _BY_HUB_ID.get(key)
+
+
+def cached_path(entry: ModelEntry) -> Path | None:
+    """The entry's snapshot folder in the local Hugging Face cache, or None (never downloads)."""
+    from .hub import cached_snapshot
+
+    return cached_snapshot(entry.hub_id)
+
+
+def resolve(name: str) -> tuple[str, ModelEntry | None]:
+    """What ``--model name`` loads: ``(hub id or name unchanged, entry or None)``.
+
+    A registry name becomes its hub id, which the loader looks up in the local cache; anything
+    else (a folder, another hub id) passes through unchanged.
+
+    Raises:
+        CheckpointError: ``name`` is a registry name whose checkpoint is not cached; the message
+        has the download command.
+    """
+    from .hub import download_command, hf_cache_dir
+
+    if Path(str(name)).expanduser().exists():
+        return str(name), None
+    entry = lookup(name)
+    if entry is None:
+        return str(name), None
+    if entry.name.lower() == str(name).strip().lower() and cached_path(entry) is None:
+        raise CheckpointError(
+            f"model {name!r} is {entry.hub_id}, which is not in the local Hugging Face cache ({hf_cache_dir()}); "
+            f"this suite never downloads models. On a machine with internet run `{download_command(entry.hub_id)}` "
+            "(then copy its cache here, or set HF_HOME/HF_HUB_CACHE).")
+    return entry.hub_id, entry
+
+
+__all__ = ["ModelEntry", "KNOWN_MODELS", "FAMILIES", "lookup", "cached_path", "resolve"]
