@@ -24,6 +24,10 @@ SCRIPT = textwrap.dedent('''
             if self.die_after is not None and rank == 1 and self.done >= self.die_after:
                 os._exit(17)  # a rank dying hard, mid-run
             self.done += len(jobs)
+            log = os.environ.get("PREDICT_LOG")
+            if log:  # which samples this process predicted, one line each, written at once
+                with open(f"{log}.rank{rank}", "a") as f:
+                    f.writelines(sid + "\\n" for sid, _, _ in jobs)
             out = []
             for sid, rgb, members in jobs:
                 g = rgb.mean(-1) / 255.0
@@ -39,10 +43,12 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def _launch(tmp_path, nproc, out, *extra):
+def _launch(tmp_path, nproc, out, *extra, log=None):
     script = tmp_path / "job.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if log:
+        env["PREDICT_LOG"] = str(log)
     if nproc == 1:
         cmd = [sys.executable, str(script), str(out), *extra]
     else:
@@ -67,15 +73,30 @@ def test_two_processes_equal_one(tmp_path, single):
     assert not list((tmp_path / "run" / "parts").glob("*.h5"))  # folded into predictions.h5
 
 
+def _logged(log, rank) -> list[str]:
+    path = log.with_name(f"{log.name}.rank{rank}")
+    return path.read_text().split() if path.exists() else []
+
+
 def test_killed_rank_resumes_even_with_another_world_size(tmp_path, single):
     out = tmp_path / "run"
-    died = _launch(tmp_path, 2, out, "2")
+    died = _launch(tmp_path, 2, out, "2", log=tmp_path / "first")
     assert died.returncode != 0
     assert not (out / "per_sample.csv").exists()
+    finished_by_dead_rank = _logged(tmp_path / "first", 1)
+    assert len(finished_by_dead_rank) == 2  # rank 1 completed two samples, then died in the third
+    started_by_rank0 = _logged(tmp_path / "first", 0)
     # relaunch as a single process: it folds what the dead launch finished and does the rest
-    again = _launch(tmp_path, 1, out)
+    again = _launch(tmp_path, 1, out, log=tmp_path / "second")
     assert again.returncode == 0, again.stderr[-3000:]
     assert (out / "per_sample.csv").read_text() == single
+    # finished work was reused, not redone: the relaunch predicted none of the dead rank's
+    # finished samples, each remaining sample exactly once, and only those
+    redone = _logged(tmp_path / "second", 0)
+    assert len(redone) == len(set(redone)) and not set(redone) & set(finished_by_dead_rank)
+    all_ids = {line.split(",")[0] for line in single.splitlines()[1:]}
+    assert set(redone) | set(finished_by_dead_rank) | set(started_by_rank0) == all_ids
+    assert len(redone) <= 9 - len(finished_by_dead_rank)
 
 
 def test_second_launch_on_the_same_directory_is_refused(tmp_path):
