@@ -35,6 +35,9 @@ class Protocol:
         default_split: split file (relative to the splits root) of the test set.
         expected_count: number of samples the test split must yield.
         splits: named alternative split files (e.g. the ablation validation subsets).
+        padding: the geometry Marigold checkpoints default to under the ``marigold`` evaluation
+            protocol (``"none"``: the official pipeline's, as its ETH3D evaluation ran; None:
+            the suite's default, ``"replicate"``); ``--padding`` overrides it.
     """
 
     name: str
@@ -49,6 +52,7 @@ class Protocol:
     default_split: str | None = None
     expected_count: int | None = None
     splits: dict = field(default_factory=dict)
+    padding: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -75,7 +79,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "eth3d": Protocol(
         "eth3d", 1e-5, float("inf"), fit_max_resolution=1024, processing_res=756,
         default_split="eth3d_depth/eth3d_filename_list.txt", expected_count=454,
-        splits={"test": "eth3d_depth/eth3d_filename_list.txt"},
+        splits={"test": "eth3d_depth/eth3d_filename_list.txt"}, padding="none",
     ),
     "scannet": Protocol(
         "scannet", 1e-3, 10.0,

@@ -1,12 +1,22 @@
-"""Input images for inference: reading, conversion to RGB, and the resize/pad/unpad of the recipe.
+"""Input images for inference: reading, conversion to RGB, and the geometry of the recipe.
 
-The geometry follows `diffusers.MarigoldDepthPipeline` so that predictions match it: the image is
-mapped to [-1, 1], its longer side is resized to the processing resolution (bilinear with
-antialiasing, other side ``h * res // long``), then padded on the bottom and right by repeating
-the edge until both sides are multiples of the VAE's downsampling factor. Unlike diffusers, a
-processing resolution that is not such a multiple is accepted (e.g. ETH3D's 756): it is padded
-the same way, and the run records ``padding="replicate"``. (The official Marigold code does not
-pad; its VAE then covers a slightly smaller area and the result is stretched back.)
+Two geometries, chosen per run with ``padding`` (recorded in its settings):
+
+* ``"replicate"`` (default) follows `diffusers.MarigoldDepthPipeline`: the image is mapped to
+  [-1, 1], its longer side resized to the processing resolution (bilinear with antialiasing,
+  other side ``h * res // long``), then padded on the bottom and right by repeating the edge
+  until both sides are multiples of the VAE's downsampling factor; the padding is cut off the
+  decoded map, which is resized to the output size (bilinear, no antialiasing). Unlike diffusers,
+  a processing resolution that is not such a multiple is accepted (e.g. ETH3D's 756).
+* ``"none"`` follows the official pipeline (``marigold/marigold_depth_pipeline.py`` of
+  prs-eth/Marigold): the 8-bit image is resized (other side ``int(w * min(res / w, res / h))``,
+  bilinear with antialiasing, rounded back to 8-bit levels as torchvision does for uint8
+  tensors), mapped to [-1, 1] and given to the VAE as it is. For a side that is not a multiple
+  of the VAE factor the latent covers a little less (ETH3D at 756: 756x504 in, 752x504 decoded
+  with SD-v2's factor 8), and the decoded map is stretched back to the output size (bilinear
+  with antialiasing, the official output step).
+
+At processing resolution 0 on images whose sides are multiples of the factor the two agree.
 """
 
 from __future__ import annotations
@@ -23,7 +33,11 @@ from ..errors import InputImageError
 #: File suffixes that `list_images` picks up from a folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".npy")
 
-#: How the recipe pads an image to a multiple of the VAE factor (recorded in run settings).
+#: How an image can be brought to the VAE: padded to a multiple of its factor by repeating the
+#: edge (diffusers) or given as it is (the official pipeline); see the module docstring.
+PADDING_MODES = ("replicate", "none")
+
+#: The default of `PADDING_MODES` (and the ``F.pad`` mode of the replicate path).
 PADDING_MODE = "replicate"
 
 
@@ -142,6 +156,19 @@ def processing_size(height: int, width: int, processing_res: int) -> tuple[int, 
     return size
 
 
+def official_processing_size(height: int, width: int, processing_res: int) -> tuple[int, int]:
+    """Size after the official pipeline's resize: both sides times ``min(res / w, res / h)``,
+    truncated (0 keeps the size). It is one pixel short of `processing_size` for some sizes
+    (a 330 x 1080 image at 756: 230 rows, not 231), where the float product falls just below."""
+    if not processing_res:
+        return height, width
+    factor = min(processing_res / width, processing_res / height)
+    size = (int(height * factor), int(width * factor))
+    if min(size) < 1:
+        raise InputImageError(f"extreme aspect ratio {width}x{height} for processing resolution {processing_res}")
+    return size
+
+
 def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
     """The next multiples of ``multiple``: what the VAE sees."""
     return height + (-height % multiple), width + (-width % multiple)
@@ -179,11 +206,35 @@ def prepare_image(image: torch.Tensor, processing_res: int, multiple: int) -> tu
     return pad_to_multiple(image, multiple)
 
 
-def resize_prediction(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize (no antialiasing, as the pipeline's output step) of B x 1 x h x w maps."""
+def prepare_image_unpadded(image: torch.Tensor, processing_res: int, eight_bit: bool = True) -> torch.Tensor:
+    """1 x 3 x H x W in [0, 1] -> the official pipeline's VAE input in [-1, 1], not padded.
+
+    Args:
+        image: the image as `to_model_tensor` gives it.
+        processing_res: longer side after resizing (`official_processing_size`), 0 = native.
+        eight_bit: the image came as uint8: after the resize it is rounded back to 8-bit levels,
+            as the official pipeline's torchvision resize of a uint8 tensor does. Other bit
+            depths are resized without rounding (the official code takes 8-bit images only).
+    """
+    if processing_res:
+        size = official_processing_size(*image.shape[-2:], processing_res)
+        if tuple(size) != tuple(image.shape[-2:]):
+            if eight_bit:
+                # back to the 0..255 levels (exact: k / 255 * 255 rounds to k), resized like them
+                levels = F.interpolate(torch.round(image * 255.0), size, mode="bilinear", antialias=True,
+                                       align_corners=False)
+                image = torch.round(levels).clamp(0, 255) / 255.0
+            else:
+                image = F.interpolate(image, size, mode="bilinear", antialias=True, align_corners=False)
+    return image * 2.0 - 1.0
+
+
+def resize_prediction(maps: torch.Tensor, size: tuple[int, int], antialias: bool = False) -> torch.Tensor:
+    """Bilinear resize of B x 1 x h x w maps: without antialiasing as diffusers' output step
+    (``padding="replicate"``), with it as the official pipeline's (``padding="none"``)."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
-    return F.interpolate(maps, tuple(size), mode="bilinear", antialias=False)
+    return F.interpolate(maps, tuple(size), mode="bilinear", antialias=antialias)
 
 
 def list_images(path: str | os.PathLike) -> list[Path]:
@@ -199,6 +250,7 @@ def list_images(path: str | os.PathLike) -> list[Path]:
     return files
 
 
-__all__ = ["IMAGE_SUFFIXES", "PADDING_MODE", "InputImageError", "load_image", "to_float_rgb", "to_uint8_rgb",
-           "to_model_tensor", "processing_size", "padded_size", "resize_long_side", "pad_to_multiple",
-           "unpad", "prepare_image", "resize_prediction", "list_images"]
+__all__ = ["IMAGE_SUFFIXES", "PADDING_MODE", "PADDING_MODES", "InputImageError", "load_image", "to_float_rgb",
+           "to_uint8_rgb", "to_model_tensor", "processing_size", "official_processing_size", "padded_size",
+           "resize_long_side", "pad_to_multiple", "unpad", "prepare_image", "prepare_image_unpadded",
+           "resize_prediction", "list_images"]

@@ -4,6 +4,8 @@ Per image: map to [-1, 1], resize the longer side to the processing resolution, 
 of the VAE factor, encode once (posterior mode x scaling factor). Per ensemble member: start from
 a latent seeded by (seed, sample id, member), run DDIM conditioned on the image latent and the
 empty-prompt embedding, decode, average the three channels, clip, map to [0, 1] and unpad.
+With ``padding="none"`` the geometry is the official pipeline's instead (no padding, the decoded
+map stretched back; see `images`).
 
 What differs from calling the pipeline image by image:
 
@@ -84,7 +86,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def check_settings(*, steps=None, timestep_spacing=None, noise="gaussian", ensemble=1, processing_res=None,
-                   batch_size=0, precision="fp32", device=None, ensembling=None) -> None:
+                   batch_size=0, precision="fp32", device=None, ensembling=None, padding=None) -> None:
     """Reject invalid inference settings before any weights are loaded.
 
     Raises:
@@ -112,6 +114,8 @@ def check_settings(*, steps=None, timestep_spacing=None, noise="gaussian", ensem
             resolve_ensembling(ensembling)
         except (TypeError, ValueError) as exc:
             raise InferenceSettingsError(f"ensembling: {exc}") from exc
+    if padding is not None and padding not in imgs.PADDING_MODES:
+        raise InferenceSettingsError(f"padding must be one of {', '.join(imgs.PADDING_MODES)}, got {padding!r}")
 
 
 def _chunks(items: Sequence, size: int):
@@ -139,14 +143,16 @@ class MarigoldPredictor:
                  processing_res: int | None = None, batch_size: int = 0, precision: str = "fp32",
                  device: str | torch.device = "auto", seed: int = 1234,
                  ensembling: str | dict | None = "diffusers", compile: bool = False,
-                 tiny_vae: str | None = None, weights_sha256: str | None = None,
+                 tiny_vae: str | None = None, weights_sha256: str | None = None, padding: str = imgs.PADDING_MODE,
                  recipe: str = "marigold"):
         from diffusers import DDIMScheduler, LCMScheduler
 
         check_settings(steps=steps, timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
                        processing_res=processing_res, batch_size=batch_size, precision=precision,
-                       ensembling=ensembling)
+                       ensembling=ensembling, padding=padding)
         self.ensembling = resolve_ensembling(ensembling)
+        #: "replicate" (diffusers' geometry) or "none" (the official pipeline's): see `images`
+        self.padding = padding
 
         self.device = resolve_device(device)
         self.precision = precision
@@ -258,7 +264,7 @@ class MarigoldPredictor:
                         noise: str | None = None, ensemble: int = 1, processing_res: int | None = None,
                         batch_size: int = 0, precision: str = "fp32", device: str = "auto", seed: int = 1234,
                         ensembling: str | dict = "diffusers", compile: bool = False,
-                        tiny_vae: str | None = None,
+                        tiny_vae: str | None = None, padding: str = imgs.PADDING_MODE,
                         recipe: str | None = None) -> "MarigoldPredictor":
         """Load a diffusers-format Marigold checkpoint and resolve every inference setting.
 
@@ -283,6 +289,13 @@ class MarigoldPredictor:
                 and decoder (opt-in: the first batch of each shape pays the compilation).
             tiny_vae (`str`, *optional*): folder of a diffusers ``AutoencoderTiny`` that replaces
                 the VAE decoder; faster, and it changes the numbers (recorded as ``decoder``).
+            padding (`str`, defaults to `"replicate"`): the geometry (`images.PADDING_MODES`):
+                ``"replicate"`` pads the resized image to a multiple of the VAE factor by
+                repeating its edge, as diffusers; ``"none"`` gives it to the VAE as it is and
+                stretches the decoded map back, as the official Marigold pipeline.
+            recipe (`str`, *optional*): ``"marigold"`` (default) or ``"e2e-ft"`` (one DDIM step at
+                t = T, trailing, from zeros, N = 1; see `recipes`). The scheduler follows the
+                checkpoint: an ``LCMScheduler`` checkpoint runs LCM, every other one DDIM.
 
         Raises:
             CheckpointError: the model cannot be found or is incomplete.
@@ -297,7 +310,7 @@ class MarigoldPredictor:
             "recipe", "steps", "timestep_spacing", "noise", "ensemble"))
         check_settings(steps=steps, timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
                        processing_res=processing_res, batch_size=batch_size, precision=precision, device=device,
-                       ensembling=ensembling)
+                       ensembling=ensembling, padding=padding)
         # Weights are loaded in the requested dtype straight away: an fp16 run of SD-v2 should
         # not first materialise 3.5 GB of fp32 weights.
         parts = load_components(model, torch_dtype=PRECISIONS[precision])
@@ -306,7 +319,7 @@ class MarigoldPredictor:
                    model_source=parts.source, pipeline_config=parts.pipeline_config, steps=steps,
                    timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
                    processing_res=processing_res, batch_size=batch_size, precision=precision, device=device,
-                   seed=seed, ensembling=ensembling, compile=compile, tiny_vae=tiny_vae,
+                   seed=seed, ensembling=ensembling, compile=compile, tiny_vae=tiny_vae, padding=padding,
                    weights_sha256=weights_fingerprint(parts.path), recipe=recipe)
 
     @classmethod
@@ -401,9 +414,11 @@ class MarigoldPredictor:
             "noise": self.noise,
             "ensemble": self.ensemble,
             "processing_res": self.processing_res,
-            "resample_input": "bilinear-antialias",
-            "resample_output": "bilinear",
-            "padding": imgs.PADDING_MODE,
+            # the official path rounds the resized 8-bit image back to 8-bit levels, and its
+            # output step is antialiased (equal to plain bilinear when enlarging)
+            "resample_input": "bilinear-antialias" if self.padding == "replicate" else "bilinear-antialias-8bit",
+            "resample_output": "bilinear" if self.padding == "replicate" else "bilinear-antialias",
+            "padding": self.padding,
             "vae_scale_factor": self.vae_scale_factor,
             "precision": self.precision,
             "dtype": str(self.dtype).removeprefix("torch."),
@@ -421,8 +436,11 @@ class MarigoldPredictor:
 
     def latent_size(self, height: int, width: int) -> tuple[int, int]:
         """Latent height and width for an input image of ``height`` x ``width``."""
-        h, w = imgs.padded_size(*imgs.processing_size(height, width, self.processing_res), self.vae_scale_factor)
-        return h // self.vae_scale_factor, w // self.vae_scale_factor
+        if self.padding == "none":
+            h, w = imgs.official_processing_size(height, width, self.processing_res)
+        else:
+            h, w = imgs.padded_size(*imgs.processing_size(height, width, self.processing_res), self.vae_scale_factor)
+        return self._latent_hw((h, w))
 
     def initial_latents(self, sample_id: str, members: Sequence[int], latent_hw: tuple[int, int]) -> torch.Tensor:
         """The starting latents of ``members`` of ``sample_id``: float32, CPU, M x C x h x w.
@@ -509,12 +527,15 @@ class MarigoldPredictor:
         finite = torch.isfinite(mean).flatten(1).all(dim=1)
         return (mean.clip(-1.0, 1.0) + 1.0) / 2.0, finite
 
-    def _latent_hw(self, padded_hw) -> tuple[int, int]:
-        return padded_hw[0] // self.vae_scale_factor, padded_hw[1] // self.vae_scale_factor
+    def _latent_hw(self, vae_input_hw) -> tuple[int, int]:
+        # each of the encoder's stride-2 convolutions (input padded by one row and column) halves
+        # a side rounding down, so an unpadded side that is no multiple of the factor loses its
+        # remainder (ETH3D's 756 at factor 8: 94 latent rows, 752 decoded)
+        return vae_input_hw[0] // self.vae_scale_factor, vae_input_hw[1] // self.vae_scale_factor
 
     def _run_units(self, units, size, jobs, image_latents, prepared, results, failed) -> None:
         """Denoise and decode ``units`` (job, slot, member) of one padded size into ``results``."""
-        latent_hw = self._latent_hw(size)
+        latent_hw = tuple(image_latents[units[0][0]].shape[-2:])  # what the encoder made of ``size``
         unet_batch = self._unet_batch(latent_hw)
         vae_batch = min(unet_batch, self._vae_batch(size))
         for chunk in _chunks(units, unet_batch):
@@ -549,7 +570,9 @@ class MarigoldPredictor:
 
         Returns:
             One float32 array per job, ``len(members) x h x w``, values in [0, 1], at processing
-            resolution with the padding removed: before ensembling and before resizing back.
+            resolution with the padding removed (with padding ``"none"``: at the size the
+            decoder returns, the processing size rounded down to multiples of the VAE factor),
+            before ensembling and before resizing back.
 
         Raises:
             PredictionError: when the model produced NaN/inf for some samples. Its message names
@@ -561,7 +584,11 @@ class MarigoldPredictor:
             # on a GPU the resize and padding run there too
             tensor = imgs.to_model_tensor(image, name=f"sample {sample_id}",
                                           device=self.device if self.device.type == "cuda" else None)
-            padded, padding = imgs.prepare_image(tensor, self.processing_res, self.vae_scale_factor)
+            if self.padding == "none":
+                eight_bit = isinstance(image, np.ndarray) and image.dtype == np.uint8
+                padded, padding = imgs.prepare_image_unpadded(tensor, self.processing_res, eight_bit), (0, 0)
+            else:
+                padded, padding = imgs.prepare_image(tensor, self.processing_res, self.vae_scale_factor)
             prepared.append((padded, padding))
 
         # Encode every image once, batching images of the same padded size.
@@ -578,8 +605,10 @@ class MarigoldPredictor:
         results: list[np.ndarray | None] = []
         for j, (sample_id, _, members) in enumerate(jobs):
             padded, (pad_h, pad_w) = prepared[j]
-            h, w = padded.shape[-2] - pad_h, padded.shape[-1] - pad_w
-            results.append(np.empty((len(members), h, w), dtype=np.float32))
+            # what the decoder gives back, less the padding: the processing size, or with
+            # padding "none" the part of it that the latent covers
+            decoded_h, decoded_w = (n * self.vae_scale_factor for n in image_latents[j].shape[-2:])
+            results.append(np.empty((len(members), decoded_h - pad_h, decoded_w - pad_w), dtype=np.float32))
         failed: set[int] = set()
 
         # Then all members of all images of one latent size, in batches.
@@ -641,18 +670,20 @@ class MarigoldPredictor:
         else:
             depth, uncertainty = stack[0], None
         size = tuple(int(s) for s in (out_shape if out_shape is not None else members.shape[-2:]))
-        depth = self._resize(depth, size)
+        # the official pipeline's output step is antialiased (the same numbers when enlarging)
+        antialias = self.padding == "none"
+        depth = self._resize(depth, size, antialias)
         if uncertainty is not None:
-            uncertainty = self._resize(uncertainty, size)
+            uncertainty = self._resize(uncertainty, size, antialias)
         return depth, uncertainty
 
     @staticmethod
-    def _resize(prediction, size: tuple[int, int]) -> np.ndarray:
-        """An h x w map (numpy, or a tensor on any device) resized to ``size`` where it lies,
-        returned as a float32 numpy array."""
+    def _resize(prediction, size: tuple[int, int], antialias: bool = False) -> np.ndarray:
+        """An h x w map (numpy, or a tensor on any device) resized (bilinear) to ``size`` where
+        it lies, returned as a float32 numpy array."""
         if not torch.is_tensor(prediction):
             prediction = torch.from_numpy(np.ascontiguousarray(prediction, dtype=np.float32))
-        return imgs.resize_prediction(prediction.float()[None, None], size)[0, 0].cpu().numpy()
+        return imgs.resize_prediction(prediction.float()[None, None], size, antialias)[0, 0].cpu().numpy()
 
     def predict_images(self, items: Sequence[tuple[str, Any]], members: Sequence[int] | None = None
                        ) -> list[tuple[np.ndarray, np.ndarray | None]]:
