@@ -104,3 +104,15 @@ def test_the_main_set_alone_selects_the_checkpoint_that_is_exported(tmp_path, mo
     metrics = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in metrics[1:]] == ["0", "1", "2"]
     json.dumps(result["best"])  # the trainer state stores it
+
+
+def test_kittis_validation_archive_is_found_beside_the_test_archive(tmp_path, no_official_splits):
+    # the official 800-frame validation set ships as kitti/kitti_sampled_val_800.tar
+    from fixtures_data import make_tar
+    from marigold_bench.data import load_dataset
+
+    kitti = build_kitti(tmp_path / "src")
+    make_tar(kitti.folder, tmp_path / "root" / "kitti" / "kitti_sampled_val_800.tar")
+    dataset = load_dataset("kitti", tmp_path / "root", split=str(kitti.split))
+    assert dataset.describe()["source"].endswith("kitti/kitti_sampled_val_800.tar")
+    assert dataset.ids == [s.id for s in kitti.samples]
