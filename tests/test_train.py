@@ -124,6 +124,13 @@ def test_resume_with_another_config_is_refused(tmp_path):
               resume=tmp_path, progress=False)
     message = str(err.value)
     assert "optim.lr" in message and "diffusion.noise" in message and "max_steps" not in message
+    # a checkpoint of 0.2 (no recipe mark: another data order and warm-up) is refused as such
+    state_file = tmp_path / "checkpoints" / "step_0000001" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({k: v for k, v in state.items() if k != "recipe"}))
+    with pytest.raises(ResumeMismatchError, match="before 0.3"):
+        train(tiny_cfg(tmp_path, max_steps=2), resume=tmp_path, progress=False)
+    state_file.write_text(json.dumps(state))
     with pytest.raises(TrainingError, match="no checkpoint"):
         train(tiny_cfg(tmp_path / "new"), resume=tmp_path / "new", progress=False)
     with pytest.raises(TrainingError, match="already holds checkpoints"):  # a fresh run would mix with it

@@ -48,6 +48,9 @@ from marigold_bench.train.validation import training_predictor, validate, valida
 #: 2 timesteps + noise of the UNet stage, 3 posterior samples of the VAE fit.
 DATA, VAE_DATA, NOISE, VAE_NOISE = 0, 1, 2, 3
 STATE_FILE = "trainer_state.json"
+#: what a checkpoint's step means: the data order (epoch-wise, without replacement) and the LR
+#: schedule (IterExponential, warm-up from 0) of 0.3; older checkpoints cannot resume exactly
+RECIPE = "0.3"
 METRIC_COLUMNS = ["step", "loss", "lr", "samples", "samples_per_s", "skipped", "unreadable",
                   "val_abs_rel", "val_delta1", "elapsed_s"]
 
@@ -257,6 +260,11 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
                             "it, or set another output_dir (or remove that folder) to start afresh")
     if resume_dir is not None:
         resumed = json.loads((resume_dir / STATE_FILE).read_text())
+        if resumed.get("recipe") != RECIPE:
+            raise ResumeMismatchError(
+                f"refusing to resume {resume_dir}: it was written by marigold-bench before 0.3, whose "
+                "data order (samples drawn with replacement) and learning-rate warm-up differ from this "
+                "version's, so the run could not continue exactly; finish it with 0.2 or start afresh")
         differences = config_differences(resumed["config"], cfg)
         if differences:
             raise ResumeMismatchError(f"refusing to resume {resume_dir}: it was made with another "
@@ -368,7 +376,7 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
                 from safetensors.torch import save_file
 
                 save_file({k: v.contiguous().cpu() for k, v in vae.state_dict().items()}, str(tmp / "vae.safetensors"))
-            state = dict(step=step, config=cfg.to_dict(), best=best, totals=totals, vae_fit=vae_fit,
+            state = dict(step=step, recipe=RECIPE, config=cfg.to_dict(), best=best, totals=totals, vae_fit=vae_fit,
                          wall_s=wall_before + time.time() - wall_start,
                          empty_prompt_padding=cfg.model.empty_prompt_padding)
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))  # written last: marks it complete
