@@ -14,7 +14,9 @@ and the position (PROTOCOLS.md).
 Architectures: ``dpt`` (DPT-large-like, fixed square input), ``depth_anything`` (Depth Anything
 v2 relative: DINOv2 backbone, aspect ratio kept, multiple of 14), ``depth_anything_metric`` (the
 same with ``depth_estimation_type="metric"``), ``glpn`` (sizes rounded down to a multiple of 32),
-and ``zoedepth`` where torchvision is importable (its image processor needs it).
+and ``zoedepth``. ZoeDepth's processor post-processes with torchvision: the model and its
+processor build and save without it, but `ARCHS` (what parity tests run) lists ``zoedepth`` only
+where torchvision is importable.
 """
 
 from __future__ import annotations

@@ -133,3 +133,17 @@ def test_models_command_lists_the_registry_and_marks_cached_ones(hf_cache, tmp_p
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[0].startswith("name,family,output_space") and len(rows) == 2
     assert rows[1].startswith("dpt-large,transformers,disparity_affine_invariant,,384,,Intel/dpt-large,True,")
+
+
+def test_registry_recommendation_fills_what_the_flags_leave_open(hf_cache, tiny_checkpoint):
+    from marigold_bench.commands.common import build_predictor
+
+    _fake_cache(hf_cache, "prs-eth/marigold-depth-v1-1", tiny_checkpoint)   # its model_index says 1 step
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = build_predictor(_args(["--model", "marigold-v1-1", "--device", "cpu"]), processing_res=32)
+        chosen = build_predictor(_args(["--model", "marigold-v1-1", "--device", "cpu", "--steps", "2"]),
+                                 processing_res=32)
+    assert default.settings["steps"] == KNOWN_MODELS["marigold-v1-1"].steps == 4
+    assert chosen.settings["steps"] == 2
+    assert default.settings["processing_res"] == 32            # the benchmark protocol's resolution wins

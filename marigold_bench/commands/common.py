@@ -133,10 +133,16 @@ def build_predictor(args, processing_res: int | None = None):
     entry = lookup(model)
     # E2E-FT checkpoints are known by their registry entry (name or hub id); --recipe overrides
     recipe = getattr(args, "recipe", None) or (entry.recipe if entry is not None else None)
+    # what the flags and the protocol leave open, a registry entry fills with its authors'
+    # recommendation (before the checkpoint's own model_index defaults)
+    steps = args.steps
+    if entry is not None and entry.family == "marigold":
+        steps = steps if steps is not None else entry.steps
+        res = res if res is not None else entry.processing_res
     noise = args.noise
     if recipe == "e2e-ft" and noise == "gaussian":
         noise = None   # --noise's default: the recipe's zeros (an explicit other kind is refused)
-    return load_predictor(model, steps=args.steps, timestep_spacing=args.timestep_spacing,
+    return load_predictor(model, steps=steps, timestep_spacing=args.timestep_spacing,
                           noise=noise, ensemble=args.ensemble, processing_res=res,
                           batch_size=args.batch_size, precision=args.precision, device=args.device,
                           seed=args.seed, ensembling=args.ensembling,

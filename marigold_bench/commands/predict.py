@@ -43,8 +43,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``predict`` on the CLI's sub-command parsers."""
     parser = subparsers.add_parser(
         "predict", help="predict depth for images or a folder of images",
-        description="Predict affine-invariant depth for one image or every image under a folder, and write "
-                    ".npy, 16-bit PNG and colourised PNG outputs (plus uncertainty when --ensemble > 1).")
+        description="Predict depth (or disparity, for a disparity model) for one image or every image under a "
+                    "folder with any supported model, and write the raw .npy at the input size, 16-bit PNG and "
+                    "colourised PNG outputs (plus uncertainty when --ensemble > 1); settings.json records the "
+                    "model's output space.")
     parser.add_argument("--input", required=True, metavar="IMAGE_OR_DIR", help="an image file or a folder")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     # --model and the inference flags are those of `run`, so the two commands cannot drift apart.
