@@ -114,7 +114,11 @@ def test_sensitivity_table_has_one_row_per_protocol_and_alignment(run_dir, tmp_p
         frame = pd.read_csv(folder / "per_sample.csv")
         assert row["abs_rel"] == pytest.approx(frame["abs_rel"].mean())
         assert row["delta1"] == pytest.approx(frame["delta1"].mean())
-    assert len(set(np.round(table["abs_rel"], 10))) == 6  # every choice moves the number
+    # the protocols' own fits move the number (median scaling is one rule in both; only the
+    # metric definitions differ there, by the 1e-6 in MoGe's rel and the clipping)
+    by = table.set_index(["protocol", "alignment"])["abs_rel"]
+    for alignment in ("affine", "scale"):
+        assert abs(by["moge", alignment] - by["marigold", alignment]) > 1e-4
     md = (out / "sensitivity.md").read_text()
     assert md.count("\n| marigold") == 3 and md.count("\n| moge") == 3
     assert "| moge       | median" in printed and "AbsRel" in printed
