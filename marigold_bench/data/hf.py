@@ -22,7 +22,7 @@ from marigold_bench.errors import BenchError
 def _rows(name, root, split, max_samples, shape, key):
     """Generator of rows (module level with plain arguments, so ``datasets`` can hash it;
     ``key`` is the fingerprint of the content, see :func:`to_hf_dataset`)."""
-    from marigold_bench.data import load_dataset
+    from marigold_bench.data.loaders import load_dataset
 
     dataset = load_dataset(name, root, split).subset(max_samples)
     for index in range(len(dataset)):
@@ -68,7 +68,7 @@ def to_hf_dataset(name: str, root=None, split=None, max_samples: int | None = No
     """
     import datasets  # the Hugging Face package (the repository's datasets/ folder holds notes only)
 
-    from marigold_bench.data import load_dataset
+    from marigold_bench.data.loaders import load_dataset
 
     dataset = load_dataset(name, root, split).subset(max_samples)
     if len(dataset) == 0:
