@@ -28,6 +28,15 @@ def test_the_sd2_config_validates_on_the_papers_sets():
     assert (cfg.steps, cfg.ensemble, cfg.every) == (1, 1, 500)
 
 
+def test_bad_set_entries_are_config_errors(tmp_path):
+    from marigold_bench.errors import TrainConfigError
+
+    with pytest.raises(TrainConfigError, match="unknown dataset 'imagenet'"):
+        tiny_cfg(tmp_path, **{"validation.sets": [{"dataset": "imagenet"}]})
+    with pytest.raises(TrainConfigError, match="entry 1 must be a mapping"):
+        tiny_cfg(tmp_path, **{"validation.sets": [{"dataset": "nyu", "splt": "train"}]})
+
+
 def test_present_sets_come_in_order_under_their_protocols(tmp_path, no_official_splits):
     nyu, kitti = build_nyu(tmp_path), build_kitti(tmp_path)
     cfg = tiny_cfg(tmp_path / "run", **{"validation.sets": [

@@ -198,10 +198,15 @@ class TrainConfig:
             problems.append("optim.warmup_steps must be >= 0 and <= optim.decay_steps")
         if not self.optim.final_ratio > 0:
             problems.append("optim.final_ratio must be > 0")
+        from marigold_bench.data.loaders import DATASETS
+
         for number, entry in enumerate(self.validation.sets, 1):
             if not isinstance(entry, dict) or "dataset" not in entry or set(entry) - {"dataset", "split", "max_samples"}:
                 problems.append(f"validation.sets entry {number} must be a mapping with dataset and optionally "
                                 f"split and max_samples, got {entry!r}")
+            elif entry["dataset"] not in DATASETS:
+                problems.append(f"validation.sets entry {number}: unknown dataset {entry['dataset']!r} "
+                                f"(known: {', '.join(DATASETS)})")
         if self.data.resolution is not None and len(self.data.resolution) != 2:
             problems.append("data.resolution must be [height, width] or null")
         if not 0.0 <= self.data.flip_p <= 1.0:
