@@ -57,3 +57,32 @@ def test_disparity_checkpoint_declares_disparity(tiny_checkpoint):
         warnings.simplefilter("ignore")
         predictor = MarigoldPredictor.from_pipeline(pipe, device="cpu", steps=1, processing_res=32)
     assert predictor.output_space == predictor.settings["output_space"] == "disparity_affine_invariant"
+
+
+def test_declared_output_space_is_not_part_of_the_cache_identity(tmp_path):
+    """A run directory of 0.2 (no family/output_space recorded) resumes, and reading the same
+    members under another output space predicts nothing again."""
+    import h5py
+
+    from marigold_bench.data import load_dataset
+    from marigold_bench.eval.evaluator import run_predictor
+
+    class Counting(BaselinePredictor):
+        calls = 0
+
+        def predict(self, jobs):
+            Counting.calls += len(jobs)
+            return super().predict(jobs)
+
+    dataset = load_dataset("synthetic", split="test:3")
+    out = tmp_path / "run"
+    run_predictor(dataset, Counting(), str(out), progress=False)
+    assert Counting.calls == 3
+    with h5py.File(out / "predictions.h5", "r") as f:   # the identity is what 0.2 wrote: without them
+        stored = json.loads(f.attrs["settings"])
+    assert "family" not in stored and "output_space" not in stored and stored["model"] == "baseline:ramp"
+    again = Counting()
+    again.output_space = "depth_scale_invariant"
+    again.settings = {**again.settings, "output_space": "depth_scale_invariant"}
+    run_predictor(dataset, again, str(out), progress=False)
+    assert Counting.calls == 3

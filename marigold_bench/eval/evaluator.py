@@ -425,10 +425,17 @@ MERGE_ONLY_SETTINGS = ("ensemble", "ensembling", "batch_size", "device", "compil
 LOCATION_SETTINGS = ("model", "model_path", "model_source")
 
 
+#: what the numbers are declared to mean (0.3): recorded, but not the members' identity -- the
+#: same members read under another --output-space need no new prediction, and run directories
+#: of 0.2, which did not record them, keep resuming
+DESCRIPTIVE_SETTINGS = ("family", "output_space", "declared_output_space")
+
+
 def split_settings(settings: dict) -> tuple[dict, dict]:
     """Split inference settings into those that define the raw members (the cache's identity)
     and the merge key of the merged prediction (ensemble size and ensembling)."""
-    ignored = set(MERGE_ONLY_SETTINGS) | {"tiny_vae_path"}   # the decoder's hash names it
+    # the tiny VAE's path: the decoder's hash names it
+    ignored = set(MERGE_ONLY_SETTINGS) | set(DESCRIPTIVE_SETTINGS) | {"tiny_vae_path"}
     if settings.get("weights_sha256"):
         ignored |= set(LOCATION_SETTINGS)
     members = {k: v for k, v in settings.items() if k not in ignored}
@@ -441,7 +448,8 @@ def legacy_member_settings(settings: dict) -> dict | None:
     that run directories made then keep resuming; None when there is no fingerprint."""
     if not settings.get("weights_sha256"):
         return None
-    return {k: v for k, v in settings.items() if k not in MERGE_ONLY_SETTINGS and k != "weights_sha256"}
+    return {k: v for k, v in settings.items()
+            if k not in MERGE_ONLY_SETTINGS and k not in DESCRIPTIVE_SETTINGS and k != "weights_sha256"}
 
 
 def _join(have: np.ndarray, new: np.ndarray) -> np.ndarray:
