@@ -100,15 +100,16 @@ def test_members_are_copies_and_merge_none_keeps_model_resolution(tiny_models, i
     assert predictor.settings["resample_output"] == "bicubic" and predictor.settings["ensembling"] is None
 
 
-def test_bf16_runs_and_is_recorded(tiny_models, images):
+@pytest.mark.parametrize("precision,dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_half_precisions_run_and_are_recorded(tiny_models, images, precision, dtype):
     fp32 = _load(tiny_models["glpn"])
-    bf16 = _load(tiny_models["glpn"], precision="bf16")
-    assert next(bf16.model.parameters()).dtype == torch.bfloat16
-    (a,), (b,) = fp32.predict([("a", images[0], [0])]), bf16.predict([("a", images[0], [0])])
+    half = _load(tiny_models["glpn"], precision=precision)
+    assert next(half.model.parameters()).dtype == dtype
+    (a,), (b,) = fp32.predict([("a", images[0], [0])]), half.predict([("a", images[0], [0])])
     assert b.dtype == np.float32 and np.isfinite(b).all()
-    # bf16 keeps 8 bits of mantissa: close to fp32, not equal
+    # 8 (bf16) or 11 (fp16) bits of mantissa: close to fp32, not equal
     assert 0 < np.abs(a - b).max() < 0.1 * (a.max() - a.min())
-    assert bf16.settings["precision"] == "bf16"
+    assert half.settings["precision"] == precision
 
 
 # ----------------------------------------------------------------------------- output spaces
