@@ -68,13 +68,18 @@ def build(kind: str):
     da_processor = dict(size={"height": 518, "width": 518}, keep_aspect_ratio=True, ensure_multiple_of=14,
                         resample=3, do_pad=False, **IMAGENET)
     if kind == "dpt-large":
-        model, processor = DPTForDepthEstimation(DPTConfig()), DPTImageProcessorPil(**dpt_processor)
+        # Intel/dpt-large's config.json: ViT-L/16 at 384, taps after blocks 6, 12, 18, 24
+        config = DPTConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+                           image_size=384, patch_size=16, backbone_out_indices=[5, 11, 17, 23],
+                           neck_hidden_sizes=[256, 512, 1024, 1024], fusion_hidden_size=256, readout_type="project")
+        model, processor = DPTForDepthEstimation(config), DPTImageProcessorPil(**dpt_processor)
     elif kind == "dpt-small":
         config = DPTConfig(hidden_size=192, num_hidden_layers=6, num_attention_heads=3, intermediate_size=768,
                            image_size=384, patch_size=16, backbone_out_indices=[1, 3, 4, 5],
                            neck_hidden_sizes=[48, 96, 192, 192], fusion_hidden_size=64)
         model, processor = DPTForDepthEstimation(config), DPTImageProcessorPil(**dpt_processor)
     elif kind == "depth-anything-v2-large":
+        # depth-anything/Depth-Anything-V2-Large-hf's config.json: DINOv2 ViT-L/14, DPT head of width 256
         config = DepthAnythingConfig(backbone_config=dinov2(1024, 24, 16, [5, 12, 18, 24]), patch_size=14,
                                      reassemble_hidden_size=1024, neck_hidden_sizes=[256, 512, 1024, 1024],
                                      fusion_hidden_size=256, head_hidden_size=32)
