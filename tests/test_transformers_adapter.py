@@ -86,6 +86,24 @@ def test_parity_with_depth_estimation_pipeline(tiny_models, images, arch, defer)
         assert np.abs(ours - expected).max() <= 1e-4 * spread
 
 
+def test_postprocessing_that_is_not_a_plain_resize_runs_inside_predict(tiny_models, images):
+    base = _load(tiny_models["dpt"])
+    assert base.defer_resize and base.settings["postprocess"] == "merge"
+    processor = base.image_processor
+    plain_post = processor.post_process_depth_estimation
+    processor.post_process_depth_estimation = lambda outputs, sizes: [
+        {"predicted_depth": 2 * r["predicted_depth"] + 1} for r in plain_post(outputs, sizes)]
+    odd = TransformersDepthPredictor(base.model, processor, model_name="odd", device="cpu")
+    assert not odd.defer_resize and odd.settings["postprocess"] == "predict"
+    image = images[1]
+    (raw,) = odd.predict([("a", image, [0])])
+    assert raw.shape == (1, *image.shape[:2])                  # already at the input size
+    del processor.post_process_depth_estimation
+    (plain,) = base.predict([("a", image, [0])])
+    expected = 2 * base.merge(plain, image.shape[:2])[0] + 1
+    np.testing.assert_allclose(odd.merge(raw, image.shape[:2])[0], expected, rtol=0, atol=1e-5)
+
+
 def test_members_are_copies_and_merge_none_keeps_model_resolution(tiny_models, images):
     with pytest.warns(UserWarning, match="deterministic"):
         predictor = TransformersDepthPredictor.from_pretrained(str(tiny_models["dpt"]), device="cpu", ensemble=3)

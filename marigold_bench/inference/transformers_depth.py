@@ -47,7 +47,7 @@ METRIC_ARCHITECTURES = ("glpn", "zoedepth", "depth_pro", "prompt_depth_anything"
 #: Architectures that output relative inverse depth (DPT / MiDaS; Depth Anything unless metric).
 DISPARITY_ARCHITECTURES = ("dpt", "depth_anything")
 #: Architectures whose ``post_process_depth_estimation`` is a bicubic resize of ``predicted_depth``
-#: and nothing else, so the resize can wait until `merge`.
+#: and nothing else, so the resize can wait until `merge` (checked on a probe at load time).
 RESIZE_ONLY_POSTPROCESS = ("dpt", "depth_anything", "glpn")
 #: Architectures whose image processors need torchvision.
 NEEDS_TORCHVISION = ("zoedepth", "depth_pro")
@@ -180,8 +180,25 @@ class TransformersDepthPredictor:
         self.weights_sha256 = weights_sha256
         self.ensemble = int(ensemble)
         self.batch_size = int(batch_size)
-        self.defer_resize = (self.architecture in RESIZE_ONLY_POSTPROCESS) if defer_resize is None else bool(defer_resize)
+        if defer_resize is None:
+            defer_resize = self.architecture in RESIZE_ONLY_POSTPROCESS and self._postprocess_is_bicubic_resize()
+        self.defer_resize = bool(defer_resize)
         self._batch_cap = 0
+
+    def _postprocess_is_bicubic_resize(self) -> bool:
+        """Whether this processor's ``post_process_depth_estimation`` is exactly a bicubic resize
+        (checked on a small random map), so that the resize may wait until `merge`."""
+        from transformers.modeling_outputs import DepthEstimatorOutput
+
+        probe = torch.rand(1, 6, 10, generator=torch.Generator().manual_seed(0))
+        try:
+            post = self.image_processor.post_process_depth_estimation(DepthEstimatorOutput(predicted_depth=probe),
+                                                                      [(7, 9)])
+            theirs = post[0]["predicted_depth"]
+        except Exception:  # another signature or output: post-process in predict, as the pipeline
+            return False
+        ours = torch.nn.functional.interpolate(probe[None], size=(7, 9), mode="bicubic", align_corners=False)[0, 0]
+        return tuple(theirs.shape) == (7, 9) and torch.equal(theirs, ours)
 
     # ------------------------------------------------------------------ construction
 
