@@ -6,8 +6,10 @@ transformers depth estimators (`transformers_depth`), image-independent baseline
 
 Entry points:
 
-* `load_predictor(model, **settings)` -> `MarigoldPredictor` (what ``run`` and ``predict`` use);
-* `MarigoldPredictor.predict(jobs)` -> raw ensemble members, `MarigoldPredictor.merge` -> depth;
+* `load_predictor(model, **settings)` -> `MarigoldPredictor` (``commands.common.build_predictor``
+  picks the family from the model's files and builds any of them);
+* `TransformersDepthPredictor.from_pretrained(model)`: any transformers depth estimator;
+* ``predictor.predict(jobs)`` -> raw members, ``predictor.merge`` -> the prediction (every family);
 * `ensemble_depth` and `ENSEMBLING_PRESETS`: test-time ensembling (paper Eq. 4);
 * `member_seed`: the seed of one ensemble member.
 
