@@ -101,8 +101,8 @@ def test_registry_name_resolves_through_the_local_cache(hf_cache, tmp_path):
 def test_e2e_ft_registry_entry_brings_its_recipe(hf_cache, tiny_checkpoint):
     from marigold_bench.commands.common import build_predictor
 
-    _fake_cache(hf_cache, "GonzaloMG/marigold-e2e-ft-depth", tiny_checkpoint)
-    for model in ("marigold-e2e-ft", "GonzaloMG/marigold-e2e-ft-depth"):
+    snapshot = _fake_cache(hf_cache, "GonzaloMG/marigold-e2e-ft-depth", tiny_checkpoint)
+    for model in ("marigold-e2e-ft", "GonzaloMG/marigold-e2e-ft-depth", str(snapshot)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             settings = build_predictor(_args(["--model", model, "--device", "cpu"]), processing_res=32).settings

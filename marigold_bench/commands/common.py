@@ -127,11 +127,12 @@ def build_predictor(args, processing_res: int | None = None):
             model, output_space=getattr(args, "output_space", None), ensemble=args.ensemble,
             batch_size=args.batch_size, precision=args.precision, device=args.device)
     from marigold_bench.inference import load_predictor
-    from marigold_bench.inference.registry import lookup
+    from marigold_bench.inference.registry import lookup, lookup_path
 
     res = args.processing_res if args.processing_res is not None else processing_res
-    entry = lookup(model)
-    # E2E-FT checkpoints are known by their registry entry (name or hub id); --recipe overrides
+    entry = lookup(model) or lookup_path(model)
+    # E2E-FT checkpoints are known by their registry entry (name, hub id or cache folder);
+    # --recipe overrides
     recipe = getattr(args, "recipe", None) or (entry.recipe if entry is not None else None)
     # what the flags and the protocol leave open, a registry entry fills with its authors'
     # recommendation (before the checkpoint's own model_index defaults)

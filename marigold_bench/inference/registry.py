@@ -70,6 +70,15 @@ def lookup(name: str) -> ModelEntry | None:
     return KNOWN_MODELS.get(key) or _BY_HUB_ID.get(key)
 
 
+def lookup_path(path: str) -> ModelEntry | None:
+    """The entry of a snapshot folder of the Hugging Face cache
+    (``.../models--GonzaloMG--marigold-e2e-ft-depth/snapshots/<revision>``), or None."""
+    for part in reversed(Path(str(path)).parts):
+        if part.startswith("models--") and part.count("--") >= 2:
+            return _BY_HUB_ID.get(part.removeprefix("models--").replace("--", "/", 1).lower())
+    return None
+
+
 def cached_path(entry: ModelEntry) -> Path | None:
     """The entry's snapshot folder in the local Hugging Face cache, or None (never downloads)."""
     from .hub import cached_snapshot
@@ -102,4 +111,4 @@ def resolve(name: str) -> tuple[str, ModelEntry | None]:
     return entry.hub_id, entry
 
 
-__all__ = ["ModelEntry", "KNOWN_MODELS", "FAMILIES", "lookup", "cached_path", "resolve"]
+__all__ = ["ModelEntry", "KNOWN_MODELS", "FAMILIES", "lookup", "lookup_path", "cached_path", "resolve"]
