@@ -138,8 +138,9 @@ class TransformersDepthPredictor:
             batch_size: images per forward pass; 0 = auto (4 on the CPU, 16 on a GPU).
             precision: ``fp32``, ``fp16`` or ``bf16``.
             device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
-            defer_resize: resize to the input size in `merge` (default: for the architectures in
-                `RESIZE_ONLY_POSTPROCESS`) rather than inside `predict`.
+            defer_resize: resize to the input size in `merge` rather than inside `predict`
+                (default: for the architectures in `RESIZE_ONLY_POSTPROCESS` whose processor's
+                post-processing is found to be exactly that resize).
         """
         if precision not in PRECISIONS:
             raise InferenceSettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
