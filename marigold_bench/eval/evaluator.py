@@ -361,8 +361,8 @@ def _predict_and_score(dataset, indices, predictor, reader, writer, merge_key, s
     def finish(item, members, fresh):
         if fresh:
             writer.put_members(item["id"], members)
-        depth, _ = predictor.merge(members[:n], item["depth"].shape)
-        writer.put_prediction(item["id"], depth, merge_key)
+        # stored at the model's resolution (compact cache); scored as it will be read back
+        depth = writer.put_merged(item["id"], predictor, members[:n], item["depth"].shape, merge_key)
         records.append(_score_timed(item, depth, scoring or dataset.protocol, timings, score_device))
 
     def flush():

@@ -2,7 +2,8 @@
 
 A source is a folder holding ``<id>.npy`` (float HxW, any affine-invariant depth) or ``<id>.png``
 (16-bit, read as integers -- scale does not matter for an affine fit), or an ``.h5`` file with a
-dataset under the key ``<id>`` (our own ``predictions.h5`` included).
+dataset under the key ``<id>`` (our own ``predictions.h5`` included: its compact entries are
+resized to ground-truth size as recorded). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from marigold_bench.errors import BenchError, PredictionError
+from marigold_bench.eval.resize import resize
 
 
 class PredictionSource:
@@ -40,7 +42,15 @@ class PredictionSource:
         if self._h5 is not None:
             if sample_id not in self._h5:
                 raise PredictionError(f"no prediction for {sample_id} in {self.path}")
-            return np.asarray(self._h5[sample_id][()], dtype=np.float32)
+            import h5py
+
+            from marigold_bench.eval.cache import read_prediction
+
+            node = self._h5[sample_id]
+            if not isinstance(node, h5py.Dataset):
+                raise PredictionError(f"{sample_id} in {self.path} is a group, not a prediction")
+            # our own predictions.h5 stores compact maps: read them back at ground-truth size
+            return np.asarray(read_prediction(node), dtype=np.float32)
         for ext in (".npy", ".png"):
             file = os.path.join(self.path, sample_id + ext)
             if os.path.isfile(file):
@@ -78,7 +88,4 @@ def fit_to_shape(pred: np.ndarray, shape: tuple[int, int], sample_id: str) -> np
         raise PredictionError(f"{sample_id}: prediction {pred.shape} and ground truth {tuple(shape)} "
                               "differ in aspect ratio; refusing to stretch")
     warnings.warn(f"{sample_id}: resizing prediction {pred.shape} to ground truth {tuple(shape)}")
-    import torch
-    t = torch.from_numpy(np.ascontiguousarray(pred))[None, None]
-    return torch.nn.functional.interpolate(t, size=tuple(shape), mode="bilinear",
-                                           align_corners=False)[0, 0].numpy()
+    return resize(pred, tuple(shape), "bilinear")   # torch's bilinear, align_corners=False
