@@ -26,8 +26,8 @@ import warnings
 import numpy as np
 
 from marigold_bench.errors import PredictionError
-from marigold_bench.eval import align as _align
-from marigold_bench.eval.align import apply_scale_shift, clip_to_range, fit_scale_shift
+from marigold_bench.eval.align import (apply_scale_shift, clip_to_range, fit_median_scale, fit_scale_least_squares,
+                                       fit_scale_shift)
 from marigold_bench.eval.metrics import (CHUNK, add_sums, block_sums, check_pixels, compute_metrics,
                                          metrics_from_sums, scorable)
 from marigold_bench.eval.protocols import Scoring, default_scoring
@@ -87,9 +87,9 @@ def fit(pred, depth, valid, scoring: Scoring) -> tuple[float, float]:
     options = dict(space=scoring.fit_space, max_resolution=scoring.fit_max_resolution,
                    downsample=scoring.fit_downsample)
     if scoring.alignment == "scale":
-        return float(_align.fit_scale_least_squares(pred, depth, valid, **options)), 0.0
+        return float(fit_scale_least_squares(pred, depth, valid, **options)), 0.0
     if scoring.alignment == "median":
-        return float(_align.fit_median_scale(pred, depth, valid, **options)), 0.0
+        return float(fit_median_scale(pred, depth, valid, **options)), 0.0
     raise ValueError(f"unknown alignment {scoring.alignment!r}")
 
 
@@ -169,7 +169,7 @@ def _moge(sample_id, pred, depth, valid, scoring) -> dict:
     if key in _MOGE_RULES:
         aligned, scale, shift = moge_align(pred64, depth64, valid, _MOGE_RULES[key])
     elif key == ("median", "depth"):
-        scale, shift = float(_align.fit_median_scale(pred64, depth64, valid)), 0.0
+        scale, shift = float(fit_median_scale(pred64, depth64, valid)), 0.0
         aligned = scale * pred64
     else:  # resolve_scoring refuses these; a hand-made Scoring might not
         raise ValueError(f"protocol moge has no {scoring.alignment} alignment in {scoring.fit_space} space")
@@ -179,6 +179,11 @@ def _moge(sample_id, pred, depth, valid, scoring) -> dict:
         record["n_nonpositive"] = int((pred[valid] <= 0).sum())
     if scoring.boundary_f1_radius:
         from marigold_bench.eval.boundary import boundary_f1
-        record["boundary_f1"] = float(boundary_f1(aligned, depth64, valid, radius=scoring.boundary_f1_radius))
+        edges = aligned
+        if key == ("affine", "disparity"):
+            # MoGe's boundary metric reads the disparity inverted with a clamp at 1e-6, not the
+            # clamp at the smallest ground-truth disparity its rel and δ1 use
+            edges = 1.0 / np.maximum(scale * pred64 + shift, 1e-6)
+        record["boundary_f1"] = float(boundary_f1(edges, depth64, valid, radius=scoring.boundary_f1_radius))
     return record
 
