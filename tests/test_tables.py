@@ -165,6 +165,10 @@ def test_diode_subsets_fill_their_own_columns(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("| DIODE indoor AbsRel↓ | DIODE indoor δ1↑ |") and lines[2].endswith("| 12.3 | 89.1 |")
     assert main(["table", str(folder), "--diode-subsets", "kitchen"]) == 2
+    # a run of the indoor half alone: no empty outdoor column
+    summary["subsets"]["outdoor"] = {"n": 0, "n_total": 0, "metrics": {}}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    assert "outdoor" not in render(build_table([load_run(folder)]), "md")
 
 
 def test_run_with_failed_samples_is_marked_with_its_count(tmp_path):

@@ -290,6 +290,8 @@ def run_cells(run: RunDir, subsets=DIODE_SUBSETS) -> list[tuple[str, dict, int, 
         else:
             continue
         n = int(part.get("n", 0))
+        if int(part.get("n_total", n)) == 0:
+            continue  # a run of one half (--split indoor) has nothing in the other
         cells.append((run.dataset if subset == "all" else f"{run.dataset}-{subset}",
                       part.get("metrics") or {}, n, int(part.get("n_total", n))))
     return cells
