@@ -193,3 +193,17 @@ def test_bundled_tiny_transformers_and_baseline_in_one_table(tmp_path, capsys):
     assert [r.split(" | ")[0] for r in rows] == ["| tiny, 1 step, N=1", "| tiny-dpt, N=1", "| baseline:ramp, N=1"]
     assert rows[1].split(" | ")[1:3] == ["affine-inv. disparity", "affine in disparity"]
     assert all(r.endswith(" | 2 |") for r in rows)
+
+
+def test_run_flags_reach_every_run_and_their_rows(tmp_path, capsys):
+    # D's scoring flags come with run's dataset flags: the protocol applies to all runs and the
+    # rows say so; the record keeps the flags
+    out = tmp_path / "lb"
+    assert main(["leaderboard", "--models", "baseline:ramp,baseline:constant", *ARGS, "--out", str(out),
+                 "--protocol", "moge", "--alignment", "scale"]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:4]
+    assert all(r.split(" | ")[2] == "moge: scale in depth" for r in rows)
+    for cell in json.loads((out / "leaderboard.json").read_text())["cells"]:
+        summary = json.loads(open(cell["run_dir"] + "/summary.json").read())
+        assert summary["scoring"]["protocol"] == "moge" and summary["scoring"]["alignment"] == "scale"
+        assert summary["leaderboard"]["request"]["max_samples"] == 2
