@@ -202,6 +202,7 @@ def _write_02_cache(path, dataset, predictor):
     """A predictions.h5 as marigold-bench 0.2 wrote it: full-resolution merged maps, no
     compression, no resize attributes, members at processing resolution."""
     members_settings, merge_key = split_settings(predictor.settings)
+    assert "family" not in members_settings and "output_space" not in members_settings    # as 0.2's
     with h5py.File(path, "w") as f:
         f.attrs["settings"] = json.dumps(members_settings, sort_keys=True)
         for item in dataset:
@@ -231,6 +232,19 @@ def test_a_02_cache_is_read_resumed_and_evaluated(tmp_path):
     source = PredictionSource(str(out / "predictions.h5"))
     assert source.get("frame_2").shape == (97, 130)
     source.close()
+    with h5py.File(out / "predictions.h5") as f:      # the old entries kept, as they were
+        assert f["frame_0"].shape == (97, 130) and "target_shape" not in f["frame_0"].attrs
+
+
+def test_a_02_cache_made_with_other_settings_is_refused_with_the_difference(tmp_path):
+    dataset = LargeFrames(n=1, shape=(40, 60), name="synthetic")
+    out = tmp_path / "old"
+    out.mkdir()
+    _write_02_cache(out / "predictions.h5", dataset, LowResPredictor("bilinear"))
+    with pytest.raises(BenchError, match="resample_output: cached 'bilinear' vs now 'bicubic'"):
+        run_predictor(dataset, LowResPredictor("bicubic"), str(out), progress=False)
+    with PredictionCache(out / "predictions.h5") as cache:     # still readable, untouched
+        assert cache.prediction("frame_0").shape == (40, 60)
 
 
 def test_a_cache_from_a_newer_version_is_a_clear_error(tmp_path):
