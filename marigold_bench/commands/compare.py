@@ -13,7 +13,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "compare", help="paired comparison of two runs on the same samples",
         description="Compares run B with run A sample by sample on the samples scored ok in both: "
-                    "each mean with its bootstrap 95%% interval, the mean difference B − A with its "
+                    "each mean with its bootstrap 95% interval, the mean difference B − A with its "
                     "interval, a paired t-test and a Wilcoxon signed-rank test.")
     p.add_argument("run_a", metavar="RUN_A")
     p.add_argument("run_b", metavar="RUN_B")

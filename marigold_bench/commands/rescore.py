@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
         description="Reads RUN_DIR's summary.json and predictions.h5, reloads the ground truth the run "
                     "recorded (or --data-root/--split) and scores every cached prediction again. With "
                     "the run's own protocol it reproduces its per_sample.csv. Lists of protocols and/or "
-                    "alignments give one table of AbsRel and δ1 with bootstrap 95%% intervals, one row "
+                    "alignments give one table of AbsRel and δ1 with bootstrap 95% intervals, one row "
                     "per protocol × alignment.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--protocol", default=None, metavar="P[,P...]",
