@@ -174,6 +174,11 @@ def test_folder_of_neither_kind_says_what_it_found(tmp_path):
         detect_kind(tmp_path)
 
 
+def test_a_component_folder_of_a_diffusers_checkpoint(tiny_checkpoint):
+    with pytest.raises(CheckpointError, match=r"one component \(UNet2DConditionModel\).*model_index.json"):
+        detect_kind(tiny_checkpoint / "unet")
+
+
 def test_config_without_image_processor(tiny_models, tmp_path):
     (tmp_path / "config.json").write_text((tiny_models["dpt"] / "config.json").read_text())
     with pytest.raises(CheckpointError, match=r"model_type 'dpt'.*no preprocessor_config.json"):

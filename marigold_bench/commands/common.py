@@ -99,6 +99,18 @@ def refuse_inapplicable(args, family: str, model: str) -> None:
                                      "drop the flag(s)")
 
 
+def _kind(model: str) -> str | None:
+    """"transformers" or "marigold" from the files of ``model``; None when it cannot be found or
+    is neither kind: the Marigold loader then reports why, with the same messages."""
+    from marigold_bench.errors import CheckpointError
+    from marigold_bench.model.load import resolve_model
+
+    try:
+        return resolve_model(model)[2]
+    except CheckpointError:
+        return None
+
+
 def build_predictor(args, processing_res: int | None = None):
     """The predictor the flags describe: a baseline, a Marigold checkpoint or a transformers
     depth model. ``--model`` is a folder, a hub id in the local cache or a registry name
@@ -116,10 +128,7 @@ def build_predictor(args, processing_res: int | None = None):
         from marigold_bench.inference.baseline import BaselinePredictor
         refuse_inapplicable(args, "baseline", model)
         return BaselinePredictor(model.split(":", 1)[1], ensemble=args.ensemble)
-    from marigold_bench.model.load import resolve_model
-
-    _, _, kind = resolve_model(model)
-    if kind == "transformers":
+    if _kind(model) == "transformers":
         from marigold_bench.inference.transformers_depth import TransformersDepthPredictor
 
         refuse_inapplicable(args, "transformers", model)

@@ -113,13 +113,27 @@ def detect_kind(path: str | os.PathLike) -> str:
         names = []
     shown = ", ".join(names[:12]) + (f", ... ({len(names)} entries)" if len(names) > 12 else "") if names else "nothing"
     if has_config:
+        component = _diffusers_component(path / "config.json")
+        if component:
+            raise CheckpointError(
+                f"{path} is one component ({component}) of a diffusers checkpoint, not a whole one: pass the "
+                f"folder that holds model_index.json (here probably {path.parent})")
         what = _config_summary(path / "config.json")
         raise CheckpointError(
-            f"{path} has config.json ({what}) but no preprocessor_config.json: a transformers depth model "
-            f"needs its image processor saved beside it (image_processor.save_pretrained). Found: {shown}")
+            f"{path} is not a diffusers (Marigold) checkpoint (no model_index.json) and has config.json ({what}) "
+            f"but no preprocessor_config.json: a transformers depth model needs its image processor saved "
+            f"beside it (image_processor.save_pretrained). Found: {shown}")
     raise CheckpointError(
         f"{path} is neither a diffusers (Marigold) checkpoint, which has model_index.json, nor a transformers "
         f"depth model, which has config.json and preprocessor_config.json. Found: {shown}")
+
+
+def _diffusers_component(config_file: Path) -> str | None:
+    """The class a diffusers component config names (``UNet2DConditionModel``), or None."""
+    try:
+        return json.loads(config_file.read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _config_summary(config_file: Path) -> str:
@@ -198,6 +212,8 @@ def check_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     index_file = path / "model_index.json"
     if not index_file.is_file():
+        if path.is_dir() and detect_kind(path) == "transformers":   # detect_kind explains other folders
+            raise CheckpointError(f"{path} is a transformers model, not a diffusers (Marigold) checkpoint")
         raise CheckpointError(f"{path} is not a diffusers checkpoint: model_index.json is missing")
     try:
         index = json.loads(index_file.read_text())
