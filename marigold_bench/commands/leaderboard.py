@@ -69,23 +69,16 @@ def _refuse_single_flags(args) -> None:
             raise BenchError(f"--{name} does not apply to leaderboard; use {instead} (a comma-separated list)")
 
 
-def _registry_entry(model: str):
-    """The model's registry entry, or None (a folder, a hub id, a baseline; or no registry)."""
-    try:
-        from marigold_bench.inference.registry import lookup
-    except ImportError:
-        return None
-    return lookup(model)
-
-
 def cell_flags(args, model: str, dataset: str) -> dict:
-    """Every ``run`` flag of one cell: the shared flags, the model and the dataset, and what
-    the model's registry entry recommends where the flags leave it open (steps)."""
+    """Every ``run`` flag of one cell: the shared flags with the model and the dataset.
+
+    What the flags leave unset (None) each model fills in when it is built, as ``run`` does:
+    a registry name its recommended steps, a checkpoint its own config, a Marigold checkpoint
+    the benchmark protocol's processing resolution. So the request stays what the user asked
+    for, and a finished cell is recognised without loading anything.
+    """
     flags = {k: v for k, v in vars(args).items() if k not in LEADERBOARD_ONLY}
     flags.update(model=model, dataset=dataset)
-    entry = _registry_entry(model)
-    if entry is not None and flags.get("steps") is None and getattr(entry, "steps", None):
-        flags["steps"] = int(entry.steps)
     return flags
 
 
@@ -109,15 +102,10 @@ def run(args) -> int:
     def namespace(model, name):
         return argparse.Namespace(**cell_flags(args, model, name))
 
-    loaded = {}
-
     def make_predictor(model, name, dataset):
-        cell = namespace(model, name)
-        key = (model, cell.processing_res, dataset.protocol.processing_res)
-        if key not in loaded:
-            loaded.clear()  # one model in memory at a time
-            loaded[key] = build_predictor(cell, processing_res=dataset.protocol.processing_res)
-        return loaded[key]
+        # built per cell: what a model is built with may depend on the benchmark (its processing
+        # resolution, ETH3D's padding), and loading costs seconds beside a benchmark's inference
+        return build_predictor(namespace(model, name), processing_res=dataset.protocol.processing_res)
 
     def run_one(predictor, model, name, dataset, run_dir):
         from marigold_bench.eval.evaluator import run_predictor
@@ -133,7 +121,8 @@ def run(args) -> int:
 
     cells = run_cells(models, datasets, args.out, lambda m, d: cell_flags(args, m, d), make_predictor,
                       run_one, log=log)
-    loaded.clear()
+    if int(os.environ.get("RANK", "0")) != 0:  # under a launcher: one record and one table per launch
+        return 0
     write_record(args.out, cells, models, names, {k: v for k, v in vars(args).items() if k not in LEADERBOARD_ONLY})
     table = leaderboard_table(cells, metrics, reference=args.reference, subsets=subsets)
     samples = ", ".join(f"{name} {len(ds)}" for name, ds in datasets.items())

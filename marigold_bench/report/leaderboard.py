@@ -211,7 +211,8 @@ def _attempt(model, name, dataset, run_dir, request, make_predictor, run_one):
         return FAILED, failure_message(exc), True
     try:
         run_one(predictor, model, name, dataset, run_dir)
-        mark_finished(run_dir, request)
+        if int(os.environ.get("RANK", "0")) == 0:  # the main process wrote the summary; it marks it
+            mark_finished(run_dir, request)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001
