@@ -67,3 +67,8 @@ class ResumeMismatchError(TrainingError):
 
 class ArchiveChecksumError(DataRootError):
     """A data archive no longer has the sha256 recorded beside it when it was downloaded."""
+
+
+class UndefinedAlignmentError(BenchError):
+    """An evaluation protocol does not define the asked alignment in the asked fit space (e.g.
+    MoGe has no scale-only fit of disparity); a sensitivity table marks such a row instead."""

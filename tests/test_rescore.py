@@ -163,3 +163,25 @@ def test_failed_samples_are_rescored_to_the_same_record(tmp_path):
     assert summary["n_failed"] == 2
     assert main(["rescore", str(run), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "per_sample.csv").read_bytes() == (run / "per_sample.csv").read_bytes()
+
+
+def test_a_pair_a_protocol_does_not_define_is_a_marked_row(run_dir, tmp_path, capsys):
+    # read as disparity, MoGe has no scale-only fit: that row says so, the others are scored
+    out = tmp_path / "disp"
+    assert main(["rescore", str(run_dir), "--output-space", "disparity_affine_invariant",
+                 "--protocol", "marigold,moge", "--alignment", "affine,scale", "--resamples", "500",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(out / "sensitivity.csv", keep_default_na=False, na_values=[""])
+    assert list(zip(table["protocol"], table["alignment"])) == [
+        ("marigold", "affine"), ("marigold", "scale"), ("moge", "affine"), ("moge", "scale")]
+    undefined = table.iloc[3]
+    assert undefined["n"] == 0 and np.isnan(undefined["abs_rel"]) and "no scale alignment" in undefined["note"]
+    assert table.iloc[:3]["abs_rel"].notna().all() and (table.iloc[:3]["fit_space"] == "disparity").all()
+    assert "not defined" in printed and not (out / "moge_scale_disparity").exists()
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "marigold_affine_disparity", "marigold_scale_disparity", "moge_affine_disparity"]
+    # asked for alone, the same pair is an error
+    assert main(["rescore", str(run_dir), "--output-space", "disparity_affine_invariant", "--protocol", "moge",
+                 "--alignment", "scale", "--out", str(tmp_path / "single")]) == 2
+    assert "moge has no scale alignment in disparity space" in capsys.readouterr().err

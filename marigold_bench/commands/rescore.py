@@ -8,7 +8,7 @@ folder per combination under ``--out``, and print the table.
 
 from __future__ import annotations
 
-from marigold_bench.errors import BenchError
+from marigold_bench.errors import BenchError, UndefinedAlignmentError
 
 
 def add_parser(subparsers) -> None:
@@ -40,8 +40,9 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from marigold_bench.eval.protocols import ALIGNMENTS, EVALUATION_PROTOCOLS, parse_list
-    from marigold_bench.report.rescore import (open_run, render_sensitivity, rescore_run, resolve_for_run,
-                                             sensitivity)
+    from marigold_bench.report.rescore import (Undefined, open_run, render_sensitivity, rescore_run,
+                                               resolve_for_run, sensitivity)
+    from marigold_bench.report.rundir import recorded_choices
 
     protocols = parse_list(args.protocol, EVALUATION_PROTOCOLS, "protocol") or [None]
     alignments = parse_list(args.alignment, ALIGNMENTS, "alignment") or [None]
@@ -49,17 +50,29 @@ def run(args) -> int:
         raise BenchError("--resamples must be >= 1")
     cached = open_run(args.run_dir, args.data_root, args.split)
     try:
-        # every combination is resolved (and refused) before any scoring or writing
-        scorings = [resolve_for_run(cached, p, a, args.fit_space, args.output_space, args.boundary_f1)
-                    for p in protocols for a in alignments]
-        if len(scorings) == 1:
+        # every combination is resolved (and refused) before any scoring or writing; in a table,
+        # a pair a protocol does not define (moge: no scale fit of disparity) is a marked row
+        entries = []
+        for p in protocols:
+            for a in alignments:
+                try:
+                    entries.append(resolve_for_run(cached, p, a, args.fit_space, args.output_space,
+                                                   args.boundary_f1))
+                except UndefinedAlignmentError as exc:
+                    if len(protocols) * len(alignments) == 1:
+                        raise
+                    entries.append(Undefined(p or recorded_choices(cached.summary)["protocol"], a, str(exc)))
+        scorings = [e for e in entries if not isinstance(e, Undefined)]
+        if len(entries) == 1:
             summary = rescore_run(cached, scorings[0], args.out, progress=True)
             from marigold_bench.commands.common import summary_table
             print(summary_table(summary))
             s = summary["scoring"]
             print(f"rescored under {s['protocol']} ({s['alignment']} in {s['fit_space']}): {args.out}")
             return 0
-        frame = sensitivity(cached, scorings, args.out, progress=True, n_resamples=args.resamples)
+        if not scorings:
+            raise BenchError("none of the asked combinations is defined: " + "; ".join(e.message for e in entries))
+        frame = sensitivity(cached, entries, args.out, progress=True, n_resamples=args.resamples)
         print(render_sensitivity(frame, cached))
         print(f"table and one run folder per row: {args.out} (sensitivity.md, sensitivity.csv)")
         return 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from marigold_bench.errors import BenchError
+from marigold_bench.errors import BenchError, UndefinedAlignmentError
 from marigold_bench.output_spaces import (DEPTH_AFFINE, DEPTH_METRIC, DEPTH_SCALE, DISPARITY_AFFINE,
                                           OUTPUT_SPACES, is_disparity)
 
@@ -232,8 +232,8 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
 
     Raises:
         BenchError: unknown protocol, alignment, fit space or output space; an alignment the
-            output space cannot take (``none`` on affine- or scale-invariant predictions);
-            an (alignment, fit space) pair the protocol does not define.
+            output space cannot take (``none`` on affine- or scale-invariant predictions).
+        UndefinedAlignmentError: an (alignment, fit space) pair the protocol does not define.
     """
     spec = get_evaluation_protocol(protocol)
     if output_space not in OUTPUT_SPACES:
@@ -254,7 +254,8 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
         raise BenchError("--alignment none fits nothing, so --fit-space disparity does not apply")
     if (chosen, space) not in spec.realisations:
         known = ", ".join(f"{a} in {s}" for a, s in spec.realisations)
-        raise BenchError(f"protocol {spec.name} has no {chosen} alignment in {space} space; it defines: {known}")
+        raise UndefinedAlignmentError(f"protocol {spec.name} has no {chosen} alignment in {space} space; "
+                                      f"it defines: {known}")
     overrides = tuple(name for name, given, default in (("alignment", alignment, default_alignment),
                                                          ("fit_space", fit_space, default_space))
                       if given is not None and given != default)

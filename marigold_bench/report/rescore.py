@@ -224,33 +224,55 @@ def combination_name(scoring: Scoring) -> str:
     return f"{scoring.protocol}_{scoring.alignment}_{scoring.fit_space}"
 
 
-def sensitivity(run: CachedRun, scorings: list[Scoring], out: str, progress: bool = False,
+@dataclass(frozen=True)
+class Undefined:
+    """A row of a sensitivity table that its protocol does not define (with the reason)."""
+
+    protocol: str
+    alignment: str | None
+    message: str
+
+
+def sensitivity(run: CachedRun, entries: list, out: str, progress: bool = False,
                 n_resamples: int = 10_000, seed: int = 0):
     """Score ``run`` under every scoring, write one run folder per combination under ``out``
     and the table (``sensitivity.md``, ``sensitivity.csv``); returns the table as a frame.
 
-    Rows are (protocol, alignment, fit space); columns the headline means with the bootstrap
-    95 % interval of `marigold_bench.report.stats.bootstrap_ci` over the ok samples.
+    ``entries`` are :class:`Scoring` s or :class:`Undefined` rows, in table order. Rows are
+    (protocol, alignment, fit space); columns the headline means with the bootstrap 95 %
+    interval of `marigold_bench.report.stats.bootstrap_ci` over the ok samples; an undefined
+    row has no numbers and says why in ``note``.
     """
+    import math
+
     import pandas as pd
 
     from marigold_bench.eval.evaluator import OK, _atomic_write, write_run
     from marigold_bench.report.stats import bootstrap_ci
 
     check_out(run, out)
+    scorings = [e for e in entries if isinstance(e, Scoring)]
     names = [combination_name(s) for s in scorings]
     if len(set(names)) != len(names):
         raise BenchError("the same protocol and alignment is asked for twice")
     results, timings = score_cached(run, scorings, progress)
+    by_name = dict(zip(names, results))
     rows = []
-    for scoring, name, records in zip(scorings, names, results):
+    for entry in entries:
+        if isinstance(entry, Undefined):
+            rows.append({"protocol": entry.protocol, "alignment": entry.alignment or "default", "fit_space": "",
+                         "n": 0, "n_total": len(run.dataset),
+                         **{f"{m}{end}": math.nan for m in SENSITIVITY_METRICS for end in ("", "_low", "_high")},
+                         "note": entry.message})
+            continue
+        records = by_name[combination_name(entry)]
         ok = [r for r in records if r["status"] == OK]
-        row = {"protocol": scoring.protocol, "alignment": scoring.alignment, "fit_space": scoring.fit_space,
+        row = {"protocol": entry.protocol, "alignment": entry.alignment, "fit_space": entry.fit_space,
                "n": len(ok), "n_total": len(records)}
         for metric in SENSITIVITY_METRICS:
             iv = bootstrap_ci([r[metric] for r in ok], n_resamples=n_resamples, seed=seed)
             row.update({metric: iv.mean, f"{metric}_low": iv.low, f"{metric}_high": iv.high})
-        rows.append(row)
+        rows.append({**row, "note": ""})
     frame = pd.DataFrame(rows)
     # all scoring is done: only now is anything written
     for scoring, name, records in zip(scorings, names, results):
@@ -261,12 +283,15 @@ def sensitivity(run: CachedRun, scorings: list[Scoring], out: str, progress: boo
 
 
 def render_sensitivity(frame, run: CachedRun | None = None) -> str:
-    """The table as GitHub Markdown, metrics ×100 as papers print them."""
+    """The table as GitHub Markdown, metrics ×100 as papers print them; rows a protocol does
+    not define are listed under the table with the reason."""
     import math
 
     from tabulate import tabulate
 
     def cell(row, metric):
+        if row.get("note"):
+            return "not defined"
         mean, low, high = (100 * row[metric], 100 * row[f"{metric}_low"], 100 * row[f"{metric}_high"])
         return f"{mean:.2f}" if math.isnan(low) else f"{mean:.2f} [{low:.2f}, {high:.2f}]"
 
@@ -274,6 +299,8 @@ def render_sensitivity(frame, run: CachedRun | None = None) -> str:
              cell(r, "abs_rel"), cell(r, "delta1")] for _, r in frame.iterrows()]
     table = tabulate(body, headers=["protocol", "alignment", "fit space", "n", "AbsRel↓ ×100 [95% CI]",
                                     "δ1↑ ×100 [95% CI]"], tablefmt="github", disable_numparse=True)
+    notes = [f"\n{r['protocol']} / {r['alignment']}: {r['note']}" for _, r in frame.iterrows() if r.get("note")]
+    table += "\n" + "".join(notes) if notes else ""
     if run is None:
         return table
     head = (f"Protocol sensitivity of {run.path} ({run.summary['dataset']}, "
