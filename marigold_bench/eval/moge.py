@@ -165,7 +165,8 @@ def _l1_scale_rows(x: np.ndarray, y: np.ndarray, w: np.ndarray):
     which the loss's slope ``2 * cumsum(w x) - sum(w x)`` is no longer negative is the answer.
 
     Returns:
-        ``(a, loss, index)`` per row: the scale, MoGe's loss at it, and the sample ``a`` came from.
+        ``(a, loss, index, flat)`` per row: the scale, MoGe's loss at it, the sample ``a`` came
+        from, and whether the loss is flat to the right of ``a`` (a whole interval is optimal).
     """
     sign = np.sign(x)
     x, y = x * sign, y * sign
@@ -178,7 +179,9 @@ def _l1_scale_rows(x: np.ndarray, y: np.ndarray, w: np.ndarray):
     index = np.take_along_axis(order, first, axis=-1)
     a = np.take_along_axis(ratio, index, axis=-1)
     loss = (w * np.abs(a * x - y)).sum(axis=-1)
-    return a[:, 0], loss, index[:, 0]
+    total = wx.sum(axis=-1)
+    flat = np.abs(np.take_along_axis(slope, first, axis=-1)[:, 0]) <= 1e-12 * total
+    return a[:, 0], loss, index[:, 0], flat
 
 
 def _check_samples(p, g, w):
@@ -214,22 +217,21 @@ def weighted_median_scale(p, g, w) -> float:
         ValueError: lengths differ, no samples, non-finite values or negative weights.
     """
     p, g, w = _check_samples(p, g, w)
-    a, _, _ = _l1_scale_rows(p[None], g[None], w[None])
+    a, _, _, _ = _l1_scale_rows(p[None], g[None], w[None])
     return float(a[0])
 
 
 def _anchor_losses(p, g, w, anchors):
     """MoGe's per-anchor problem for each of ``anchors``: the scale problem on the differences to
-    the anchor. Returns ``(loss, partner)`` arrays (the partner is the sample the scale came from)."""
-    losses, partners = [], []
+    the anchor. Returns ``(loss, partner, flat)`` arrays (the partner is the sample the scale came
+    from; flat: see `_l1_scale_rows`)."""
+    out = []
     step = max(1, _PAIRS_PER_CHUNK // p.size)
     for s in range(0, anchors.size, step):
         k = anchors[s:s + step]
-        _, loss, partner = _l1_scale_rows(p[None, :] - p[k, None], g[None, :] - g[k, None],
-                                          np.broadcast_to(w, (k.size, p.size)))
-        losses.append(loss)
-        partners.append(partner)
-    return np.concatenate(losses), np.concatenate(partners)
+        out.append(_l1_scale_rows(p[None, :] - p[k, None], g[None, :] - g[k, None],
+                                  np.broadcast_to(w, (k.size, p.size)))[1:])
+    return tuple(np.concatenate(parts) for parts in zip(*out))
 
 
 def _tied_error(p, g, w, anchors):
@@ -241,6 +243,16 @@ def _tied_error(p, g, w, anchors):
     return out
 
 
+def _abs_moment(p, w, samples, at):
+    """``sum_{i in samples} w_i |p_i - p_k|`` for every ``k`` in ``at``, by sorted prefix sums."""
+    order = np.argsort(p[samples], kind="stable")
+    x, wx = p[samples][order], w[samples][order]
+    cw, cwx = np.concatenate([[0.0], np.cumsum(wx)]), np.concatenate([[0.0], np.cumsum(wx * x)])
+    c = p[at]
+    j = np.searchsorted(x, c, side="left")  # samples below c
+    return c * cw[j] - cwx[j] + (cwx[-1] - cwx[j]) - c * (cw[-1] - cw[j])
+
+
 def _candidate_anchors(p, g, w, anchors):
     """Anchors among which MoGe's least-loss anchor must lie, found without trying all of them.
 
@@ -249,8 +261,10 @@ def _candidate_anchors(p, g, w, anchors):
     with an equal prediction (quirk 2). (a) is found by descent: from an anchor, hop to the
     partner its best line passes through, and on to the best anchor on that line, until no anchor
     on the current line improves it; a line that no rotation about any of its samples improves is
-    optimal (the loss is convex and linear between those rotations). Returns None if the descent
-    does not settle, and the caller tries every anchor.
+    optimal (the loss is convex and linear between those rotations). Returns None, and the caller
+    tries every anchor, if the descent does not settle or the optimum is not unique (a rotation
+    about a sample of the final line leaves the loss unchanged): then MoGe's choice among the
+    equally good lines depends on its tie rule over all anchors.
     """
     on_value = {}
     for k in anchors:  # anchors sharing a prediction value with another sample
@@ -262,7 +276,7 @@ def _candidate_anchors(p, g, w, anchors):
     current = anchors[np.argmin(np.abs(p[anchors] - np.median(p[anchors])))]
     best_true = math.inf
     for _ in range(100):
-        loss, partner = _anchor_losses(p, g, w, np.array([current]))
+        _, partner, _ = _anchor_losses(p, g, w, np.array([current]))
         j = partner[0]
         dp = p[j] - p[current]
         scale = (g[j] - g[current]) / (dp if dp != 0 else EPS)
@@ -270,10 +284,21 @@ def _candidate_anchors(p, g, w, anchors):
         resid = np.abs(scale * p + shift - g)
         on_line = anchors[resid[anchors] <= 1e-9 * (np.abs(g[anchors]) + np.abs(shift) + np.abs(scale * p[anchors]))]
         on_line = np.union1d(on_line, [current])
-        line_loss, _ = _anchor_losses(p, g, w, on_line)
+        if on_line.size > 32:
+            # many samples on one line (e.g. an exactly affine prediction): rather than solving
+            # each of them, check that the samples on the line outweigh the rest in every
+            # rotation about one of them; then the line is the unique optimum and every anchor
+            # on it finds it, so one of them (MoGe's tie rule: the last) stands for all
+            off = np.setdiff1d(anchors, on_line)
+            if (_abs_moment(p, w, on_line, on_line) > _abs_moment(p, w, off, on_line) * (1 + 1e-9)).all():
+                return np.union1d([on_line[-1]], np.asarray(tied_anchors, dtype=np.int64))
+            return None
+        line_loss, _, flat = _anchor_losses(p, g, w, on_line)
         true_loss = line_loss + _tied_error(p, g, w, on_line)
         n = int(np.argmin(true_loss))
         if true_loss[n] >= best_true * (1 - 1e-12):
+            if flat.any():
+                return None
             return np.union1d(on_line, np.asarray(tied_anchors, dtype=np.int64))
         best_true, current = float(true_loss[n]), on_line[n]
     return None
@@ -312,7 +337,7 @@ def affine_l1_two_point(p, g, w) -> tuple[float, float]:
 
 def _best_line(p, g, w, anchors) -> tuple[float, float]:
     """The line of the least-loss anchor among ``anchors`` (sorted), MoGe's tie rule included."""
-    loss, partner = _anchor_losses(p, g, w, anchors)
+    loss, partner, _ = _anchor_losses(p, g, w, anchors)
     n = loss.size - 1 - int(np.argmin(loss[::-1]))  # the last of equal minima
     i1, i2 = anchors[n], partner[n]
     dp = p[i2] - p[i1]
