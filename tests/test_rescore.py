@@ -185,3 +185,25 @@ def test_a_pair_a_protocol_does_not_define_is_a_marked_row(run_dir, tmp_path, ca
     assert main(["rescore", str(run_dir), "--output-space", "disparity_affine_invariant", "--protocol", "moge",
                  "--alignment", "scale", "--out", str(tmp_path / "single")]) == 2
     assert "moge has no scale alignment in disparity space" in capsys.readouterr().err
+
+
+def test_rescore_reloads_a_benchmark_from_the_recorded_root_and_split(tmp_path):
+    from fixtures_data import build
+
+    fx = build("diode", tmp_path)
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", "diode", "--data-root", str(fx.folder), "--split", str(fx.split),
+                 "--model", "baseline:ramp", "--out", str(run)]) == 0
+    again = tmp_path / "again"
+    assert main(["rescore", str(run), "--out", str(again)]) == 0  # no --data-root: the run's
+    assert (again / "per_sample.csv").read_bytes() == (run / "per_sample.csv").read_bytes()
+    moge = tmp_path / "moge"
+    assert main(["rescore", str(run), "--protocol", "moge", "--out", str(moge)]) == 0
+    summary = json.loads((moge / "summary.json").read_text())
+    assert set(summary["subsets"]) == {"indoor", "outdoor", "all"}
+    assert summary["subsets"]["indoor"]["n"] == 1 and "boundary_f1" not in summary["metrics"]  # not sharp
+    # the data moved: the recorded root is gone, --data-root finds it
+    moved = tmp_path / "moved"
+    fx.folder.rename(moved)
+    assert main(["rescore", str(run), "--out", str(tmp_path / "lost")]) == 2
+    assert main(["rescore", str(run), "--data-root", str(moved), "--out", str(tmp_path / "found")]) == 0
