@@ -87,13 +87,17 @@ def _records(out_dir):
 
 
 def _full_resolution_scores(dataset, predictor, out_dir):
-    """Score the map the predictor itself resizes to ground-truth size from the cached members."""
+    """Score the map the predictor itself resizes to ground-truth size from the cached members,
+    under the scoring a run picks for the predictor's output space."""
+    from marigold_bench.eval.evaluator import default_scoring
+
+    scoring = default_scoring(dataset.protocol, predictor.output_space)
     scores = {}
     with PredictionCache(os.path.join(out_dir, "predictions.h5")) as cache:
         for item in dataset:
             members = cache.members(item["id"])
             full, _ = predictor.merge(members[:1], item["depth"].shape)
-            scores[item["id"]] = score_sample(item, full, dataset.protocol)
+            scores[item["id"]] = score_sample(item, full, scoring)
     return scores
 
 
@@ -306,3 +310,23 @@ def test_reading_a_compact_cache_imports_no_torch(tmp_path):
             f"assert PredictionSource({str(path)!r}).get('s').shape == (27, 40); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_transformers_model_is_cached_at_its_own_resolution(tmp_path):
+    from fixtures_transformers import make_tiny_depth_model
+
+    from marigold_bench.inference.transformers_depth import TransformersDepthPredictor
+
+    folder = make_tiny_depth_model(tmp_path / "dpt", "dpt")
+    predictor = TransformersDepthPredictor.from_pretrained(str(folder), device="cpu")
+    assert predictor.settings["resample_output"] == "bicubic"
+    dataset = LargeFrames(n=2, shape=(150, 230), name="synthetic")
+    out = str(tmp_path / "run")
+    run_predictor(dataset, predictor, out, progress=False)
+    with h5py.File(os.path.join(out, "predictions.h5")) as f:
+        stored = f["frame_0"]
+        assert stored.shape != (150, 230) and stored.attrs["resample"] == "bicubic"
+    ours, full = _records(out), _full_resolution_scores(dataset, predictor, out)
+    for sid in dataset.ids:
+        for key in METRICS:
+            assert ours[sid][key] == pytest.approx(full[sid][key], rel=1e-6, abs=1e-6), (sid, key)

@@ -192,3 +192,11 @@ def test_eth3d_defaults_to_the_official_geometry_under_the_marigold_protocol(tin
     assert padding_of(dataset="eth3d", protocol="moge") == "replicate"
     assert padding_of(dataset="nyu") == "replicate"
     assert padding_of(dataset="nyu", padding="none") == "none"
+
+
+def test_padding_flag_on_a_transformers_model_is_a_clear_error(tmp_path):
+    from fixtures_transformers import make_tiny_depth_model
+
+    folder = make_tiny_depth_model(tmp_path / "dpt", "dpt")
+    with pytest.raises(InferenceSettingsError, match="transformers depth model.*--padding none cannot apply"):
+        build_predictor(_args(model=folder, padding="none", device="cpu"))
