@@ -176,8 +176,16 @@ def test_single_dataset_and_model_flags_are_refused(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 2
     assert main(["leaderboard", "--models", "baseline:ramp,baseline:ramp", "--datasets", "synthetic",
                  "--out", str(tmp_path)]) == 2
+    assert main(["leaderboard", "--models", "baseline:ramp", "--datasets", "synthetic,nyuv3",
+                 "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "use --datasets" in err and "baseline:ramp given twice" in err
+    assert "use --datasets" in err and "baseline:ramp given twice" in err and "unknown nyuv3; known: nyu," in err
+    assert "Traceback" not in err
+    # a benchmark that cannot be opened stops the launch before any model runs
+    out = tmp_path / "lb"
+    assert main(["leaderboard", "--models", "baseline:ramp", "--datasets", "synthetic,nyu",
+                 "--data-root", str(tmp_path / "no-data"), "--out", str(out)]) == 2
+    assert not out.exists() and "Traceback" not in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -17,6 +17,7 @@ import sys
 from marigold_bench.commands.common import add_inference_flags, build_predictor
 from marigold_bench.commands.run import add_dataset_flags, check_scoring_names, open_dataset, scoring_for
 from marigold_bench.commands.table import add_subset_flag, parse_subsets
+from marigold_bench.data import DATASETS
 from marigold_bench.errors import BenchError
 
 #: the command's own flags: they shape the table, not the runs
@@ -89,6 +90,9 @@ def run(args) -> int:
     _refuse_single_flags(args)
     models = parse_names(args.models, "models")
     names = parse_names(args.datasets, "datasets")
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown:
+        raise BenchError(f"--datasets: unknown {', '.join(unknown)}; known: {', '.join(DATASETS)}")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if not metrics:
         raise BenchError("--metrics is empty")
