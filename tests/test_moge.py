@@ -263,3 +263,15 @@ def test_moge_module_imports_without_torch():
     import sys
     code = "import marigold_bench.eval.moge, marigold_bench.eval.boundary, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_boundary_depth_of_a_disparity_fit_clamps_at_1e_minus_6():
+    # as in test_disparity_fit...: scale 0.5, shift 0.05; the 5th pixel's disparity -0.45 is clamped
+    # at 1e-6 (depth 1e6) for the boundary metric, at 1/8 for rel and delta1
+    g = np.array([[1.0, 2.0, 4.0, 8.0, 3.0]])
+    pred = np.array([[1.9, 0.9, 0.4, 0.15, -1.0]])
+    valid = np.array([[1, 1, 1, 1, 0]], bool)
+    depth = M.moge_boundary_depth(pred, g, valid, "disparity_affine_invariant")
+    np.testing.assert_allclose(depth, [[1, 2, 4, 8, 1e6]], rtol=1e-9)
+    affine = M.moge_boundary_depth(g, g, valid, "depth_affine_invariant")
+    np.testing.assert_allclose(affine, g, rtol=1e-12)

@@ -42,7 +42,8 @@ Quirks of MoGe's code that are kept, because they move numbers:
    order (a stable sort). Samples with equal ratios to an anchor lie on one line with it, so the
    fitted line is the same (to round-off) unless prediction ties (quirk 2) are involved.
 6. The disparity fit has no weights and uses every valid pixel, also those with non-positive
-   predicted disparity; the boundary metric is separate (`marigold_bench.eval.boundary`).
+   predicted disparity. For the boundary metric (`marigold_bench.eval.boundary`) MoGe inverts
+   the fitted disparity with a clamp at 1e-6 instead (`moge_boundary_depth`).
 
 Numerics: MoGe runs in the prediction's dtype (float32 in its evaluation); this module computes in
 float64, so results agree with MoGe's to float32 round-off, and the choice between two anchors
@@ -401,6 +402,21 @@ def moge_align(pred, gt, valid, output_space: str):
         assert output_space == DEPTH_AFFINE
         scale, shift = affine_l1_two_point(p, g, 1.0 / g)
     return pred64 * scale + shift, scale, shift
+
+
+def moge_boundary_depth(pred, gt, valid, output_space: str) -> np.ndarray:
+    """The depth map MoGe's boundary F1 reads for a prediction in ``output_space``.
+
+    It is `moge_align`'s depth, except for ``disparity_affine_invariant``: MoGe inverts the fitted
+    disparity clamped at 1e-6 for the boundary metric (``1 / max(disparity, 1e-6)``), not at the
+    smallest ground-truth disparity it uses for rel and delta1.
+
+    Arguments and errors as `moge_align`.
+    """
+    aligned, scale, shift = moge_align(pred, gt, valid, output_space)
+    if output_space != DISPARITY_AFFINE:
+        return aligned
+    return 1.0 / np.maximum(np.asarray(pred, dtype=np.float64) * scale + shift, 1e-6)
 
 
 def moge_metrics(aligned, gt, valid) -> dict[str, float]:
