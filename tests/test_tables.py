@@ -78,6 +78,16 @@ def test_datasets_become_column_groups_and_settings_rows(tmp_path, capsys):
     assert lines[3] == "| marigold_tiny, 4 steps, N=1 | affine-inv. depth | affine in depth | **5.5** | **96.4** | – | – |"
 
 
+def test_protocol_driven_geometry_stays_in_the_row(tmp_path):
+    # the marigold protocol runs ETH3D at 756 without padding (official pipeline), NYU padded
+    nyu = write_run(tmp_path / "nyu", "nyu", padding="replicate", resample_output="bilinear")
+    eth3d = write_run(tmp_path / "eth3d", "eth3d", metrics={"abs_rel": 0.071, "delta1": 0.951}, processing_res=756,
+                      padding="none", resample_output="bilinear-antialias")
+    lines = render(build_table([load_run(nyu), load_run(eth3d)]), "md").splitlines()
+    assert lines[2] == "| marigold_tiny, 1 step, N=1 | affine-inv. depth | affine in depth | 6.1 | 95.8 | 7.1 | 95.1 |"
+    assert len(lines) == 5  # one row, then the blank line and the note
+
+
 def test_same_row_and_dataset_twice_is_refused(tmp_path, capsys):
     a = write_run(tmp_path / "a")
     b = write_run(tmp_path / "b", processing_res=512)

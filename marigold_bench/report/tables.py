@@ -51,8 +51,9 @@ DATASET_TITLES = {"nyu": "NYUv2", "kitti": "KITTI", "eth3d": "ETH3D", "scannet":
 _METRIC_NAMES = {"abs_rel": "AbsRel", "sq_rel": "SqRel", "rmse": "RMSE", "rmse_log": "RMSElog",
                  "log10": "log10", "i_rmse": "iRMSE", "silog_rmse": "SIlog"}
 
-#: settings that follow each benchmark's protocol, so they may differ inside one row
-PER_DATASET_SETTINGS = ("processing_res",)
+#: settings that follow each benchmark's protocol, so they may differ inside one row (ETH3D runs
+#: Marigold checkpoints at 756 without padding, as the official evaluation did)
+PER_DATASET_SETTINGS = ("processing_res", "padding", "resample_input", "resample_output")
 
 #: settings shown in every row label (others only when they differ between rows)
 ALWAYS_LABELLED = ("model", "steps", "ensemble")
@@ -156,9 +157,8 @@ def scoring_of(summary: dict) -> dict:
     and was scored as Marigold scores: ``depth_affine_invariant``, an affine fit in the
     benchmark protocol's fit space.
     """
-    places = [summary.get(k) for k in ("scoring", "protocol", "settings")]
-    places = [summary.get("scoring"), summary] + [p for p in places[1:] if isinstance(p, dict)]
-    places = [p for p in places if isinstance(p, dict)]
+    places = [p for p in (summary.get("scoring"), summary, summary.get("protocol"), summary.get("settings"))
+              if isinstance(p, dict)]
 
     def first(key, default):
         for place in places:
