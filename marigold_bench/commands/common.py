@@ -103,10 +103,11 @@ def _kind(model: str) -> str | None:
     """"transformers" or "marigold" from the files of ``model``; None when it cannot be found or
     is neither kind: the Marigold loader then reports why, with the same messages."""
     from marigold_bench.errors import CheckpointError
+    from marigold_bench.inference.registry import resolve_name
     from marigold_bench.model.load import resolve_model
 
     try:
-        return resolve_model(model)[2]
+        return resolve_model(resolve_name(model))[2]
     except CheckpointError:
         return None
 

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tabulate import tabulate
 
-    from ..inference.hub import download_command, hf_cache_dir
+    from ..model.hub import download_command, hf_cache_dir
 
     table = rows(args.cached, args.family)
     columns = ["name", "family", "output_space", "steps", "processing_res", "recipe", "hub_id", "cached"]

@@ -303,6 +303,7 @@ class MarigoldPredictor:
         """
         from ..model.load import load_components, weights_fingerprint
         from .recipes import resolve_recipe
+        from .registry import resolve_name
 
         resolved = resolve_recipe(recipe, steps=steps, timestep_spacing=timestep_spacing, noise=noise,
                                   ensemble=ensemble)
@@ -313,7 +314,8 @@ class MarigoldPredictor:
                        ensembling=ensembling, padding=padding)
         # Weights are loaded in the requested dtype straight away: an fp16 run of SD-v2 should
         # not first materialise 3.5 GB of fp32 weights.
-        parts = load_components(model, torch_dtype=PRECISIONS[precision])
+        # a registry name (`registry`) loads its hub id; ``model`` records what was asked for
+        parts = load_components(resolve_name(model), torch_dtype=PRECISIONS[precision])
         return cls(unet=parts.unet, vae=parts.vae, scheduler=parts.scheduler, text_encoder=parts.text_encoder,
                    tokenizer=parts.tokenizer, model=str(model), model_path=str(parts.path),
                    model_source=parts.source, pipeline_config=parts.pipeline_config, steps=steps,

@@ -81,7 +81,7 @@ def lookup_path(path: str) -> ModelEntry | None:
 
 def cached_path(entry: ModelEntry) -> Path | None:
     """The entry's snapshot folder in the local Hugging Face cache, or None (never downloads)."""
-    from .hub import cached_snapshot
+    from ..model.hub import cached_snapshot
 
     return cached_snapshot(entry.hub_id)
 
@@ -96,7 +96,7 @@ def resolve(name: str) -> tuple[str, ModelEntry | None]:
         CheckpointError: ``name`` is a registry name whose checkpoint is not cached; the message
         has the download command.
     """
-    from .hub import download_command, hf_cache_dir
+    from ..model.hub import download_command, hf_cache_dir
 
     if Path(str(name)).expanduser().exists():
         return str(name), None
@@ -111,4 +111,11 @@ def resolve(name: str) -> tuple[str, ModelEntry | None]:
     return entry.hub_id, entry
 
 
-__all__ = ["ModelEntry", "KNOWN_MODELS", "FAMILIES", "lookup", "lookup_path", "cached_path", "resolve"]
+def resolve_name(model: str) -> str:
+    """What to load for ``--model model``: a registry name's hub id (checked to be cached, see
+    `resolve`), anything else unchanged."""
+    return resolve(model)[0]
+
+
+__all__ = ["ModelEntry", "KNOWN_MODELS", "FAMILIES", "lookup", "lookup_path", "cached_path", "resolve",
+           "resolve_name"]

@@ -220,11 +220,12 @@ class TransformersDepthPredictor:
             InferenceSettingsError: a setting is invalid, or torchvision is missing for its processor.
         """
         from ..model.load import check_transformers_checkpoint, resolve_checkpoint, weights_fingerprint
+        from .registry import resolve_name
 
         if precision not in PRECISIONS:
             raise InferenceSettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         resolve_device(device)
-        path, source = resolve_checkpoint(model)
+        path, source = resolve_checkpoint(resolve_name(model))   # a registry name loads its hub id
         config = check_transformers_checkpoint(path)
         _check_vision_extra(config.get("model_type"))
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation

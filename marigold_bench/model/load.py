@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..inference.hub import cached_snapshot, download_command, hf_cache_dir
+from .hub import cached_snapshot, download_command, hf_cache_dir
 
 #: What inference needs, in the order it is checked.
 REQUIRED_COMPONENTS = ("unet", "vae", "scheduler", "text_encoder", "tokenizer")
@@ -46,9 +46,9 @@ def resolve_checkpoint(model: str | os.PathLike) -> tuple[Path, str]:
 
     Args:
         model: a folder, the name of a checkpoint bundled with the package
-            (``marigold_bench/checkpoints/<name>``), a registry name (``depth-anything-v2-small``,
-            `marigold_bench.inference.registry`) or a hub id such as
-            ``prs-eth/marigold-depth-v1-1``, already present in the Hugging Face cache.
+            (``marigold_bench/checkpoints/<name>``), or a hub id such as
+            ``prs-eth/marigold-depth-v1-1`` already present in the Hugging Face cache. (Registry
+            names are turned into hub ids a layer up, `marigold_bench.inference.registry.resolve`.)
 
     Returns:
         `(path, source)`, ``source`` being ``"local"``, ``"bundled"`` or ``"hf-cache"``.
@@ -64,12 +64,6 @@ def resolve_checkpoint(model: str | os.PathLike) -> tuple[Path, str]:
         raise CheckpointError(f"--model {text!r} is a file; pass the checkpoint folder (the one holding model_index.json)")
     if "/" not in text and "\\" not in text and (_BUNDLED / text).is_dir():
         return _BUNDLED / text, "bundled"
-    from ..inference import registry
-
-    entry = registry.lookup(text)
-    if entry is not None and "/" not in text:
-        registry.resolve(text)             # not cached: the message names the download command
-        return _from_hf_cache(entry.hub_id), "hf-cache"
     if _HUB_ID.match(text) and not text.startswith((".", "~")):
         return _from_hf_cache(text), "hf-cache"
     raise CheckpointError(f"--model {text!r}: no such checkpoint folder, registry name (`marigold-bench models` "

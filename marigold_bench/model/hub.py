@@ -2,8 +2,7 @@
 
 The suite never downloads a model. A hub id (``depth-anything/Depth-Anything-V2-Small-hf``)
 resolves to the snapshot folder that ``huggingface-cli download`` left in the cache; a missing
-one gets a message with that command. Light on imports (no torch), so that ``marigold-bench
-models`` starts fast.
+one gets a message with that command.
 """
 
 from __future__ import annotations
