@@ -134,21 +134,26 @@ def masked_nearest_subsample(valid, size: tuple[int, int] = SUBSAMPLE_SIZE) -> t
     cx, cols = _cell_windows(width, tw)   # (tw,), (tw, ww)
     dy2 = np.square(rows.astype(np.float32) + np.float32(0.5) - cy[:, None])
     dx2 = np.square(cols.astype(np.float32) + np.float32(0.5) - cx[:, None])
-    inside_r, inside_c = (rows >= 0) & (rows < height), (cols >= 0) & (cols < width)
-    rows_c, cols_c = np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1)
     wh, ww = rows.shape[1], cols.shape[1]
+    # windows may reach past the border: pad with invalid pixels so that plain takes work
+    pad_r, pad_c = max(0, -int(rows.min())), max(0, -int(cols.min()))
+    padded = np.zeros((max(height, int(rows.max()) + 1) + pad_r, max(width, int(cols.max()) + 1) + pad_c), bool)
+    padded[pad_r:pad_r + height, pad_c:pad_c + width] = valid
+    col_take = (cols + pad_c).ravel()
 
     picked_r, picked_c = [], []
-    # a band of grid rows at a time: the (band, tw, wh, ww) arrays of an ETH3D frame stay ~25 MB
+    # a band of grid rows at a time: the (band, wh, tw, ww) arrays of an ETH3D frame stay ~25 MB
     band = max(1, (1 << 22) // max(tw * wh * ww, 1))
     for i0 in range(0, th, band):
         sl = slice(i0, min(th, i0 + band))
-        m = valid[rows_c[sl][:, None, :, None], cols_c[None, :, None, :]]
-        m &= inside_r[sl][:, None, :, None] & inside_c[None, :, None, :]
-        dist = np.where(m, dy2[sl][:, None, :, None] + dx2[None, :, None, :], np.float32(np.inf))
-        flat = dist.reshape(dist.shape[0], tw, wh * ww)
+        nb = rows[sl].shape[0]
+        # (band, wh, tw, ww): whole window rows first (contiguous copies), then the window columns
+        m = np.take(padded[(rows[sl] + pad_r).ravel()], col_take, axis=1).reshape(nb, wh, tw, ww)
+        dist = np.where(m, dy2[sl][:, :, None, None] + dx2[None, None, :, :], np.float32(np.inf))
+        # row-major window order per cell, as utils3d flattens it: (band, tw, wh * ww)
+        flat = dist.transpose(0, 2, 1, 3).reshape(nb, tw, wh * ww)
         best = flat.argmin(axis=-1)  # the first minimum, as torch.argmin
-        keep = m.reshape(flat.shape).any(axis=-1)
+        keep = np.isfinite(np.take_along_axis(flat, best[..., None], axis=-1)[..., 0])
         u, v = np.divmod(best, ww)
         picked_r.append(np.take_along_axis(rows[sl], u, axis=1)[keep])
         picked_c.append(cols[np.arange(tw)[None, :], v][keep])
@@ -386,22 +391,31 @@ def moge_align(pred, gt, valid, output_space: str):
         raise ValueError(f"pred, gt and valid must be HxW of one shape: {pred.shape}, {gt.shape}, {valid.shape}")
     if not valid.any():
         raise ValueError("no valid pixel to align on")
-    pred64 = pred.astype(np.float64)
     if output_space == DEPTH_METRIC:
-        return pred64, 1.0, 0.0
+        return pred.astype(np.float64), 1.0, 0.0
     if output_space == DISPARITY_AFFINE:
         g = gt[valid].astype(np.float64)
-        scale, shift = _fit(pred64[valid], 1.0 / g)
-        disparity = pred64 * scale + shift
-        return 1.0 / np.maximum(disparity, 1.0 / g.max()), scale, shift
+        scale, shift = _fit(pred[valid].astype(np.float64), 1.0 / g)
+        # in place: an ETH3D frame's float64 temporaries are 200 MB each
+        depth = _affine(pred, scale, shift)
+        np.maximum(depth, 1.0 / g.max(), out=depth)
+        return np.divide(1.0, depth, out=depth), scale, shift
     rows, cols = masked_nearest_subsample(valid)
-    p, g = pred64[rows, cols], gt[rows, cols].astype(np.float64)
+    p, g = pred[rows, cols].astype(np.float64), gt[rows, cols].astype(np.float64)
     if output_space == DEPTH_SCALE:
         scale, shift = weighted_median_scale(p, g, 1.0 / g), 0.0
     else:
         assert output_space == DEPTH_AFFINE
         scale, shift = affine_l1_two_point(p, g, 1.0 / g)
-    return pred64 * scale + shift, scale, shift
+    return _affine(pred, scale, shift), scale, shift
+
+
+def _affine(pred, scale: float, shift: float) -> np.ndarray:
+    """``scale * pred + shift`` as a new float64 array, computed in place."""
+    out = pred.astype(np.float64)
+    out *= scale
+    out += shift
+    return out
 
 
 def moge_boundary_depth(pred, gt, valid, output_space: str) -> np.ndarray:
@@ -444,5 +458,8 @@ def moge_metrics(aligned, gt, valid) -> dict[str, float]:
     p, g = aligned[valid].astype(np.float64), gt[valid].astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         # nan (0/0) compares False: not an inlier, as in torch
-        inlier = np.maximum(g / p, p / g) < 1.25
-    return {"abs_rel": float(np.mean(np.abs(p - g) / (g + 1e-6))), "delta1": float(np.mean(inlier))}
+        inlier = np.count_nonzero(np.maximum(g / p, p / g) < 1.25)
+        err = np.subtract(p, g, out=p)
+        np.abs(err, out=err)
+        err /= g + 1e-6
+    return {"abs_rel": float(err.mean()), "delta1": inlier / g.size}
