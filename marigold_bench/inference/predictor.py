@@ -5,7 +5,9 @@ of the VAE factor, encode once (posterior mode x scaling factor). Per ensemble m
 a latent seeded by (seed, sample id, member), run DDIM conditioned on the image latent and the
 empty-prompt embedding, decode, average the three channels, clip, map to [0, 1] and unpad.
 With ``padding="none"`` the geometry is the official pipeline's instead (no padding, the decoded
-map stretched back; see `images`).
+map stretched back; see `images`). A checkpoint whose scheduler is an ``LCMScheduler``
+(marigold-depth-lcm) runs LCM instead of DDIM, its between-step noise drawn from each member's
+own generator; the ``e2e-ft`` recipe (`recipes`) runs one DDIM step at t = T from zeros.
 
 What differs from calling the pipeline image by image:
 
