@@ -14,7 +14,8 @@ and gives the same maps as ``transformers.pipeline("depth-estimation")``:
   GLPN) `predict` returns the map at the model's resolution and `merge` does that resize (the
   same torch call: bicubic, ``align_corners=False``), so the prediction cache stays small; the
   others (ZoeDepth, Depth Pro: padding removal, field-of-view scaling) are post-processed
-  inside `predict`.
+  inside `predict`. In fp16/bf16 the maps are cast to float32 before that resize (the pipeline
+  resizes in the model's dtype), so half-precision runs differ from it by the resize's round-off.
 
 What the numbers mean is not stored in the checkpoint; `output_space_for` decides from the
 architecture and its config (PROTOCOLS.md) and an explicit ``output_space=`` overrides it.
