@@ -68,6 +68,8 @@ def test_registry_holds_the_public_checkpoints_with_their_real_hub_ids():
     assert spaces["marigold-v1-1"] == "depth_affine_invariant"
     assert {e.name for e in KNOWN_MODELS.values() if e.recipe == "e2e-ft"} == {"marigold-e2e-ft", "sd2-e2e-ft"}
     assert KNOWN_MODELS["marigold-e2e-ft"].steps == 1 and KNOWN_MODELS["marigold-lcm-v1-0"].family == "marigold"
+    # v1-1 is evaluated with one step (prs-eth/Marigold script/depth/eval/11_infer_nyu.sh)
+    assert KNOWN_MODELS["marigold-v1-1"].steps == 1
     assert all(e.paper for e in KNOWN_MODELS.values())
 
 
@@ -138,12 +140,13 @@ def test_models_command_lists_the_registry_and_marks_cached_ones(hf_cache, tmp_p
 def test_registry_recommendation_fills_what_the_flags_leave_open(hf_cache, tiny_checkpoint):
     from marigold_bench.commands.common import build_predictor
 
-    _fake_cache(hf_cache, "prs-eth/marigold-depth-v1-1", tiny_checkpoint)   # its model_index says 1 step
+    _fake_cache(hf_cache, "prs-eth/marigold-depth-v1-0", tiny_checkpoint)   # its model_index says 1 step
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        default = build_predictor(_args(["--model", "marigold-v1-1", "--device", "cpu"]), processing_res=32)
-        chosen = build_predictor(_args(["--model", "marigold-v1-1", "--device", "cpu", "--steps", "2"]),
+        default = build_predictor(_args(["--model", "marigold-v1-0", "--device", "cpu"]), processing_res=32)
+        chosen = build_predictor(_args(["--model", "marigold-v1-0", "--device", "cpu", "--steps", "2"]),
                                  processing_res=32)
-    assert default.settings["steps"] == KNOWN_MODELS["marigold-v1-1"].steps == 4
+    # the paper's 50 steps (prs-eth/Marigold script/depth/eval_old/11_infer_nyu.sh: --denoise_steps 50)
+    assert default.settings["steps"] == KNOWN_MODELS["marigold-v1-0"].steps == 50
     assert chosen.settings["steps"] == 2
     assert default.settings["processing_res"] == 32            # the benchmark protocol's resolution wins

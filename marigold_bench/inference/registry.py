@@ -2,7 +2,10 @@
 
 One row per checkpoint: its short name (``depth-anything-v2-small``), hub id, family
 (``marigold`` or ``transformers``), output space, the steps and resolution its authors
-recommend, the inference recipe (``e2e-ft`` or empty) and the paper. ``--model <name>`` resolves
+recommend, the inference recipe (``e2e-ft`` or empty) and the paper. The steps are those of
+the authors' own evaluation (prs-eth/Marigold ``script/depth/eval*``: v1-0 50, v1-1 1, both at
+ensemble size 10; the LCM checkpoint 4, as diffusers' Marigold guide; E2E-FT 1); ``run`` uses
+them when ``--steps`` is not given. ``--model <name>`` resolves
 through here to the hub id, and the hub id to the local Hugging Face cache; nothing is ever
 downloaded. ``marigold-bench models`` lists the table and says which checkpoints are cached.
 
