@@ -147,7 +147,8 @@ def test_rows_show_the_recorded_output_space_and_alignment(tmp_path):
 
 
 def test_beside_reference_rows_ours_name_preset_steps_and_spacing(tmp_path):
-    a = write_run(tmp_path / "a", ensembling="official")
+    # as the Marigold predictor records it: the resolved preset with its parameters
+    a = write_run(tmp_path / "a", ensembling={"preset": "official", "reduction": "median", "max_iter": 2})
     b = write_run(tmp_path / "b", ensembling="official", steps=4, timestep_spacing="leading",
                   metrics={"abs_rel": 0.0731, "delta1": 0.9402})
     plain = render(build_table([load_run(a)]), "md").splitlines()

@@ -210,7 +210,9 @@ def _label_part(key: str, value) -> str:
     if key == "seed":
         return f"seed {value}"
     if key == "ensembling":
-        return f"{value} ensembling"
+        # the predictor records the resolved preset (its name and every parameter); the name says it
+        name = value.get("preset", "custom") if isinstance(value, dict) else value
+        return f"{name} ensembling"
     if key == "weights_sha256":
         return f"weights {str(value)[:12]}"
     if key == "decoder" and str(value).startswith("tiny:"):
