@@ -145,6 +145,9 @@ def test_broken_model_is_a_marked_row_while_the_others_finish(tmp_path, monkeypa
     assert [c["status"] for c in record["cells"]] == ["done", "failed", "failed"]
     assert record["cells"][2]["message"] == "RuntimeError: out of cheese"
     assert "out of cheese" in open(record["cells"][2]["run_dir"] + "/failed.txt").read()  # the traceback
+    frame = pd.read_csv(out / "leaderboard.csv", keep_default_na=False)
+    assert frame["failed"].tolist()[0] == "" and frame["failed"].tolist()[2] == "synthetic: RuntimeError: out of cheese"
+    assert (out / "leaderboard.html").read_text().count('<tr class="failed">') == 2
 
     # fixed: the failed cells are tried again, the finished one is not
     counter.built.clear()
