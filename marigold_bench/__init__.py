@@ -1,3 +1,3 @@
 """marigold-bench: train, run and evaluate diffusion-based monocular depth estimators."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
