@@ -218,3 +218,24 @@ def test_run_flags_reach_every_run_and_their_rows(tmp_path, capsys):
         summary = json.loads(open(cell["run_dir"] + "/summary.json").read())
         assert summary["scoring"]["protocol"] == "moge" and summary["scoring"]["alignment"] == "scale"
         assert summary["leaderboard"]["request"]["max_samples"] == 2
+
+
+def test_a_marigold_only_flag_applies_to_marigold_rows_and_is_reported_for_the_others(tmp_path, capsys):
+    out = tmp_path / "lb"
+    argv = ["leaderboard", "--models", f"{BUNDLED_TINY},baseline:ramp", *ARGS, "--steps", "2", "--out", str(out)]
+    assert main(argv) == 0  # neither row fails for a flag only one family takes
+    captured = capsys.readouterr()
+    assert "baseline:ramp: --steps 2 does not apply to this model" in captured.err
+    settings = {}
+    for summary in out.rglob("summary.json"):
+        data = json.loads(summary.read_text())
+        settings[data["settings"]["model"]] = data["settings"]
+    assert settings[str(BUNDLED_TINY)]["steps"] == 2      # the Marigold row ran what was asked
+    assert "steps" not in settings["baseline:ramp"]
+
+
+def test_run_still_refuses_a_flag_the_model_cannot_take(tmp_path, capsys):
+    code = main(["run", "--dataset", "synthetic", "--max-samples", "1", "--model", "baseline:ramp",
+                 "--steps", "2", "--out", str(tmp_path / "r")])
+    assert code == 2
+    assert "--steps 2 cannot apply" in capsys.readouterr().err

@@ -99,6 +99,29 @@ def refuse_inapplicable(args, family: str, model: str) -> None:
                                      "drop the flag(s)")
 
 
+def drop_inapplicable(args, model: str) -> tuple[argparse.Namespace, list[str]]:
+    """``args`` with the flags ``model``'s family cannot honour reset to their defaults, and
+    those flags as written (``--steps 4``).
+
+    For commands that run several families under one set of flags (``leaderboard``): a
+    Marigold-only flag applies to the Marigold rows and is reported, not refused, for the
+    others. ``run`` itself refuses such flags (`refuse_inapplicable`).
+    """
+    if model.startswith("baseline:"):
+        family = "baseline"
+    else:
+        family = "transformers" if _kind(model) == "transformers" else "marigold"
+    dropped = inapplicable_flags(args, family)
+    if not dropped:
+        return args, []
+    values = dict(vars(args))
+    for name, default, _ in _MARIGOLD_ONLY:
+        values[name] = default
+    if family == "baseline":
+        values["precision"] = "fp32"
+    return argparse.Namespace(**values), dropped
+
+
 def _kind(model: str) -> str | None:
     """"transformers" or "marigold" from the files of ``model``; None when it cannot be found or
     is neither kind: the Marigold loader then reports why, with the same messages."""
@@ -191,11 +214,13 @@ HEADLINE = (("abs_rel", "AbsRel↓"), ("delta1", "δ1↑"), ("delta2", "δ2↑")
 def summary_table(summary: dict) -> str:
     """The terminal table of one run: headline metrics in percent, as papers print them."""
     m = summary["metrics"]
+    # a protocol scores its own metric set (moge: AbsRel and δ1 only): show the columns it has
+    shown = [(key, header) for key, header in HEADLINE if key in m] or list(HEADLINE)
     row = [summary["dataset"], f"{summary['n']}/{summary['n_total']}"]
-    for key, _ in HEADLINE:
+    for key, _ in shown:
         value = m.get(key, np.nan)
         row.append(value * 100 if key in ("abs_rel", "delta1", "delta2", "delta3") else value)
-    headers = ["dataset", "n"] + [h for _, h in HEADLINE]
+    headers = ["dataset", "n"] + [h for _, h in shown]
     table = tabulate([row], headers=headers, floatfmt=".3f", tablefmt="github")
     notes = [f"{summary[k]} {k[2:].replace('_', ' ')}" for k in ("n_failed", "n_skipped", "n_no_valid") if summary.get(k)]
     return table + ("\n(" + ", ".join(notes) + ": see per_sample.csv)" if notes else "")

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from marigold_bench.commands.common import add_inference_flags, build_predictor
+from marigold_bench.commands.common import add_inference_flags, build_predictor, drop_inapplicable
 from marigold_bench.commands.run import add_dataset_flags, check_scoring_names, open_dataset, scoring_for
 from marigold_bench.commands.table import add_subset_flag, parse_subsets
 from marigold_bench.data import DATASETS
@@ -109,7 +109,12 @@ def run(args) -> int:
     def make_predictor(model, name, dataset):
         # built per cell: what a model is built with may depend on the benchmark (its processing
         # resolution, ETH3D's padding), and loading costs seconds beside a benchmark's inference
-        return build_predictor(namespace(model, name), processing_res=dataset.protocol.processing_res)
+        # every flag applies to every model that can take it: a Marigold-only flag is reported
+        # and left out for baselines and transformers models instead of failing their rows
+        flags, dropped = drop_inapplicable(namespace(model, name), model)
+        if dropped:
+            log(f"{model}: {', '.join(dropped)} does not apply to this model; not used for its runs")
+        return build_predictor(flags, processing_res=dataset.protocol.processing_res)
 
     def run_one(predictor, model, name, dataset, run_dir):
         from marigold_bench.eval.evaluator import run_predictor
