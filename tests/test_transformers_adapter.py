@@ -243,6 +243,22 @@ def test_nan_for_one_image_fails_that_sample_and_the_run_continues(tiny_models, 
     assert dataset.ids[1] in rows and "NaN/inf" in rows
 
 
+def test_run_loop_batches_a_transformers_model_on_the_cpu(tiny_models, tmp_path):
+    """images_per_batch 0 (auto) hands the adapter several images per call on the CPU too,
+    and they go through one forward pass per processed size."""
+    from marigold_bench.data import load_dataset
+    from marigold_bench.eval.evaluator import resolve_images_per_batch, run_predictor
+
+    dataset = load_dataset("synthetic", split="test:4")  # one image size
+    predictor = _load(tiny_models["dpt"], batch_size=4)
+    assert resolve_images_per_batch(0, predictor) == 4
+    calls = _count_forwards(predictor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = run_predictor(dataset, predictor, str(tmp_path / "run"), progress=False)
+    assert summary["n"] == 4 and len(calls) == 1
+
+
 # ----------------------------------------------------------------------------- commands
 
 

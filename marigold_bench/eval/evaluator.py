@@ -61,11 +61,16 @@ AUTO_GPU_MEMBERS = 8
 def resolve_images_per_batch(images_per_batch: int, predictor=None) -> int:
     """``0`` (auto): one image at a time on the CPU, where batching gains little; on a GPU enough
     images for `AUTO_GPU_MEMBERS` members per call (8 at N=1, 1 at N=10): one 768x768 image per
-    call left an H200 idle for half of a 1-step run. Results do not depend on it."""
+    call left an H200 idle for half of a 1-step run. A predictor that knows its own best batch
+    says so with an ``images_per_call`` attribute (transformers models: one forward pass per
+    batch gains 1.3-1.8x on two CPU threads, benchmarks/README.md). Results do not depend on it."""
     if int(images_per_batch) < 0:
         raise BenchError(f"--images-per-batch must be >= 0 (0 = auto), got {images_per_batch}")
     if images_per_batch:
         return int(images_per_batch)
+    hint = getattr(predictor, "images_per_call", None)
+    if hint:
+        return max(1, int(hint))
     import torch
     device = getattr(predictor, "device", None)
     if device is None or torch.device(device).type == "cpu":

@@ -279,6 +279,12 @@ class TransformersDepthPredictor:
 
     # ------------------------------------------------------------------ prediction
 
+    @property
+    def images_per_call(self) -> int:
+        """Images the run loop should hand `predict` at once (its ``--images-per-batch 0``):
+        one forward pass covers a whole batch of one processed size."""
+        return self._batch()
+
     def _batch(self) -> int:
         if self.batch_size > 0:
             return self.batch_size
