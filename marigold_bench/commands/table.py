@@ -49,6 +49,7 @@ def run(args) -> int:
     table = build_table([load_run(path) for path in args.runs], metrics, reference=args.reference,
                         subsets=parse_subsets(args.diode_subsets))
     text = render(table, args.format, digits=args.digits)
+    text = text if text.endswith("\n") else text + "\n"  # a shell prompt never joins the last line
     if args.out:
         with open(args.out, "w") as f:
             f.write(text)
