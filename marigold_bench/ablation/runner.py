@@ -28,7 +28,7 @@ from marigold_bench.ablation.studies import Run, Study
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.evaluator import run_predictor
 from marigold_bench.eval.metrics import METRIC_KEYS
-from marigold_bench.report.rundir import result_settings
+from marigold_bench.report.rundir import finished_summary, result_settings
 
 
 def _normal(value):
@@ -67,14 +67,9 @@ def _check_study_dir(out_dir: str, study: Study, dataset, base_settings: dict, r
 
 
 def _done(result_dir: str, study: Study, request: dict, dataset) -> bool:
-    path = os.path.join(result_dir, "summary.json")
-    if not (os.path.isfile(path) and os.path.isfile(os.path.join(result_dir, "per_sample.csv"))):
+    summary = finished_summary(result_dir)
+    if summary is None:
         return False
-    try:
-        with open(path) as f:
-            summary = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        return False  # half-written by a crash: run it again
     recorded = summary.get("ablation") or {}
     return (recorded.get("study") == study.name and recorded.get("request") == request
             and summary.get("dataset") == dataset.protocol.name and summary.get("n_total") == len(dataset))

@@ -34,7 +34,7 @@ import traceback
 from dataclasses import asdict, dataclass
 
 from marigold_bench.errors import BenchError
-from marigold_bench.report.rundir import load_run
+from marigold_bench.report.rundir import finished_summary, load_run
 from marigold_bench.report.tables import (DEFAULT_METRICS, DIODE_SUBSETS, Failure, Table, build_table,
                                           render, short_model)
 
@@ -112,14 +112,9 @@ def cell_dir(out: str, slug: str, dataset: str, request: dict) -> str:
 
 def is_finished(run_dir: str, request: dict, n_total: int | None = None) -> bool:
     """Whether ``run_dir`` holds a finished run of exactly this request (and sample count)."""
-    path = os.path.join(run_dir, "summary.json")
-    if not (os.path.isfile(path) and os.path.isfile(os.path.join(run_dir, "per_sample.csv"))):
+    summary = finished_summary(run_dir)
+    if summary is None:
         return False
-    try:
-        with open(path) as f:
-            summary = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        return False  # half-written by a crash: run it again
     recorded = summary.get("leaderboard") or {}
     return (recorded.get("request") == request and summary.get("dataset") == request.get("dataset")
             and (n_total is None or summary.get("n_total") == n_total))

@@ -24,6 +24,23 @@ RUNTIME_ONLY_SETTINGS = ("device", "batch_size")
 LOCATION_ONLY_PROTOCOL = ("root",)
 
 
+def finished_summary(run_dir: str) -> dict | None:
+    """The parsed ``summary.json`` of a run directory that finished (it has ``per_sample.csv``
+    too), or None: absent, or half-written by a crash, so the run should simply go again.
+
+    What a finished run must also match (a study's request, a leaderboard cell's flags) is
+    the caller's to check.
+    """
+    path = os.path.join(run_dir, "summary.json")
+    if not (os.path.isfile(path) and os.path.isfile(os.path.join(run_dir, "per_sample.csv"))):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 @dataclass
 class RunDir:
     """A loaded run directory.
