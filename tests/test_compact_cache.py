@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from marigold_bench.data import get_protocol, load_dataset
+from marigold_bench.data import get_protocol
 from marigold_bench.data.base import DepthDataset, make_item
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.cache import PredictionCache

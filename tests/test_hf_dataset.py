@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import fixtures_data as fd
 from marigold_bench.data import load_dataset, to_hf_dataset

@@ -7,7 +7,6 @@ diffusers components written out in this file: 8-bit resize -> encode -> DDIM ->
 antialiased bilinear resize back.
 """
 
-import argparse
 import warnings
 
 import numpy as np

@@ -33,7 +33,6 @@ import importlib.util
 import json
 import warnings
 from collections import defaultdict
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
