@@ -86,3 +86,29 @@ def test_declared_output_space_is_not_part_of_the_cache_identity(tmp_path):
     again.settings = {**again.settings, "output_space": "depth_scale_invariant"}
     run_predictor(dataset, again, str(out), progress=False)
     assert Counting.calls == 3
+
+
+def test_run_fits_a_disparity_checkpoint_in_disparity_space(tiny_checkpoint, tmp_path):
+    """A checkpoint whose model_index says prediction_type=disparity is scored as inverse depth
+    by `run` without any flag (it was silently fitted in depth before 0.3)."""
+    import shutil
+
+    import pandas as pd
+
+    from marigold_bench.cli import main
+
+    folder = tmp_path / "disparity-ckpt"
+    shutil.copytree(tiny_checkpoint, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["prediction_type"] = "disparity"
+    (folder / "model_index.json").write_text(json.dumps(index))
+    out = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["run", "--dataset", "synthetic", "--max-samples", "2", "--model", str(folder),
+                     "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["output_space"] == "disparity_affine_invariant"
+    assert summary["fit_space"] == "disparity" and summary["alignment"] == "affine"
+    # the disparity fit reports how many predicted values could not be inverted
+    assert "n_nonpositive" in pd.read_csv(out / "per_sample.csv").columns
