@@ -185,6 +185,22 @@ def test_config_without_image_processor(tiny_models, tmp_path):
         detect_kind(tmp_path)
 
 
+def test_truncated_weights_are_a_clear_error_from_the_command_line(tiny_models, tmp_path, capsys):
+    import shutil
+
+    from marigold_bench.cli import main
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_models["dpt"], broken)
+    weights = next(broken.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:1000])
+    code = main(["run", "--dataset", "synthetic", "--max-samples", "1", "--model", str(broken),
+                 "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "cannot load transformers depth model" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
 def test_transformers_model_that_is_not_a_depth_estimator(tmp_path):
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 

@@ -228,6 +228,7 @@ class TransformersDepthPredictor:
         path, source = resolve_checkpoint(resolve_name(model))   # a registry name loads its hub id
         config = check_transformers_checkpoint(path)
         _check_vision_extra(config.get("model_type"))
+        from safetensors import SafetensorError
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
         try:
@@ -236,7 +237,8 @@ class TransformersDepthPredictor:
                 warnings.simplefilter("ignore")
                 net = AutoModelForDepthEstimation.from_pretrained(path, dtype=PRECISIONS[precision])
                 processor = AutoImageProcessor.from_pretrained(path)
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
+            # a truncated or corrupt weight file is the user's to replace, not a traceback
             raise CheckpointError(f"cannot load transformers depth model {path}: {exc}") from exc
         return cls(net, processor, model_name=str(model), model_path=str(path), model_source=source,
                    weights_sha256=weights_fingerprint(path, components=(".",)), output_space=output_space,
