@@ -207,3 +207,22 @@ def test_rescore_reloads_a_benchmark_from_the_recorded_root_and_split(tmp_path):
     fx.folder.rename(moved)
     assert main(["rescore", str(run), "--out", str(tmp_path / "lost")]) == 2
     assert main(["rescore", str(run), "--data-root", str(moved), "--out", str(tmp_path / "found")]) == 0
+
+
+def test_rescore_never_writes_over_another_runs_results(run_dir, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other-run"
+    shutil.copytree(run_dir, other)
+    before = {name: (other / name).read_bytes() for name in ("per_sample.csv", "summary.json")}
+    assert main(["rescore", str(run_dir), "--protocol", "moge", "--out", str(other)]) == 2
+    assert "predictions.h5" in capsys.readouterr().err
+    (other / "predictions.h5").unlink()  # a run's results without its cache are still its own
+    assert main(["rescore", str(run_dir), "--protocol", "moge", "--out", str(other)]) == 2
+    assert "results of another run" in capsys.readouterr().err
+    assert {name: (other / name).read_bytes() for name in before} == before
+    # an earlier rescore of the same run is simply replaced
+    again = tmp_path / "again"
+    assert main(["rescore", str(run_dir), "--out", str(again)]) == 0
+    assert main(["rescore", str(run_dir), "--protocol", "moge", "--out", str(again)]) == 0
+    assert json.loads((again / "summary.json").read_text())["scoring"]["protocol"] == "moge"

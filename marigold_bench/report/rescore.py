@@ -200,11 +200,32 @@ def summary_of(run: CachedRun, records: list, scoring: Scoring, timings: dict | 
 
 
 def check_out(run: CachedRun, out: str) -> None:
-    """Refuse to write over the run itself."""
+    """Refuse to write over the run itself or over any other run's results.
+
+    ``out`` may be new, empty, or an earlier rescore of this same run (rescoring again
+    replaces it). A folder with a ``predictions.h5``, or with a ``summary.json`` that is not a
+    rescore of ``run``, belongs to another run: writing there would leave its cache beside
+    our records, and a later rescore of the folder would read that cache.
+    """
+    import json
+
     if os.path.abspath(out) == os.path.abspath(run.path):
         raise BenchError(f"--out {out} is the run directory itself; choose another folder")
     if os.path.exists(out) and not os.path.isdir(out):
         raise BenchError(f"--out {out} exists and is not a folder")
+    if os.path.isfile(os.path.join(out, PREDICTIONS)):
+        raise BenchError(f"--out {out} holds a run's {PREDICTIONS}; rescore results go to a folder of "
+                         "their own: choose a new or empty folder")
+    summary = os.path.join(out, "summary.json")
+    if os.path.isfile(summary):
+        try:
+            with open(summary) as f:
+                source = json.load(f).get("rescored_from")
+        except (OSError, ValueError, AttributeError):
+            source = None
+        if source is None or os.path.abspath(source) != os.path.abspath(run.path):
+            raise BenchError(f"--out {out} holds the results of another run ({summary}); choose a new or "
+                             f"empty folder, or an earlier rescore of {run.path}")
 
 
 def rescore_run(run: CachedRun, scoring: Scoring, out: str, progress: bool = False) -> dict:
