@@ -220,3 +220,16 @@ def test_any_metric_can_be_chosen(tmp_path, capsys):
     assert main(["table", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "unknown metric(s) accuracy" in err and "no summary.json" in err
+
+
+def test_tied_rows_are_told_apart_only_by_what_differs_between_them():
+    """Beside a model of another family (which lacks most settings), two Marigold rows with
+    one label get only the setting that differs between those two."""
+    from marigold_bench.report.tables import row_labels
+
+    a = {"model": "tiny", "steps": 1, "ensemble": 1, "model_path": "/a", "compile": False,
+         "scheduler": "DDIMScheduler", "timesteps": [999]}
+    b = dict(a, model_path="/b")
+    dpt = {"model": "dpt", "ensemble": 1, "architecture": "DPTForDepthEstimation"}
+    assert row_labels([a, b, dpt]) == ["tiny, 1 step, N=1, model_path=/a", "tiny, 1 step, N=1, model_path=/b",
+                                       "dpt, N=1"]

@@ -229,15 +229,8 @@ def row_labels(settings_list: list[dict], always=ALWAYS_LABELLED) -> list[str]:
     labels would otherwise be equal.
     """
     settings_list = [{k: v for k, v in s.items() if k not in OWN_COLUMN_SETTINGS} for s in settings_list]
-    keys = []
-    for settings in settings_list:
-        keys += [k for k in settings if k not in keys]
-    varying = [k for k in keys if len({json.dumps(s.get(k), default=str, sort_keys=True)
-                                       for s in settings_list}) > 1]
-    # a setting a model does not have (None: a transformers model's steps or ensembling) does not
-    # make it differ in the label; it still tells apart rows that would otherwise look equal
-    differing = [k for k in varying if len({json.dumps(s[k], default=str, sort_keys=True)
-                                            for s in settings_list if s.get(k) is not None}) > 1]
+    keys = _keys_of(settings_list)
+    differing = _varying(settings_list, keys, count_absent=False)
 
     def label(settings, shown):
         parts = [_label_part(k, settings[k]) for k in shown if settings.get(k) is not None]
@@ -245,9 +238,35 @@ def row_labels(settings_list: list[dict], always=ALWAYS_LABELLED) -> list[str]:
 
     main = [k for k in LABEL_ORDER if k in keys and (k in always or k in differing)]
     labels = [label(s, main) for s in settings_list]
-    extra = sorted(k for k in varying if k not in main)
-    return [label(s, main + extra) if labels.count(text) > 1 else text
-            for s, text in zip(settings_list, labels)]
+    out = []
+    for settings, text in zip(settings_list, labels):
+        tied = [s for s, t in zip(settings_list, labels) if t == text]
+        if len(tied) == 1:
+            out.append(text)
+            continue
+        # only what tells the tied rows apart: first the values they both have, then (a 0.2 run
+        # beside a 0.3 one) which of them has a setting at all
+        tied_keys = _keys_of(tied)
+        extra = [k for k in _varying(tied, tied_keys, count_absent=False) if k not in main]
+        extra = extra or [k for k in _varying(tied, tied_keys, count_absent=True) if k not in main]
+        out.append(label(settings, main + sorted(extra)))
+    return out
+
+
+def _keys_of(settings_list: list[dict]) -> list[str]:
+    keys = []
+    for settings in settings_list:
+        keys += [k for k in settings if k not in keys]
+    return keys
+
+
+def _varying(settings_list: list[dict], keys: list[str], count_absent: bool) -> list[str]:
+    """The keys whose values differ between the rows. A setting a model does not have (None: a
+    transformers model's steps or ensembling) counts only with ``count_absent``."""
+    def values(k):
+        return {json.dumps(s.get(k), default=str, sort_keys=True) for s in settings_list
+                if count_absent or s.get(k) is not None}
+    return [k for k in keys if len(values(k)) > 1]
 
 
 def _samples_of(summary: dict) -> dict:
