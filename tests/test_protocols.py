@@ -69,6 +69,15 @@ def test_the_output_space_picks_the_fit_space_and_an_override_is_recorded(tmp_pa
     assert recorded["protocol_name"] == "marigold"
     assert "subsets" not in recorded  # only DIODE is reported by halves
 
+    # --output-space against the model's own declaration: recorded as an override, and it moves
+    # the fit (the ramp baseline declares affine-invariant depth)
+    out = tmp_path / "space"
+    assert main(["run", "--dataset", "synthetic", "--model", "baseline:ramp", "--max-samples", "2",
+                 "--output-space", DISPARITY_AFFINE, "--out", str(out)]) == 0
+    recorded = json.loads((out / "summary.json").read_text())
+    assert recorded["output_space"] == DISPARITY_AFFINE and recorded["fit_space"] == "disparity"
+    assert recorded["scoring"]["overrides"] == ["output_space"]
+
 
 @pytest.mark.parametrize("flags,known", [
     (["--protocol", "midas"], "marigold, moge"),

@@ -15,7 +15,8 @@ import os
 import sys
 
 from marigold_bench.commands.common import add_inference_flags, build_predictor, drop_inapplicable
-from marigold_bench.commands.run import add_dataset_flags, check_scoring_names, open_dataset, scoring_for
+from marigold_bench.commands.run import (add_dataset_flags, check_scoring_names, declared_output_space,
+                                         open_dataset, scoring_for)
 from marigold_bench.commands.table import add_subset_flag, parse_subsets
 from marigold_bench.data import DATASETS
 from marigold_bench.errors import BenchError
@@ -119,7 +120,7 @@ def run(args) -> int:
     def run_one(predictor, model, name, dataset, run_dir):
         from marigold_bench.eval.evaluator import run_predictor
 
-        declared = getattr(predictor, "output_space", None) or predictor.settings.get("output_space")
+        declared = declared_output_space(predictor)
         return run_predictor(dataset, predictor, run_dir, skip_missing=args.skip_missing,
                              images_per_batch=args.images_per_batch, workers=args.workers,
                              score_device=args.score_device,

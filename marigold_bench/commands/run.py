@@ -46,11 +46,20 @@ def add_scoring_flags(p, protocol_help: str | None = None) -> None:
 
 def scoring_for(args, dataset, output_space: str | None = None):
     """The resolved scoring of the flags for ``dataset``; ``output_space`` is the model's
-    declared one (``--output-space`` overrides it)."""
+    declared one (``--output-space`` overrides it, and the override is recorded)."""
     return resolve_scoring(dataset.protocol, args.protocol,
                            output_space=args.output_space or output_space or DEPTH_AFFINE,
                            alignment=args.alignment, fit_space=args.fit_space,
-                           boundary_f1=args.boundary_f1)
+                           boundary_f1=args.boundary_f1,
+                           declared_output_space=output_space if args.output_space else None)
+
+
+def declared_output_space(predictor) -> str | None:
+    """What a predictor's model declares before any ``--output-space`` override (a transformers
+    predictor built with the override records its own declaration separately)."""
+    settings = predictor.settings
+    return (settings.get("declared_output_space") or getattr(predictor, "output_space", None)
+            or settings.get("output_space"))
 
 
 def check_scoring_names(args) -> None:
@@ -86,8 +95,7 @@ def run(args) -> int:
     dataset = open_dataset(args)
     check_scoring_names(args)  # before a model is loaded
     predictor = build_predictor(args, processing_res=dataset.protocol.processing_res)
-    declared = getattr(predictor, "output_space", None) or predictor.settings.get("output_space")
-    scoring = scoring_for(args, dataset, declared)
+    scoring = scoring_for(args, dataset, declared_output_space(predictor))
     out = args.out or default_run_dir(args.dataset, predictor.settings)
     summary = run_predictor(dataset, predictor, out, skip_missing=args.skip_missing,
                             images_per_batch=args.images_per_batch, workers=args.workers,

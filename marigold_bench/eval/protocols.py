@@ -214,7 +214,7 @@ def _fit_space_of(output_space: str) -> str:
 
 def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: str = DEPTH_AFFINE,
                     alignment: str | None = None, fit_space: str | None = None,
-                    boundary_f1: int | None = None) -> Scoring:
+                    boundary_f1: int | None = None, declared_output_space: str | None = None) -> Scoring:
     """Combine a benchmark's facts, an evaluation protocol, the output space and overrides.
 
     Args:
@@ -226,6 +226,8 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
             alignment's default (disparity for disparity outputs, depth otherwise).
         boundary_f1: radius of a boundary-F1 column (1, 2 or 3); None: the protocol's default
             for the benchmark (MoGe: radius 1 on sharp ground truth); 0: none.
+        declared_output_space: what the model itself declares, when ``output_space`` is the
+            user's override of it: then ``output_space`` is listed in ``overrides``.
 
     Returns:
         :class:`Scoring`.
@@ -259,6 +261,8 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
     overrides = tuple(name for name, given, default in (("alignment", alignment, default_alignment),
                                                          ("fit_space", fit_space, default_space))
                       if given is not None and given != default)
+    if declared_output_space is not None and declared_output_space != output_space:
+        overrides = ("output_space", *overrides)
     if boundary_f1 is None:
         radius = spec.boundary_f1_radius if dataset_protocol.name in spec.boundary_f1_datasets else None
     else:
