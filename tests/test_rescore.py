@@ -126,7 +126,7 @@ def test_sensitivity_table_has_one_row_per_protocol_and_alignment(run_dir, tmp_p
 
 def test_rescore_refuses_an_alignment_the_runs_output_space_cannot_take(run_dir, tmp_path, capsys):
     out = tmp_path / "none"
-    assert main(["rescore", str(run_dir), "--alignment", "affine,none", "--out", str(out)]) == 2
+    assert main(["rescore", str(run_dir), "--alignment", "none", "--out", str(out)]) == 2
     assert "cannot serve" in capsys.readouterr().err and not out.exists()
     assert main(["rescore", str(run_dir), "--protocol", "marigold,mystery", "--out", str(out)]) == 2
     assert "known protocols: marigold, moge" in capsys.readouterr().err
@@ -185,6 +185,15 @@ def test_a_pair_a_protocol_does_not_define_is_a_marked_row(run_dir, tmp_path, ca
     assert main(["rescore", str(run_dir), "--output-space", "disparity_affine_invariant", "--protocol", "moge",
                  "--alignment", "scale", "--out", str(tmp_path / "single")]) == 2
     assert "moge has no scale alignment in disparity space" in capsys.readouterr().err
+    # `none` on affine-invariant predictions is a marked row of a table too (alone: refused)
+    out = tmp_path / "with-none"
+    assert main(["rescore", str(run_dir), "--alignment", "affine,none", "--resamples", "200",
+                 "--out", str(out)]) == 0
+    table = pd.read_csv(out / "sensitivity.csv", keep_default_na=False, na_values=[""])
+    assert list(table["alignment"]) == ["affine", "none"]
+    assert table.iloc[0]["n"] > 0 and table.iloc[1]["n"] == 0 and "cannot serve" in table.iloc[1]["note"]
+    capsys.readouterr()
+    assert main(["rescore", str(run_dir), "--alignment", "none", "--out", str(tmp_path / "none")]) == 2
 
 
 def test_rescore_reloads_a_benchmark_from_the_recorded_root_and_split(tmp_path):

@@ -51,14 +51,15 @@ def run(args) -> int:
     cached = open_run(args.run_dir, args.data_root, args.split)
     try:
         # every combination is resolved (and refused) before any scoring or writing; in a table,
-        # a pair a protocol does not define (moge: no scale fit of disparity) is a marked row
+        # a pair a protocol does not define (moge: no scale fit of disparity) or the run's output
+        # space cannot take (none on affine-invariant depth) is a marked row
         entries = []
         for p in protocols:
             for a in alignments:
                 try:
                     entries.append(resolve_for_run(cached, p, a, args.fit_space, args.output_space,
                                                    args.boundary_f1))
-                except UndefinedAlignmentError as exc:
+                except (UndefinedAlignmentError, BenchError) as exc:
                     if len(protocols) * len(alignments) == 1:
                         raise
                     entries.append(Undefined(p or recorded_choices(cached.summary)["protocol"], a, str(exc)))
