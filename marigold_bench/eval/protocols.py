@@ -130,7 +130,8 @@ MOGE = EvaluationProtocol(
         DEPTH_METRIC: ("none", "depth"),
     },
     realisations={
-        ("affine", "depth"): "argmin sum w|a p + b - g| exactly (two-point search), 64x64 subsample, w = 1/g",
+        ("affine", "depth"): "argmin sum w|a p + b - g| by MoGe's two-point anchor search (its result, also "
+                             "where ties in the data make it miss the true L1 optimum), 64x64 subsample, w = 1/g",
         ("affine", "disparity"): "least squares of p onto 1/g on all valid pixels, "
                                  "depth = 1 / max(disparity, 1 / max(g))",
         ("scale", "depth"): "argmin sum w|a p - g| exactly (weighted median), 64x64 subsample, w = 1/g",
