@@ -160,6 +160,8 @@ def test_nonpositive_predictions_under_a_disparity_fit_are_recorded(tmp_path, fo
     frame = pd.read_csv(tmp_path / "run" / "per_sample.csv")
     assert list(frame["n_nonpositive"]) == nonpositive
     assert summary["n_with_nonpositive"] == 2
+    from marigold_bench.commands.common import summary_table
+    assert "2 with non-positive predicted disparity" in summary_table(summary)  # said, not only averaged
     # the same under MoGe's disparity fit, which keeps them in its least squares
     moge = resolve_scoring(ds.protocol, "moge", output_space=DISPARITY_AFFINE, boundary_f1=0)
     record = score_sample(ds[0], disparity_with_holes(ds[0]["depth"]), moge)

@@ -223,4 +223,7 @@ def summary_table(summary: dict) -> str:
     headers = ["dataset", "n"] + [h for _, h in shown]
     table = tabulate([row], headers=headers, floatfmt=".3f", tablefmt="github")
     notes = [f"{summary[k]} {k[2:].replace('_', ' ')}" for k in ("n_failed", "n_skipped", "n_no_valid") if summary.get(k)]
+    if summary.get("n_with_nonpositive"):
+        # scored (the fit leaves them out and the protocol clips them), but worth a look
+        notes.append(f"{summary['n_with_nonpositive']} with non-positive predicted disparity")
     return table + ("\n(" + ", ".join(notes) + ": see per_sample.csv)" if notes else "")
