@@ -112,3 +112,22 @@ def test_run_fits_a_disparity_checkpoint_in_disparity_space(tiny_checkpoint, tmp
     assert summary["fit_space"] == "disparity" and summary["alignment"] == "affine"
     # the disparity fit reports how many predicted values could not be inverted
     assert "n_nonpositive" in pd.read_csv(out / "per_sample.csv").columns
+
+
+def test_ablate_fits_each_run_in_the_space_its_model_declares(tiny_checkpoint, tmp_path):
+    import shutil
+
+    from marigold_bench.cli import main
+
+    folder = tmp_path / "disparity-ckpt"
+    shutil.copytree(tiny_checkpoint, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["prediction_type"] = "disparity"
+    (folder / "model_index.json").write_text(json.dumps(index))
+    out = tmp_path / "study"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["ablate", "--study", "ensemble", "--values", "1", "--seeds", "1", "--max-samples", "1",
+                     "--model", str(folder), "--out", str(out)]) == 0
+    summaries = [json.loads(p.read_text()) for p in out.rglob("summary.json")]
+    assert summaries and all(s["fit_space"] == "disparity" for s in summaries)

@@ -105,7 +105,7 @@ def run_study(study: Study, runs: list[Run], dataset, out_dir: str, make_predict
         base_settings: the command's inference settings.
         log: where one line per run goes (``None`` for silence).
         run_options: keyword arguments of ``run_predictor`` for every run (``skip_missing``,
-            ``score_device``, ...).
+            ``score_device``, ...); ``scoring`` may be a function of the run's predictor.
 
     Returns:
         One row per run: ``key``, the run's labels, ``n``, ``n_total``, ``n_failed``,
@@ -124,7 +124,10 @@ def run_study(study: Study, runs: list[Run], dataset, out_dir: str, make_predict
                 log(f"[{i}/{len(runs)}] {run.key}: running")
             source = os.path.join(out_dir, "members", run.cache) if study.shared_members else result_dir
             predictor = make_predictor({**base_settings, **run.settings})
-            summary = run_predictor(dataset, predictor, source, progress=progress, **(run_options or {}))
+            options = dict(run_options or {})
+            if callable(options.get("scoring")):  # resolved per predictor: it declares its output space
+                options["scoring"] = options["scoring"](predictor)
+            summary = run_predictor(dataset, predictor, source, progress=progress, **options)
             _record_result(result_dir, summary, source, study, run, request)
         with open(os.path.join(result_dir, "summary.json")) as f:
             summary = json.load(f)

@@ -11,7 +11,7 @@ import os
 import re
 
 from marigold_bench.commands.common import add_inference_flags, build_predictor, default_model
-from marigold_bench.commands.run import add_dataset_flags, open_dataset, scoring_for
+from marigold_bench.commands.run import add_dataset_flags, declared_output_space, open_dataset, scoring_for
 from marigold_bench.errors import BenchError
 
 #: the command's flags that make up a run's inference settings
@@ -117,7 +117,10 @@ def run(args) -> int:
 
     frame = run_study(study, runs, dataset, out, make_predictor, base, progress=True,
                       run_options={"skip_missing": args.skip_missing, "score_device": args.score_device,
-                                   "scoring": scoring_for(args, dataset)})
+                                   # the fit follows what each run's model declares (disparity
+                                   # checkpoints in disparity), as in `run`
+                                   "scoring": lambda predictor: scoring_for(
+                                       args, dataset, declared_output_space(predictor))})
     context = (f"{dataset.protocol.name}, {len(dataset)} samples, model {os.path.basename(os.path.normpath(model))}; "
                f"study directory {out}")
     paths = write_study_report(frame, study, out, metrics, context=context)
