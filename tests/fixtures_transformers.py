@@ -14,8 +14,8 @@ and the position (PROTOCOLS.md).
 Architectures: ``dpt`` (DPT-large-like, fixed square input), ``depth_anything`` (Depth Anything
 v2 relative: DINOv2 backbone, aspect ratio kept, multiple of 14), ``depth_anything_metric`` (the
 same with ``depth_estimation_type="metric"``), ``glpn`` (sizes rounded down to a multiple of 32),
-and ``zoedepth``. ZoeDepth's processor post-processes with torchvision: the model and its
-processor build and save without it, but `ARCHS` (what parity tests run) lists ``zoedepth`` only
+``zoedepth`` and ``depth_pro`` (field of view head on, so its post-processing turns inverse depth
+into metres). Their processors need torchvision: `ARCHS` (what parity tests run) lists them only
 where torchvision is importable.
 """
 
@@ -28,7 +28,7 @@ import torch
 
 ARCHS = ("dpt", "depth_anything", "depth_anything_metric", "glpn")
 if importlib.util.find_spec("torchvision") is not None:
-    ARCHS = ARCHS + ("zoedepth",)
+    ARCHS = ARCHS + ("zoedepth", "depth_pro")
 
 #: ImageNet statistics, as in the Depth Anything and ZoeDepth processors
 _IMAGENET = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
@@ -90,6 +90,22 @@ def _build(arch: str, max_depth: float):
         model = ZoeDepthForDepthEstimation(config)
         processor = ZoeDepthImageProcessorPil(size={"height": 32, "width": 32}, keep_aspect_ratio=True,
                                               ensure_multiple_of=8)
+    elif arch == "depth_pro":
+        from transformers import DepthProConfig, DepthProForDepthEstimation, DepthProImageProcessor, Dinov2Config
+
+        # one Dinov2 shape for the image, patch and field-of-view encoders, whose image size must
+        # equal the patch size the model cuts the 64x64 input into
+        def encoder():
+            return Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, mlp_ratio=2,
+                                image_size=32, patch_size=8)
+
+        config = DepthProConfig(fusion_hidden_size=16, patch_size=32, intermediate_hook_ids=[1, 0],
+                                intermediate_feature_dims=[16, 16], scaled_images_ratios=[0.5, 1],
+                                scaled_images_overlap_ratios=[0.0, 0.25], scaled_images_feature_dims=[32, 16],
+                                use_fov_model=True, num_fov_head_layers=1, image_model_config=encoder(),
+                                patch_model_config=encoder(), fov_model_config=encoder())
+        model = DepthProForDepthEstimation(config)
+        processor = DepthProImageProcessor(size={"height": 64, "width": 64})
     else:
         raise ValueError(f"unknown tiny architecture {arch!r}; known: {', '.join(ARCHS)}")
     return model, processor
@@ -128,6 +144,16 @@ def make_tiny_depth_model(folder, arch: str = "dpt", *, seed: int = 0, max_depth
     torch.manual_seed(seed)
     model, processor = _build(arch, max_depth)
     _make_outputs_vary(model, seed)
+    if arch == "depth_pro":
+        # its last convolution is the field-of-view head's: lift the depth head's instead, so the
+        # inverse depth stays positive (0 would post-process to the 1e4 m clamp everywhere), and
+        # fix the field of view at a positive value (a random head can give a negative one,
+        # hence a negative focal length); the depth map still varies with the image
+        with torch.no_grad():
+            model.head.layers[4].bias.fill_(0.5)
+            fov = model.fov_model.head.layers[-1]
+            fov.weight.zero_()
+            fov.bias.fill_(1.0)
     model.eval()
     model.save_pretrained(folder)
     processor.save_pretrained(folder)

@@ -23,7 +23,8 @@ HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 #: what PROTOCOLS.md says each architecture predicts
 EXPECTED_SPACE = {"dpt": "disparity_affine_invariant", "depth_anything": "disparity_affine_invariant",
-                  "depth_anything_metric": "depth_metric", "glpn": "depth_metric", "zoedepth": "depth_metric"}
+                  "depth_anything_metric": "depth_metric", "glpn": "depth_metric", "zoedepth": "depth_metric",
+                  "depth_pro": "depth_metric"}
 
 
 @pytest.fixture(scope="module")
