@@ -179,11 +179,11 @@ def _moge(sample_id, pred, depth, valid, scoring) -> dict:
         record["n_nonpositive"] = int((pred[valid] <= 0).sum())
     if scoring.boundary_f1_radius:
         from marigold_bench.eval.boundary import boundary_f1
-        edges = aligned
-        if key == ("affine", "disparity"):
-            # MoGe's boundary metric reads the disparity inverted with a clamp at 1e-6, not the
-            # clamp at the smallest ground-truth disparity its rel and δ1 use
-            edges = 1.0 / np.maximum(scale * pred64 + shift, 1e-6)
+        from marigold_bench.eval.moge import moge_boundary_depth
+
+        # MoGe's boundary metric reads a disparity fit with its own clamp (see moge_boundary_depth)
+        edges = aligned if key not in _MOGE_RULES else moge_boundary_depth(
+            pred64, depth64, valid, _MOGE_RULES[key], fit=(aligned, scale, shift))
         record["boundary_f1"] = float(boundary_f1(edges, depth64, valid, radius=scoring.boundary_f1_radius))
     return record
 
