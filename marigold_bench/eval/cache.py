@@ -41,6 +41,12 @@ COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 TARGET_SHAPE, RESAMPLE = "target_shape", "resample"
 
 
+def text_attr(attrs, key: str) -> str | None:
+    """A string attribute as ``str`` (h5py hands back ``bytes`` for some writers), or None."""
+    value = attrs.get(key)
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def read_prediction(dataset: h5py.Dataset) -> np.ndarray:
     """A merged prediction from its HDF5 dataset, at ground-truth size: a compact entry is
     resized with its recorded mode to its recorded ``target_shape``, any other returned as stored."""
@@ -48,9 +54,7 @@ def read_prediction(dataset: h5py.Dataset) -> np.ndarray:
     target = dataset.attrs.get(TARGET_SHAPE)
     if target is None:
         return data
-    mode = dataset.attrs.get(RESAMPLE)
-    if isinstance(mode, bytes):
-        mode = mode.decode()
+    mode = text_attr(dataset.attrs, RESAMPLE)
     if mode not in RESIZE_MODES:
         raise CacheMismatchError(f"{dataset.file.filename}: {dataset.name} is stored with an unknown resize "
                                  f"mode {mode!r} (known: {', '.join(RESIZE_MODES)}); a newer marigold-bench wrote it")

@@ -161,15 +161,11 @@ def part_path(out_dir: str, rank: int) -> str:
     return os.path.join(out_dir, "parts", f"rank{rank}.h5")
 
 
-def _text(value):
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def fold_parts(out_dir: str, cache) -> int:
     """Copy every sample of ``parts/*.h5`` into ``cache`` (the main ``predictions.h5``) and
     delete the parts. A part that cannot be read (a rank killed mid-write) is set aside as
     ``*.damaged``: its samples are simply predicted again. Returns the number of samples folded."""
-    from marigold_bench.eval.cache import MEMBERS, RESAMPLE, TARGET_SHAPE
+    from marigold_bench.eval.cache import MEMBERS, RESAMPLE, TARGET_SHAPE, text_attr
 
     folded = 0
     for path in sorted(glob.glob(os.path.join(out_dir, "parts", "rank*.h5"))):
@@ -188,7 +184,7 @@ def fold_parts(out_dir: str, cache) -> int:
                         target = attrs.get(TARGET_SHAPE)
                         cache.put_prediction(name, part[name][()], json.loads(attrs.get("merge", "null")),
                                              None if target is None else tuple(int(v) for v in target),
-                                             _text(attrs.get(RESAMPLE)))
+                                             text_attr(attrs, RESAMPLE))
                         folded += 1
         except OSError as exc:
             warnings.warn(f"setting aside unreadable cache part {path} ({exc}); its samples will be redone")
