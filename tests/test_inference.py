@@ -260,11 +260,11 @@ def test_out_of_memory_under_auto_batch_halves_and_retries(tiny_checkpoint, rgb)
     real_denoise = predictor._denoise
     seen = []
 
-    def picky(image_latent, latent):
+    def picky(image_latent, latent, **kwargs):
         seen.append(latent.shape[0])
         if latent.shape[0] > 2:
             raise torch.cuda.OutOfMemoryError("pretend")
-        return real_denoise(image_latent, latent)
+        return real_denoise(image_latent, latent, **kwargs)
 
     predictor._denoise = picky
     again = predictor.predict([("s", rgb, list(range(5)))])[0]

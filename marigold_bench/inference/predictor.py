@@ -544,14 +544,11 @@ class MarigoldPredictor:
         vae_batch = min(unet_batch, self._vae_batch(size))
         for chunk in _chunks(units, unet_batch):
             image_latent = torch.stack([image_latents[j] for j, _, _ in chunk])
-            if self.lcm:
-                starts = [self._member_start(jobs[j][0], k, latent_hw) for j, _, k in chunk]
-                start = torch.cat([latent for latent, _ in starts]).float()
-                latent = self._denoise(image_latent, start.to(device=self.device, dtype=self.dtype),
-                                       generators=[g for _, g in starts])
-            else:
-                start = torch.cat([self.initial_latents(jobs[j][0], [k], latent_hw) for j, _, k in chunk])
-                latent = self._denoise(image_latent, start.to(device=self.device, dtype=self.dtype))
+            starts = [self._member_start(jobs[j][0], k, latent_hw) for j, _, k in chunk]
+            start = torch.cat([latent for latent, _ in starts]).float()
+            # LCM draws between-step noise, continuing each member's generator; DDIM draws none
+            latent = self._denoise(image_latent, start.to(device=self.device, dtype=self.dtype),
+                                   generators=[g for _, g in starts] if self.lcm else None)
             for first in range(0, len(chunk), vae_batch):
                 maps, finite = self._decode(latent[first:first + vae_batch])
                 maps, finite = maps.float().cpu(), finite.cpu()

@@ -40,7 +40,7 @@ import torch
 
 from ..errors import CheckpointError, InferenceSettingsError, PredictionError
 from ..output_spaces import DEPTH_METRIC, DISPARITY_AFFINE, check_output_space
-from .predictor import PRECISIONS, resolve_device
+from .predictor import PRECISIONS, check_settings, resolve_device
 
 #: Architectures (``config.model_type``) whose outputs are in metres.
 METRIC_ARCHITECTURES = ("glpn", "zoedepth", "depth_pro", "prompt_depth_anything")
@@ -102,11 +102,6 @@ def _plain(value):
     return str(value)
 
 
-def _chunks(items: Sequence, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 class TransformersDepthPredictor:
     """Runs a transformers depth-estimation checkpoint on batches of images.
 
@@ -142,12 +137,7 @@ class TransformersDepthPredictor:
                 (default: for the architectures in `RESIZE_ONLY_POSTPROCESS` whose processor's
                 post-processing is found to be exactly that resize).
         """
-        if precision not in PRECISIONS:
-            raise InferenceSettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if int(ensemble) < 1:
-            raise InferenceSettingsError(f"ensemble size must be >= 1, got {ensemble}")
-        if int(batch_size) < 0:
-            raise InferenceSettingsError(f"batch size must be >= 0 (0 = auto), got {batch_size}")
+        check_settings(ensemble=ensemble, batch_size=batch_size, precision=precision)
         self.architecture = getattr(model.config, "model_type", type(model).__name__)
         _check_vision_extra(self.architecture)
         if output_space is None:
@@ -222,9 +212,7 @@ class TransformersDepthPredictor:
         from ..model.load import check_transformers_checkpoint, resolve_checkpoint, weights_fingerprint
         from .registry import resolve_name
 
-        if precision not in PRECISIONS:
-            raise InferenceSettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        resolve_device(device)
+        check_settings(precision=precision, device=device)   # before anything is read from disk
         path, source = resolve_checkpoint(resolve_name(model))   # a registry name loads its hub id
         config = check_transformers_checkpoint(path)
         _check_vision_extra(config.get("model_type"))
