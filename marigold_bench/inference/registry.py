@@ -99,7 +99,7 @@ def resolve(name: str) -> tuple[str, ModelEntry | None]:
         CheckpointError: ``name`` is a registry name whose checkpoint is not cached; the message
         has the download command.
     """
-    from ..model.hub import download_command, hf_cache_dir
+    from ..model.hub import how_to_fetch
 
     if Path(str(name)).expanduser().exists():
         return str(name), None
@@ -107,10 +107,7 @@ def resolve(name: str) -> tuple[str, ModelEntry | None]:
     if entry is None:
         return str(name), None
     if entry.name.lower() == str(name).strip().lower() and cached_path(entry) is None:
-        raise CheckpointError(
-            f"model {name!r} is {entry.hub_id}, which is not in the local Hugging Face cache ({hf_cache_dir()}); "
-            f"this suite never downloads models. On a machine with internet run `{download_command(entry.hub_id)}` "
-            "(then copy its cache here, or set HF_HOME/HF_HUB_CACHE).")
+        raise CheckpointError(f"model {name!r} is {entry.hub_id}, {how_to_fetch(entry.hub_id)}.")
     return entry.hub_id, entry
 
 

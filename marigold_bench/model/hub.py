@@ -30,6 +30,13 @@ def download_command(repo_id: str) -> str:
     return f"huggingface-cli download {repo_id}"
 
 
+def how_to_fetch(repo_id: str) -> str:
+    """The end of every "not in the cache" message: the cache searched and how to fill it."""
+    return (f"which is not in the local Hugging Face cache ({hf_cache_dir()}); this suite never downloads "
+            f"models. On a machine with internet run `{download_command(repo_id)}` (then copy its cache here, "
+            "or set HF_HOME/HF_HUB_CACHE)")
+
+
 def cached_snapshot(repo_id: str) -> Path | None:
     """The local snapshot folder of ``repo_id`` (its ``main`` revision) in the hub cache, or
     None; never downloads."""
@@ -41,4 +48,4 @@ def cached_snapshot(repo_id: str) -> Path | None:
         return None
 
 
-__all__ = ["hf_cache_dir", "download_command", "cached_snapshot"]
+__all__ = ["hf_cache_dir", "download_command", "how_to_fetch", "cached_snapshot"]

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from .hub import cached_snapshot, download_command, hf_cache_dir
+from .hub import cached_snapshot, download_command, hf_cache_dir, how_to_fetch
 
 #: What inference needs, in the order it is checked.
 REQUIRED_COMPONENTS = ("unet", "vae", "scheduler", "text_encoder", "tokenizer")
@@ -73,11 +73,8 @@ def resolve_checkpoint(model: str | os.PathLike) -> tuple[Path, str]:
 def _from_hf_cache(repo_id: str) -> Path:
     path = cached_snapshot(repo_id)
     if path is None:
-        raise CheckpointError(
-            f"model {repo_id!r} is not a local folder and is not in the Hugging Face cache ({hf_cache_dir()}); "
-            f"this suite never downloads models. On a machine with internet run "
-            f"`{download_command(repo_id)}` (then copy its cache here, or set HF_HOME/HF_HUB_CACHE), "
-            f"or pass the downloaded folder with --model DIR.")
+        raise CheckpointError(f"model {repo_id!r} is not a local folder, {how_to_fetch(repo_id)}, or pass the "
+                              "downloaded folder with --model DIR.")
     return path
 
 
