@@ -8,7 +8,7 @@ folder per combination under ``--out``, and print the table.
 
 from __future__ import annotations
 
-from marigold_bench.errors import BenchError, UndefinedAlignmentError
+from marigold_bench.errors import BenchError
 
 
 def add_parser(subparsers) -> None:
@@ -59,7 +59,7 @@ def run(args) -> int:
                 try:
                     entries.append(resolve_for_run(cached, p, a, args.fit_space, args.output_space,
                                                    args.boundary_f1))
-                except (UndefinedAlignmentError, BenchError) as exc:
+                except BenchError as exc:  # UndefinedAlignmentError among them
                     if len(protocols) * len(alignments) == 1:
                         raise
                     entries.append(Undefined(p or recorded_choices(cached.summary)["protocol"], a, str(exc)))
