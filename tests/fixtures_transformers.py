@@ -26,9 +26,11 @@ from pathlib import Path
 
 import torch
 
-ARCHS = ("dpt", "depth_anything", "depth_anything_metric", "glpn")
-if importlib.util.find_spec("torchvision") is not None:
-    ARCHS = ARCHS + ("zoedepth", "depth_pro")
+#: every architecture the fixture builds; `ARCHS`: those whose processors work here
+ALL_ARCHS = ("dpt", "depth_anything", "depth_anything_metric", "glpn", "zoedepth", "depth_pro")
+NEEDS_TORCHVISION = ("zoedepth", "depth_pro")
+HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
+ARCHS = tuple(a for a in ALL_ARCHS if HAS_TORCHVISION or a not in NEEDS_TORCHVISION)
 
 #: ImageNet statistics, as in the Depth Anything and ZoeDepth processors
 _IMAGENET = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
@@ -160,4 +162,4 @@ def make_tiny_depth_model(folder, arch: str = "dpt", *, seed: int = 0, max_depth
     return folder
 
 
-__all__ = ["ARCHS", "make_tiny_depth_model"]
+__all__ = ["ALL_ARCHS", "ARCHS", "HAS_TORCHVISION", "make_tiny_depth_model"]

@@ -108,6 +108,15 @@ def test_affine_is_todays_least_squares():
         ref = A.align_least_squares(p, g, valid, space=space, max_resolution=20)
         np.testing.assert_array_equal(ours[0], ref[0])
         assert ours[1:] == ref[1:]
+    # and, at full resolution, against numpy's least squares on [p, 1] (disparity: onto 1/g,
+    # the fitted disparity clipped at 1e-3 and inverted)
+    for space, target in (("depth", g), ("disparity", 1.0 / g)):
+        design = np.stack([p[valid], np.ones(int(valid.sum()))], axis=1)
+        (s, t), *_ = np.linalg.lstsq(design, target[valid], rcond=None)
+        aligned, scale, shift = A.align(p, g, valid, "affine", space=space)
+        assert scale == pytest.approx(s, rel=1e-9) and shift == pytest.approx(t, rel=1e-9, abs=1e-12)
+        expected = s * p + t if space == "depth" else 1.0 / np.maximum(s * p + t, 1e-3)
+        np.testing.assert_allclose(aligned, expected, rtol=1e-9)
 
 
 def test_bad_alignment_space_or_mode_lists_the_accepted_values():

@@ -326,6 +326,8 @@ def test_a_transformers_model_is_cached_at_its_own_resolution(tmp_path):
     with h5py.File(os.path.join(out, "predictions.h5")) as f:
         stored = f["frame_0"]
         assert stored.shape != (150, 230) and stored.attrs["resample"] == "bicubic"
+        # the model's own resolution: the fixture's processor gives 32x32, DPT's head doubles it
+        assert stored.shape == (64, 64) and list(stored.attrs["target_shape"]) == [150, 230]
     ours, full = _records(out), _full_resolution_scores(dataset, predictor, out)
     for sid in dataset.ids:
         for key in METRICS:

@@ -204,6 +204,12 @@ def test_bundled_tiny_transformers_and_baseline_in_one_table(tmp_path, capsys):
     assert [r.split(" | ")[0] for r in rows] == ["| tiny, 1 step, N=1", "| tiny-dpt, N=1", "| baseline:ramp, N=1"]
     assert rows[1].split(" | ")[1:3] == ["affine-inv. disparity", "affine in disparity"]
     assert all(r.endswith(" | 2 |") for r in rows)
+    # every number in a row is its own cell's: the mean of that run's per-sample rows, x100
+    record = json.loads((out / "leaderboard.json").read_text())
+    for row, cell in zip(rows, record["cells"]):
+        frame = pd.read_csv(f"{cell['run_dir']}/per_sample.csv")
+        shown = [float(v.strip("* ")) for v in row.split(" | ")[3:5]]
+        assert shown == [round(100 * frame["abs_rel"].mean(), 1), round(100 * frame["delta1"].mean(), 1)]
 
 
 def test_run_flags_reach_every_run_and_their_rows(tmp_path, capsys):

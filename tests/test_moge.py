@@ -96,6 +96,21 @@ def test_affine_l1_search_equals_trying_every_anchor(seed):
     fast = M.affine_l1_two_point(p, g, 1 / g)
     slow = M._affine_l1_all_anchors(p, g, 1 / g)
     assert fast == pytest.approx(slow, rel=1e-12, abs=1e-12)
+    # and a third method written here: the weighted L1 loss of every line through two samples.
+    # Its minimum is the true optimum (an L1 optimum passes through two samples); MoGe's search
+    # reaches it when predictions do not tie, and never goes below it
+    w = 1 / g
+    i, j = np.triu_indices(n, 1)
+    keep = p[i] != p[j]
+    i, j = i[keep], j[keep]
+    a = (g[j] - g[i]) / (p[j] - p[i])
+    b = g[i] - a * p[i]
+    best = min(float((w * np.abs(a[k:k + 2000, None] * p + b[k:k + 2000, None] - g)).sum(1).min())
+               for k in range(0, len(a), 2000))
+    loss = float((w * np.abs(fast[0] * p + fast[1] - g)).sum())
+    assert loss >= best * (1 - 1e-9)
+    if len(np.unique(p)) == n:
+        assert loss == pytest.approx(best, rel=1e-9)
 
 
 @pytest.mark.parametrize("n_on,n_off", [(60, 40), (40, 60), (35, 5)])

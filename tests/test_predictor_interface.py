@@ -110,8 +110,17 @@ def test_run_fits_a_disparity_checkpoint_in_disparity_space(tiny_checkpoint, tmp
     summary = json.loads((out / "summary.json").read_text())
     assert summary["output_space"] == "disparity_affine_invariant"
     assert summary["fit_space"] == "disparity" and summary["alignment"] == "affine"
-    # the disparity fit reports how many predicted values could not be inverted
-    assert "n_nonpositive" in pd.read_csv(out / "per_sample.csv").columns
+    # the disparity fit reports how many predicted values could not be inverted: count them here
+    # from the cached predictions and the ground truth's valid masks
+    from marigold_bench.data import load_dataset
+    from marigold_bench.eval.cache import PredictionCache
+
+    frame = pd.read_csv(out / "per_sample.csv").set_index("id")
+    dataset = load_dataset("synthetic").subset(2)
+    with PredictionCache(out / "predictions.h5") as cache:
+        for item in dataset:
+            expected = int((cache.prediction(item["id"]) <= 0)[item["valid"]].sum())
+            assert frame.loc[item["id"], "n_nonpositive"] == expected
 
 
 def test_ablate_fits_each_run_in_the_space_its_model_declares(tiny_checkpoint, tmp_path):

@@ -222,6 +222,8 @@ def test_diode_is_reported_as_indoor_outdoor_and_all(tmp_path):
         assert subsets[name]["metrics"]["abs_rel"] == pytest.approx(frame.loc[sid, "abs_rel"], rel=1e-6)
     assert subsets["indoor"]["metrics"]["abs_rel"] < subsets["outdoor"]["metrics"]["abs_rel"]
     assert subsets["all"]["metrics"] == summary["metrics"]
+    assert subsets["all"]["metrics"]["abs_rel"] == pytest.approx(frame["abs_rel"].mean(), rel=1e-6)
+    assert subsets["all"]["n"] == len(frame)
 
 
 def _torch_devices():
