@@ -184,10 +184,16 @@ def test_bad_run_options_are_clear_and_write_nothing(tmp_path, capsys):
 
 
 class _SlowToDecode(SyntheticDataset):
-    """Synthetic samples that take 0.15 s each to "decode", as files on a slow disk would."""
+    """Synthetic samples that take 0.15 s each to "decode", as files on a slow disk would; with
+    ``log`` set, each decode appends the id of the process that did it there."""
+
+    log = None
 
     def load(self, index):
         time.sleep(0.15)
+        if self.log:
+            with open(self.log, "a") as f:
+                f.write(f"{os.getpid()}\n")
         return super().load(index)
 
 
@@ -200,14 +206,17 @@ class _SlowPredictor(_CountingPredictor):
 def test_worker_processes_give_the_same_records(tmp_path):
     ds = _SlowToDecode("test:6")
     inline = run_predictor(ds, _SlowPredictor(), str(tmp_path / "a"), progress=False, images_per_batch=1)
+    ds.log = str(tmp_path / "decoders.txt")
     pooled = run_predictor(ds, _SlowPredictor(), str(tmp_path / "b"), progress=False, workers=2,
                            images_per_batch=1)
     assert pooled["metrics"] == inline["metrics"]
     assert (tmp_path / "a" / "per_sample.csv").read_text() == (tmp_path / "b" / "per_sample.csv").read_text()
-    # load_s is the time the run waited for samples: all six decodes inline (>= 6 x 0.15 s), and
-    # with workers decoding while the predictor works, clearly less
+    # load_s is the time the run waited for samples: inline it holds all six decodes (>= 6 x 0.15 s
+    # of sleep, a floor, not a speed); with workers every decode ran in another process (how much
+    # time that saves is the evaluation benchmark's to say, not a test's)
     assert inline["timing"]["load_s"] >= 6 * 0.15
-    assert pooled["timing"]["load_s"] < 0.7 * inline["timing"]["load_s"], (pooled["timing"], inline["timing"])
+    decoders = (tmp_path / "decoders.txt").read_text().split()
+    assert len(decoders) == 6 and str(os.getpid()) not in decoders
 
 
 def test_missing_sample_is_reported_from_worker_processes_too(tmp_path):
