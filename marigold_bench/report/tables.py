@@ -39,7 +39,7 @@ import pandas as pd
 from marigold_bench.data import DATASETS
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.metrics import HIGHER_IS_BETTER, METRIC_KEYS
-from marigold_bench.report.rundir import RunDir, differences, result_settings, sample_set
+from marigold_bench.report.rundir import RunDir, differences, recorded_choices, result_settings, sample_set
 
 #: fractions that papers print ×100
 PERCENT_METRICS = frozenset({"abs_rel", "delta1", "delta2", "delta3"})
@@ -65,9 +65,7 @@ LABEL_ORDER = ("model", "steps", "ensemble", "timestep_spacing", "noise", "seed"
 #: settings with a column of their own, so never part of a label
 OWN_COLUMN_SETTINGS = ("output_space",)
 
-#: what a run recorded before 0.3 was scored as: Marigold's affine least-squares fit of depth
-DEFAULT_OUTPUT_SPACE = "depth_affine_invariant"
-DEFAULT_ALIGNMENT = "affine"
+#: the protocol an alignment cell does not name (every run before 0.3 was scored by it)
 DEFAULT_PROTOCOL = "marigold"
 
 #: protocol entries that are a row's scoring choice, not its sample set: runs of one dataset
@@ -150,26 +148,12 @@ class Failure:
 # --- grouping runs into rows --------------------------------------------------------------
 
 def scoring_of(summary: dict) -> dict:
-    """How a run was scored: ``output_space``, ``alignment``, ``fit_space`` and ``protocol``.
-
-    Read from ``summary["scoring"]`` (what `marigold_bench.eval.protocols.Scoring` records from
-    0.3 on), else the top level, ``protocol`` and ``settings``; a 0.2 run records none of them
-    and was scored as Marigold scores: ``depth_affine_invariant``, an affine fit in the
-    benchmark protocol's fit space.
-    """
-    places = [p for p in (summary.get("scoring"), summary, summary.get("protocol"), summary.get("settings"))
-              if isinstance(p, dict)]
-
-    def first(key, default):
-        for place in places:
-            value = place.get(key)
-            if isinstance(value, str):
-                return value
-        return default
-
-    return {"output_space": first("output_space", DEFAULT_OUTPUT_SPACE),
-            "alignment": first("alignment", DEFAULT_ALIGNMENT),
-            "fit_space": first("fit_space", "depth"), "protocol": first("protocol", DEFAULT_PROTOCOL)}
+    """How a run was scored: ``output_space``, ``alignment``, ``fit_space`` and ``protocol``
+    (`marigold_bench.report.rundir.recorded_choices`; a 0.2 run records none of them and was
+    scored as Marigold scores: ``depth_affine_invariant``, an affine fit in the benchmark
+    protocol's fit space)."""
+    choices = recorded_choices(summary)
+    return {k: choices[k] for k in ("output_space", "alignment", "fit_space", "protocol")}
 
 
 def alignment_text(scoring: dict) -> str:
