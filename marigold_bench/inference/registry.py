@@ -99,7 +99,7 @@ def resolve(name: str) -> tuple[str, ModelEntry | None]:
         CheckpointError: ``name`` is a registry name whose checkpoint is not cached; the message
         has the download command.
     """
-    from ..model.hub import how_to_fetch
+    from ..model.hub import hf_cache_dir, how_to_fetch
 
     if Path(str(name)).expanduser().exists():
         return str(name), None
@@ -107,7 +107,8 @@ def resolve(name: str) -> tuple[str, ModelEntry | None]:
     if entry is None:
         return str(name), None
     if entry.name.lower() == str(name).strip().lower() and cached_path(entry) is None:
-        raise CheckpointError(f"model {name!r} is {entry.hub_id}, {how_to_fetch(entry.hub_id)}.")
+        raise CheckpointError(f"model {name!r} is {entry.hub_id}, which is not in the local Hugging Face cache "
+                              f"({hf_cache_dir()}); {how_to_fetch(entry.hub_id)}.")
     return entry.hub_id, entry
 
 

@@ -31,10 +31,9 @@ def download_command(repo_id: str) -> str:
 
 
 def how_to_fetch(repo_id: str) -> str:
-    """The end of every "not in the cache" message: the cache searched and how to fill it."""
-    return (f"which is not in the local Hugging Face cache ({hf_cache_dir()}); this suite never downloads "
-            f"models. On a machine with internet run `{download_command(repo_id)}` (then copy its cache here, "
-            "or set HF_HOME/HF_HUB_CACHE)")
+    """The end of every "not in the cache" message: how to fill the cache."""
+    return (f"this suite never downloads models. On a machine with internet run `{download_command(repo_id)}` "
+            "(then copy its cache here, or set HF_HOME/HF_HUB_CACHE)")
 
 
 def cached_snapshot(repo_id: str) -> Path | None:

@@ -73,8 +73,9 @@ def resolve_checkpoint(model: str | os.PathLike) -> tuple[Path, str]:
 def _from_hf_cache(repo_id: str) -> Path:
     path = cached_snapshot(repo_id)
     if path is None:
-        raise CheckpointError(f"model {repo_id!r} is not a local folder but a hub id, {how_to_fetch(repo_id)}, or pass the "
-                              "downloaded folder with --model DIR.")
+        raise CheckpointError(f"model {repo_id!r} is not a local folder and is not in the Hugging Face cache "
+                              f"({hf_cache_dir()}); {how_to_fetch(repo_id)}, or pass the downloaded folder with "
+                              "--model DIR.")
     return path
 
 
