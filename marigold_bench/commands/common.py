@@ -191,10 +191,9 @@ def default_padding(args) -> str | None:
     dataset = getattr(args, "dataset", None)
     if not dataset or getattr(args, "protocol", "marigold") != "marigold":
         return None
-    from marigold_bench.data.protocol import PROTOCOLS
+    from marigold_bench.data.registry import DATASETS, get_benchmark
 
-    protocol = PROTOCOLS.get(dataset)
-    return protocol.padding if protocol is not None else None
+    return get_benchmark(dataset).padding if dataset in DATASETS else None
 
 
 def default_run_dir(dataset: str, settings: dict) -> str:

@@ -11,29 +11,40 @@ sample. Exit 0 when all is well, 1 otherwise (a sample count other than the offi
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from marigold_bench.data import LOADERS
 from marigold_bench.data.checksum import check_recorded_sha256
 from marigold_bench.data.download import download_archive, download_splits
-from marigold_bench.data.protocol import get_protocol
-from marigold_bench.data.source import LAYOUTS
+from marigold_bench.data.registry import BenchmarkNames
+from marigold_bench.data.registry import get_benchmark as get_spec
+from marigold_bench.data.split_dataset import Benchmark
 from marigold_bench.data.splits import splits_cache_dir
 from marigold_bench.errors import BenchError, DataRootError, SampleError
 
-BENCHMARKS = tuple(LAYOUTS)  # the downloadable ones; synthetic needs no data
+
+def _has_files(spec) -> bool:
+    return isinstance(spec.loader, Benchmark)
+
+
+def _has_archive(spec) -> bool:
+    return spec.archive is not None
+
+
+#: the benchmarks read from split files (synthetic needs no data), and those with an archive
+VERIFIABLE = BenchmarkNames(where=_has_files)
+BENCHMARKS = BenchmarkNames(where=_has_archive)
 SHOW = 20  # problems listed one by one before the rest are only counted
 
 
-def get_benchmark(name: str):
-    get_protocol(name)  # unknown names fail with the list of known ones
-    if name not in LAYOUTS:
-        raise ValueError(f"{name!r} has no data to verify; choose one of {', '.join(LAYOUTS)}")
-    return importlib.import_module(LOADERS[name].split(":")[0]).BENCHMARK
+def get_benchmark(name: str) -> Benchmark:
+    """The split-file reader of benchmark ``name`` (an unknown name lists the known ones)."""
+    spec = get_spec(name)
+    if not _has_files(spec):
+        raise ValueError(f"{name!r} has no data to verify; choose one of {', '.join(VERIFIABLE)}")
+    return spec.loader
 
 
 @dataclass
@@ -76,7 +87,7 @@ class VerifyReport:
 
 def verify_root(name: str, root=None, split=None, quick: bool = False) -> VerifyReport:
     """Check a data root against a split file; see the module docstring."""
-    benchmark, protocol = get_benchmark(name), get_protocol(name)
+    benchmark, protocol = get_benchmark(name), get_spec(name)
     report = VerifyReport(name)
     try:
         dataset = benchmark.open(root, split, protocol)
@@ -117,7 +128,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check a data root against a split file",
                             description="Check that every sample of a split is present and "
                                         "decodes; exit 0 when all is well, 1 otherwise.")
-    verify.add_argument("--dataset", required=True, choices=BENCHMARKS)
+    verify.add_argument("--dataset", required=True, choices=VERIFIABLE)
     verify.add_argument("--data-root", help="base data folder, benchmark folder or .tar "
                                             "(default: $MARIGOLD_DATA)")
     verify.add_argument("--split", help="split name or split file (default: the test split)")
@@ -128,7 +139,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Download a benchmark's official archive to <data-root>/<folder>/<archive> "
                     "(resuming a partial download), and/or the official split files into the "
                     "user cache.")
-    download.add_argument("--dataset", choices=BENCHMARKS + ("all",))
+    download.add_argument("--dataset", choices=BenchmarkNames(where=_has_archive, extra=("all",)))
     download.add_argument("--data-root", help="base data folder (default: $MARIGOLD_DATA)")
     download.add_argument("--splits", action="store_true",
                           help="download the official split files (sha256-checked)")

@@ -1,8 +1,11 @@
 """The dataset interface every benchmark loader implements.
 
-An item is a dict with ``id`` (str), ``rgb`` (uint8 HxWx3), ``depth`` (float32 metres HxW) and
-``valid`` (bool HxW: exactly the pixels the metrics use). Datasets are sized and indexable and
-know their :class:`~marigold_bench.data.protocol.Protocol` and where their samples came from.
+An item is a dict with ``id`` (str), ``rgb`` (uint8 HxWx3), ``depth`` (float32 metres HxW),
+``valid`` (bool HxW: the pixels the benchmark's own protocol scores: validity, range and its
+default crop) and ``mask`` (bool HxW: validity and range without any crop, so that a protocol can
+apply another of the benchmark's crops at scoring time). Datasets are sized and indexable and
+know their :class:`~marigold_bench.data.spec.BenchmarkSpec` (as ``protocol``) and where their
+samples came from.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from marigold_bench.data.protocol import Protocol
+from marigold_bench.data.spec import BenchmarkSpec
 
 
 class DepthDataset(Sequence):
     """Sized, indexable collection of RGB-D evaluation samples."""
 
-    protocol: Protocol
+    protocol: BenchmarkSpec
     ids: list[str]
 
     def __len__(self) -> int:
@@ -55,12 +58,23 @@ class _Subset(DepthDataset):
         return {**self.parent.describe(), "max_samples": len(self.ids)}
 
 
-def make_item(sample_id: str, rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray) -> dict:
-    """Validate and package one item in the contract's dtypes."""
+def masks(depth: np.ndarray, spec: BenchmarkSpec, base: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(valid, mask)`` of a depth map: ``mask`` is the benchmark's own validity (``base``), finite
+    depth and (when the spec says so) its range; ``valid`` is ``mask`` inside the default crop."""
+    mask = np.isfinite(depth) if base is None else base.astype(bool) & np.isfinite(depth)
+    if spec.range_in_valid:
+        mask &= (depth > spec.min_depth) & (depth < spec.max_depth)
+    return mask & spec.crop_mask(None, depth.shape), mask
+
+
+def make_item(sample_id: str, rgb: np.ndarray, depth: np.ndarray, valid: np.ndarray,
+              mask: np.ndarray | None = None) -> dict:
+    """Validate and package one item in the contract's dtypes (``mask`` defaults to ``valid``)."""
+    mask = valid if mask is None else mask
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"{sample_id}: rgb must be uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
-    if depth.shape != rgb.shape[:2] or valid.shape != depth.shape:
-        raise ValueError(f"{sample_id}: rgb {rgb.shape[:2]}, depth {depth.shape} and valid "
-                         f"{valid.shape} must have the same size")
+    if depth.shape != rgb.shape[:2] or valid.shape != depth.shape or mask.shape != depth.shape:
+        raise ValueError(f"{sample_id}: rgb {rgb.shape[:2]}, depth {depth.shape}, valid "
+                         f"{valid.shape} and mask {mask.shape} must have the same size")
     return {"id": sample_id, "rgb": rgb, "depth": depth.astype(np.float32, copy=False),
-            "valid": valid.astype(bool, copy=False)}
+            "valid": valid.astype(bool, copy=False), "mask": mask.astype(bool, copy=False)}

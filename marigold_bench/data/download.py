@@ -19,8 +19,9 @@ from urllib.request import Request, urlopen
 from tqdm import tqdm
 
 from marigold_bench.data.checksum import check_recorded_sha256, record_sha256, sha256_file
+from marigold_bench.data.registry import get_benchmark, official_split_files
 from marigold_bench.data.source import archive_relpath
-from marigold_bench.data.splits import load_manifest, splits_cache_dir
+from marigold_bench.data.splits import splits_cache_dir
 from marigold_bench.errors import BenchError, DownloadError
 
 DATA_URL = "https://share.phys.ethz.ch/~pf/bingkedata/marigold/evaluation_dataset/"
@@ -34,13 +35,13 @@ def _with_slash(url: str) -> str:
 
 def archive_url(name: str) -> str:
     """Where benchmark ``name``'s archive lives (``$MARIGOLD_DATA_URL`` overrides the host)."""
-    return _with_slash(os.environ.get("MARIGOLD_DATA_URL") or DATA_URL) + archive_relpath(name)
+    return _with_slash(os.environ.get("MARIGOLD_DATA_URL") or DATA_URL) + archive_relpath(get_benchmark(name))
 
 
 def split_url(relpath: str) -> str:
     """Upstream URL of an official split file (``$MARIGOLD_SPLITS_URL`` overrides the base)."""
-    base = os.environ.get("MARIGOLD_SPLITS_URL")
-    return _with_slash(base) + relpath if base else load_manifest()["files"][relpath]["url"]
+    base = os.environ.get("MARIGOLD_SPLITS_URL") or official_split_files()[relpath][0].splits_url
+    return _with_slash(base) + relpath
 
 
 def download_file(url: str, dest, sha256: str | None = None, quiet: bool = False) -> Path:
@@ -110,7 +111,10 @@ def download_archive(name: str, data_root, sha256: str | None = None, force: boo
     data_root = data_root or os.environ.get("MARIGOLD_DATA")
     if not data_root:
         raise BenchError("no data root given: pass --data-root DIR or set $MARIGOLD_DATA")
-    dest = Path(data_root).expanduser() / archive_relpath(name)
+    spec = get_benchmark(name)
+    if not spec.archive:
+        raise BenchError(f"{name} has no archive to download")
+    dest = Path(data_root).expanduser() / archive_relpath(spec)
     if dest.exists() and not force:
         # already here: the sha256 recorded at download must still hold (in full: this command
         # is where a user expects the archive to be checked), and so must a given one
@@ -130,11 +134,13 @@ def download_splits(dest=None, force: bool = False, quiet: bool = False) -> list
     """Fetch every official split file into ``dest`` (the user cache), each sha256-checked."""
     dest = Path(dest) if dest else splits_cache_dir()
     paths = []
-    for relpath, entry in load_manifest()["files"].items():
+    for relpath, (spec, facts) in official_split_files().items():
+        if not spec.splits_url and not os.environ.get("MARIGOLD_SPLITS_URL"):
+            continue  # a plugin's list that is not hosted anywhere
         target = dest / relpath
-        if force or not target.is_file() or sha256_file(target) != entry["sha256"]:
+        if force or not target.is_file() or sha256_file(target) != facts.sha256:
             target.unlink(missing_ok=True)
-            download_file(split_url(relpath), target, entry["sha256"], quiet=True)
+            download_file(split_url(relpath), target, facts.sha256, quiet=True)
         paths.append(target)
         if not quiet:
             print(f"ok  {target}", file=sys.stderr)

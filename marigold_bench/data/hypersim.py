@@ -14,22 +14,36 @@ from __future__ import annotations
 
 import numpy as np
 
-from marigold_bench.data.protocol import Protocol
+from marigold_bench.data.spec import BenchmarkSpec, SplitFileFacts
 from marigold_bench.data.split_dataset import Benchmark, SplitDataset, read_png16, read_rgb
-from marigold_bench.data.splits import resolve_split
+from marigold_bench.data.splits import MARIGOLD_SPLITS_URL, resolve_split
 from marigold_bench.data.training_source import find_training_source
 
 #: Focal length in pixels of the Hypersim renders (1024x768).
 FOCAL = 886.81
 SIZE = (480, 640)
 
-PROTOCOL = Protocol(
-    "hypersim", 1e-5, 65.0,
+#: a training set, not a benchmark (the registry lists it under TRAINING for its split files)
+PROTOCOL = BenchmarkSpec(
+    name="hypersim", title="Hypersim", min_depth=1e-5, max_depth=65.0,
     default_split="hypersim_depth/filename_list_train_filtered.txt",
     splits={"train": "hypersim_depth/filename_list_train_filtered.txt",
             "val": "hypersim_depth/filename_list_val_filtered.txt",
             "val_small_80": "hypersim_depth/filename_list_val_filtered_small_80.txt",
             "test": "hypersim_depth/filename_list_test_filtered.txt"},
+    split_files={
+        "hypersim_depth/filename_list_train_filtered.txt": SplitFileFacts(
+            "fc3996c785a84a2eaeff121b6bac02b2366dc3ec352da50d659b8858e101f833", 53885),
+        "hypersim_depth/filename_list_val_filtered.txt": SplitFileFacts(
+            "9e9b827ec50a964c6a4e60c533f091297804c9578fc1fab065504c0540103079", 7370),
+        "hypersim_depth/filename_list_val_filtered_small_80.txt": SplitFileFacts(
+            "324d03825f49547c348eeff5aba1a6d5e5ea781cde4d31772f30a334ed86f6dc", 80),
+        "hypersim_depth/filename_list_test_filtered.txt": SplitFileFacts(
+            "7fb3e6c70bdb81c8176d91463dfde9ef9fd8a7e417969745ab1f38f80f56f3c3", 7682),
+        "hypersim_depth/selected_vis_sample.txt": SplitFileFacts(
+            "1f64e5248d97ab1f0c44ab060a453fca819a25fea43c77f2b516bde381fa71ba", 3),
+    },
+    splits_url=MARIGOLD_SPLITS_URL,
 )
 
 
@@ -104,7 +118,7 @@ _EXPECTED = ("the preprocessed Hypersim folder of that split (e.g. <root>/train/
              "<root>/<split>, <root>/processed/<split> or <root>/hypersim/processed/<split>")
 
 
-def load(root=None, split=None, protocol: Protocol | None = None) -> SplitDataset:
+def load(root=None, split=None, protocol: BenchmarkSpec | None = None) -> SplitDataset:
     """Open a Hypersim split (default: the filtered train list) from the preprocessed layout.
 
     ``split`` is a name of :data:`PROTOCOL`'s splits (``train``, ``val``, ``val_small_80``,

@@ -8,7 +8,10 @@ protocol's Eigen (or Garg) mask is applied on the cropped frame.
 
 from __future__ import annotations
 
+from marigold_bench.data import crops
+from marigold_bench.data.spec import BenchmarkSpec, SplitFileFacts
 from marigold_bench.data.split_dataset import Benchmark, read_png16, read_rgb
+from marigold_bench.data.splits import MARIGOLD_SPLITS_URL
 from marigold_bench.errors import SampleError
 
 CROP_H, CROP_W = 352, 1216
@@ -42,5 +45,25 @@ def decode(source, record):
 BENCHMARK = Benchmark("kitti", file_columns=(0, 1), decode=decode, keep=has_ground_truth)
 
 
-def load(root, split, protocol):
-    return BENCHMARK.open(root, split, protocol)
+SPEC = BenchmarkSpec(
+    name="kitti", title="KITTI",
+    # the 800 validation frames drawn from the Eigen train split come in their own archive
+    folder="kitti", archive="kitti_eigen_split_test.tar", extra_archives=("kitti_sampled_val_800.tar",),
+    min_depth=1e-5, max_depth=80.0,
+    crops={"eigen": crops.KITTI_EIGEN, "garg": crops.KITTI_GARG}, default_crop="eigen",
+    # the official list has 697 lines, 45 of them without ground truth
+    default_split="kitti_depth/eigen_test_files_with_gt.txt", expected_count=652,
+    splits={"test": "kitti_depth/eigen_test_files_with_gt.txt",
+            "val_800": "kitti_depth/eigen_val_from_train_800.txt",
+            "val_100": "kitti_depth/eigen_val_from_train_sub_100.txt"},
+    split_files={
+        "kitti_depth/eigen_test_files_with_gt.txt": SplitFileFacts(
+            "8d0499af9ab4c0d1cd7944d572b0e0e4412feab1e73f4003038426fde699b53a", 697),
+        "kitti_depth/eigen_val_from_train_800.txt": SplitFileFacts(
+            "ae2d3517206cecd69067ab0133648c76cb529c2b4ab53b0c4094d7c69622336b", 800),
+        "kitti_depth/eigen_val_from_train_sub_100.txt": SplitFileFacts(
+            "179086297702120f6a1e5f8d430b4f72a3f0fece0d37e8af372a8d4c02743d1d", 100),
+    },
+    splits_url=MARIGOLD_SPLITS_URL,
+    loader=BENCHMARK,
+)

@@ -15,25 +15,12 @@ from pathlib import Path
 from marigold_bench.data.checksum import check_recorded_sha256
 from marigold_bench.errors import ArchiveChecksumError, DataRootError, SampleError
 
-#: benchmark -> (folder under the base data root, official archive inside that folder)
-LAYOUTS = {
-    "nyu": ("nyuv2", "nyu_labeled_extracted.tar"),
-    "kitti": ("kitti", "kitti_eigen_split_test.tar"),
-    "eth3d": ("eth3d", "eth3d.tar"),
-    "scannet": ("scannet", "scannet_val_sampled_800_1.tar"),
-    "diode": ("diode", "diode_val.tar"),
-}
-#: further official archives in a benchmark's folder, for its other splits (KITTI: the 800
-#: validation frames drawn from the Eigen train split, ``eigen_val_from_train_800.txt``)
-EXTRA_ARCHIVES = {"kitti": ("kitti_sampled_val_800.tar",)}
-TITLES = {"nyu": "NYUv2", "kitti": "KITTI", "eth3d": "ETH3D", "scannet": "ScanNet",
-          "diode": "DIODE"}
 
 
-def archive_relpath(name: str) -> str:
-    """The archive's path relative to a base data root, e.g. ``nyuv2/nyu_labeled_extracted.tar``."""
-    folder, archive = LAYOUTS[name]
-    return f"{folder}/{archive}"
+def archive_relpath(spec) -> str:
+    """The official archive's path relative to a base data root, e.g.
+    ``nyuv2/nyu_labeled_extracted.tar`` (``spec``: a :class:`~marigold_bench.data.spec.BenchmarkSpec`)."""
+    return f"{spec.folder}/{spec.archive}"
 
 
 class Source:
@@ -124,23 +111,23 @@ def _tar_index(path: str, size: int, mtime_ns: int) -> dict:
         raise DataRootError(f"{path} (not a readable uncompressed tar archive: {err})") from None
 
 
-def open_source(name: str, root, probe: list[str], split_path=None) -> Source:
-    """Find benchmark ``name``'s files under ``root`` (or ``$MARIGOLD_DATA``).
+def open_source(spec, root, probe: list[str], split_path=None) -> Source:
+    """Find the files of the benchmark ``spec`` describes under ``root`` (or ``$MARIGOLD_DATA``).
 
     ``probe`` lists the files of the split's first sample; a candidate location is accepted when
-    it holds all of them. Candidates, in order: the base-root layout (``<root>/nyuv2/`` extracted,
-    then ``<root>/nyuv2/<archive>`` and the benchmark's :data:`EXTRA_ARCHIVES`), the benchmark's
-    own folder (extracted, then holding the archives), or the archive itself.
+    it holds all of them. Candidates, in order: the base-root layout (``<root>/<spec.folder>/``
+    extracted, then ``<root>/<spec.folder>/<spec.archive>`` and its ``extra_archives``), the
+    benchmark's own folder (extracted, then holding the archives), or the archive itself.
     """
     given = root if root is not None else os.environ.get("MARIGOLD_DATA") or None
     if given is None:
-        raise DataRootError(_layout_message(name, probe, split_path,
+        raise DataRootError(_layout_message(spec, probe, split_path,
                                             "no data root given (--data-root or $MARIGOLD_DATA)"))
     root = Path(given).expanduser()
     if not root.exists():
-        raise DataRootError(_layout_message(name, probe, split_path, f"{root} does not exist"))
-    folder, archive = LAYOUTS[name]
-    archives = (archive, *EXTRA_ARCHIVES.get(name, ()))
+        raise DataRootError(_layout_message(spec, probe, split_path, f"{root} does not exist"))
+    folder = spec.folder or spec.name
+    archives = tuple(a for a in (spec.archive, *spec.extra_archives) if a)
     if root.is_file():
         candidates = [root]
     else:
@@ -164,16 +151,19 @@ def open_source(name: str, root, probe: list[str], split_path=None) -> Source:
         tried.append(str(cand))
     reason = (f"{probe[0]} is in none of: " + ", ".join(tried)
               if tried else f"nothing usable in {root}")
-    raise DataRootError(_layout_message(name, probe, split_path, reason))
+    raise DataRootError(_layout_message(spec, probe, split_path, reason))
 
 
-def _layout_message(name: str, probe: list[str], split_path, reason: str) -> str:
-    folder, archive = LAYOUTS[name]
+def _layout_message(spec, probe: list[str], split_path, reason: str) -> str:
+    folder = spec.folder or spec.name
     first = f"the first sample of {split_path}" if split_path else "the first sample of the split"
+    held = f"{folder}/{spec.archive} (the official archive) or an extracted {folder}/" if spec.archive \
+        else f"an extracted {folder}/"
+    own = "the benchmark's own folder, or the .tar itself" if spec.archive else "or the benchmark's own folder"
+    download = (f"\nDownload it with: marigold-bench data download --dataset {spec.name} --data-root DIR"
+                if spec.archive else "")
     return (
-        f"{TITLES[name]} data not found: {reason}.\n"
+        f"{spec.title} data not found: {reason}.\n"
         f"Expected layout: --data-root (or $MARIGOLD_DATA) is a base folder holding "
-        f"{folder}/{archive} (the official archive) or an extracted {folder}/ "
-        f"(e.g. {folder}/{probe[0]}, {first}), the benchmark's own folder, or the .tar itself.\n"
-        f"Download it with: marigold-bench data download --dataset {name} --data-root DIR"
+        f"{held} (e.g. {folder}/{probe[0]}, {first}), {own}.{download}"
     )

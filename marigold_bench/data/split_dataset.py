@@ -1,9 +1,9 @@
-"""The one dataset class behind all five benchmarks: a split file drives it, a module decodes.
+"""The one dataset class behind every split-file benchmark: a split file drives it, a module decodes.
 
 Each benchmark module states a :class:`Benchmark` (which split columns name files, which lines to
-keep, how to decode one record) and this module does the rest: resolve the split and the data
-root, name samples, apply the protocol's validity, range and crop, and report where it all came
-from. Decoding helpers turn any read or decode failure into a :class:`SampleError` that names
+keep, how to decode one record) beside its spec, and this module does the rest: resolve the split
+and the data root, name samples, apply the spec's validity, range and default crop, and report
+where it all came from. Decoding helpers turn any read or decode failure into a :class:`SampleError` that names
 the file, so a bad sample never surfaces as a bare library traceback.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from marigold_bench.data.base import DepthDataset, make_item
-from marigold_bench.data.protocol import Protocol, valid_mask
+from marigold_bench.data.base import DepthDataset, make_item, masks
 from marigold_bench.data.source import Source, open_source
-from marigold_bench.data.splits import SplitFile, load_manifest, resolve_split
+from marigold_bench.data.spec import BenchmarkSpec
+from marigold_bench.data.splits import SplitFile, resolve_split
 from marigold_bench.errors import SampleError, SplitNotFoundError
 
 Record = tuple[str, ...]
@@ -38,7 +38,7 @@ class SplitCountWarning(UserWarning):
     """A split yields another number of samples than its official list; scores are not comparable."""
 
 
-def official_relpath(protocol: Protocol, split) -> str | None:
+def official_relpath(protocol: BenchmarkSpec, split) -> str | None:
     """The official list a split request names (None for a user's own file), resolved in the
     order :func:`~marigold_bench.data.splits.resolve_split` uses."""
     if split is None:
@@ -48,19 +48,20 @@ def official_relpath(protocol: Protocol, split) -> str | None:
         return protocol.splits[text]
     if Path(text).is_file():
         return None
-    return text if text in load_manifest()["files"] else None
+    return text if text in protocol.split_files else None
 
 
-def expected_count(protocol: Protocol, split) -> int | None:
+def expected_count(protocol: BenchmarkSpec, split) -> int | None:
     """How many samples the official split must yield: ``protocol.expected_count`` for the test
-    split (KITTI's drops the 45 lines without ground truth), the manifest's count for the other
-    official lists, None for a user's file."""
+    split (KITTI's drops the 45 lines without ground truth), the line count the spec records for
+    its other official lists, None for a user's file."""
     relpath = official_relpath(protocol, split)
     if relpath is None:
         return None
     if relpath == protocol.default_split:
         return protocol.expected_count
-    return load_manifest()["files"].get(relpath, {}).get("samples")
+    facts = protocol.split_files.get(relpath)
+    return None if facts is None else facts.lines
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Benchmark:
     """What differs between benchmarks; everything else is shared.
 
     Attributes:
-        name: dataset name (key of ``LOADERS``).
+        name: the benchmark's name, for messages.
         file_columns: split columns that are paths; the first sample's are probed to recognise a
             data root and ``data verify`` checks them all.
         decode: reads one record (module-level function, so datasets pickle for workers).
@@ -97,12 +98,12 @@ class Benchmark:
     def files(self, record: Record) -> list[str]:
         return [record[c] for c in self.file_columns]
 
-    def open(self, root, split, protocol: Protocol) -> "SplitDataset":
+    def open(self, root, split, protocol: BenchmarkSpec) -> "SplitDataset":
         """Resolve the split and the data root; a sample count other than the official one is a
         :class:`SplitCountWarning` (the run goes on, and ``describe()`` records both counts)."""
         split_file = resolve_split(protocol, split)
         records = self.records(split_file)
-        source = open_source(self.name, root, self.files(records[0]), split_file.path)
+        source = open_source(protocol, root, self.files(records[0]), split_file.path)
         root = root if root is not None else os.environ.get("MARIGOLD_DATA")
         expected = expected_count(protocol, split)
         if expected is not None and len(records) != expected:
@@ -110,6 +111,10 @@ class Benchmark:
                           f"has {expected}: scores will not be comparable with published ones (the run "
                           f"continues; summary.json records both counts)", SplitCountWarning, stacklevel=3)
         return SplitDataset(self, source, split_file, records, protocol, root, expected)
+
+    def __call__(self, root, split, spec: BenchmarkSpec) -> "SplitDataset":
+        """A spec's ``loader``: the same as :meth:`open`."""
+        return self.open(root, split, spec)
 
 
 def sample_id(record: Record) -> str:
@@ -121,7 +126,7 @@ class SplitDataset(DepthDataset):
     """Samples listed by a split file, read from a :class:`Source`."""
 
     def __init__(self, benchmark: Benchmark, source: Source, split_file: SplitFile,
-                 records: list[Record], protocol: Protocol, root=None, expected_count: int | None = None):
+                 records: list[Record], protocol: BenchmarkSpec, root=None, expected_count: int | None = None):
         self.benchmark, self.source, self.split_file = benchmark, source, split_file
         self.records, self.protocol, self.root = records, protocol, root
         self.expected_count = expected_count
@@ -136,8 +141,7 @@ class SplitDataset(DepthDataset):
             where = self.source.where(record[1])
             raise SampleError(f"{where}: depth is {depth.shape[0]}x{depth.shape[1]} but its RGB "
                               f"image is {rgb.shape[0]}x{rgb.shape[1]}", path=where)
-        return make_item(self.ids[index], rgb, depth,
-                         valid_mask(depth, self.protocol, own_valid))
+        return make_item(self.ids[index], rgb, depth, *masks(depth, self.protocol, own_valid))
 
     def describe(self) -> dict:
         return {

@@ -2,23 +2,24 @@
 
 The official lists are not part of the project (DESIGN.md): users fetch them once with
 ``marigold-bench data download --splits`` into a user cache, point ``$MARIGOLD_SPLITS`` at a
-copy, or pass a file. The manifest of the official lists (upstream URL pinned to a commit,
-sha256, number of samples) ships as package data in ``resources/splits_manifest.json``.
+copy, or pass a file. Each benchmark's spec names its lists, with their sha256 and line counts
+(:attr:`~marigold_bench.data.spec.BenchmarkSpec.split_files`) and where they are hosted.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from marigold_bench.data.protocol import Protocol
+from marigold_bench.data.spec import BenchmarkSpec
 from marigold_bench.errors import SplitNotFoundError
 
-MANIFEST_PATH = Path(__file__).resolve().parent.parent / "resources" / "splits_manifest.json"
+#: Marigold's official lists (prs-eth/Marigold ``data_split/``), pinned to one commit
+MARIGOLD_SPLITS_URL = ("https://raw.githubusercontent.com/prs-eth/Marigold/"
+                       "b1dffaaa3f7a2fe406b3bb9dd3c358b30da66060/data_split/")
 DOWNLOAD_HINT = "marigold-bench data download --splits"
 
 
@@ -29,17 +30,8 @@ class SplitFile:
     path: Path
     sha256: str
     records: tuple[tuple[str, ...], ...]
-
-    @property
-    def official(self) -> bool:
-        """Whether the bytes are one of the official lists (the manifest knows the sha256)."""
-        return any(e["sha256"] == self.sha256 for e in load_manifest()["files"].values())
-
-
-@functools.lru_cache(maxsize=1)
-def load_manifest() -> dict:
-    """The manifest of official split files: ``{"files": {relpath: {url, sha256, samples}}}``."""
-    return json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
+    #: whether the bytes are one of the benchmark's official lists (its spec knows the sha256)
+    official: bool = False
 
 
 def parse_split(text: str) -> tuple[tuple[str, ...], ...]:
@@ -89,25 +81,30 @@ def find_split(relpath: str) -> Path:
     )
 
 
-def resolve_split(protocol: Protocol, split: str | os.PathLike | None = None) -> SplitFile:
+def resolve_split(protocol: BenchmarkSpec, split: str | os.PathLike | None = None) -> SplitFile:
     """Read the split a user asked for.
 
     ``None`` is the benchmark's test split, a key of ``protocol.splits`` names one of its lists,
-    an official relative path is looked up like a name, and anything else must be a file.
+    one of its official relative paths is looked up like a name, and anything else must be a file.
     """
     if split is None:
         if not protocol.default_split:
             raise SplitNotFoundError(f"{protocol.name} has no default split; pass --split PATH")
-        return read_split(find_split(protocol.default_split))
+        return _checked(protocol, find_split(protocol.default_split))
     text = os.fspath(split)
     if text in protocol.splits:
-        return read_split(find_split(protocol.splits[text]))
+        return _checked(protocol, find_split(protocol.splits[text]))
     if Path(text).is_file():
-        return read_split(text)
-    if text in load_manifest()["files"]:
-        return read_split(find_split(text))
+        return _checked(protocol, text)
+    if text in protocol.split_files:
+        return _checked(protocol, find_split(text))
     names = ", ".join(protocol.splits) or "none"
     raise SplitNotFoundError(
         f"split {text!r} for {protocol.name} is neither an existing file nor a known split name "
         f"(known: {names})"
     )
+
+
+def _checked(protocol: BenchmarkSpec, path) -> SplitFile:
+    split = read_split(path)
+    return dataclasses.replace(split, official=split.sha256 in protocol.split_sha256.values())

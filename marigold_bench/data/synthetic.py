@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from marigold_bench.data.base import DepthDataset, make_item
-from marigold_bench.data.protocol import Protocol, get_protocol, valid_mask
+from marigold_bench.data.base import DepthDataset, make_item, masks
+from marigold_bench.data.spec import BenchmarkSpec
 
 HEIGHT, WIDTH = 72, 96
 #: split name -> (first seed, number of samples). Seeds of different splits never overlap.
@@ -189,7 +189,7 @@ class SyntheticDataset(DepthDataset):
     ``split`` may carry a count, e.g. ``"test:8"`` or ``"val:200"``.
     """
 
-    def __init__(self, split: str | None = None, protocol: Protocol | None = None,
+    def __init__(self, split: str | None = None, protocol: BenchmarkSpec | None = None,
                  height: int = HEIGHT, width: int = WIDTH):
         name, _, count = (split or "test").partition(":")
         if name not in SPLITS:
@@ -198,14 +198,14 @@ class SyntheticDataset(DepthDataset):
         self.split = name
         self.first_seed, n = SPLITS[name]
         n = int(count) if count else n
-        self.protocol = protocol or get_protocol("synthetic")
+        self.protocol = protocol or SPEC
         self.height, self.width = height, width
         self.ids = [f"{name}/{'indoor' if (self.first_seed + i) % 2 == 0 else 'outdoor'}_{i:05d}"
                     for i in range(n)]
 
     def load(self, index: int) -> dict:
         rgb, depth, valid = render_scene(self.first_seed + index, height=self.height, width=self.width)
-        return make_item(self.ids[index], rgb, depth, valid_mask(depth, self.protocol, valid))
+        return make_item(self.ids[index], rgb, depth, *masks(depth, self.protocol, valid))
 
     def describe(self) -> dict:
         return {"root": None, "split": f"synthetic:{self.split}", "first_seed": self.first_seed,
@@ -214,3 +214,12 @@ class SyntheticDataset(DepthDataset):
 
 def load(root, split, protocol) -> SyntheticDataset:
     return SyntheticDataset(split, protocol)
+
+
+SPEC = BenchmarkSpec(
+    name="synthetic", title="Synthetic",
+    min_depth=1e-3, max_depth=200.0,
+    sharp_edges=True,  # ray-cast depth: exact edges, so boundary F1 is meaningful
+    needs_root=False,  # rendered from seeds; splits are test (32), val (16), train
+    loader=load,
+)

@@ -10,16 +10,24 @@ the RGB a JPEG, the depth a 16-bit PNG in centimetres (÷ 100; the sky is 65535)
 from __future__ import annotations
 
 from marigold_bench.data.kitti import benchmark_crop
-from marigold_bench.data.protocol import Protocol
+from marigold_bench.data.spec import BenchmarkSpec, SplitFileFacts
 from marigold_bench.data.split_dataset import Benchmark, SplitDataset, read_png16, read_rgb
-from marigold_bench.data.splits import resolve_split
+from marigold_bench.data.splits import MARIGOLD_SPLITS_URL, resolve_split
 from marigold_bench.data.training_source import find_training_source
 from marigold_bench.errors import SampleError
 
-PROTOCOL = Protocol(
-    "vkitti", 1e-5, 80.0,
+#: a training set, not a benchmark (the registry lists it under TRAINING for its split files)
+PROTOCOL = BenchmarkSpec(
+    name="vkitti", title="Virtual KITTI 2", min_depth=1e-5, max_depth=80.0,
     default_split="vkitti_depth/vkitti_train.txt",
     splits={"train": "vkitti_depth/vkitti_train.txt", "val": "vkitti_depth/vkitti_val.txt"},
+    split_files={
+        "vkitti_depth/vkitti_train.txt": SplitFileFacts(
+            "f96b6916dccbb700dcaf68369b52a2cf9d3953de3612f901be88a380add59eef", 20148),
+        "vkitti_depth/vkitti_val.txt": SplitFileFacts(
+            "047a817c5f5b8241d4c3948a4ddc47ba2aef3793f22d27d3fefffb5001b2a5cc", 5364),
+    },
+    splits_url=MARIGOLD_SPLITS_URL,
 )
 
 
@@ -39,7 +47,7 @@ _EXPECTED = ("the Virtual KITTI 2 folder holding rgb/Scene*/... and depth/Scene*
              "uncompressed vkitti.tar), given as <root>, <root>/vkitti or <root>/vkitti/vkitti.tar")
 
 
-def load(root=None, split=None, protocol: Protocol | None = None) -> SplitDataset:
+def load(root=None, split=None, protocol: BenchmarkSpec | None = None) -> SplitDataset:
     """Open a Virtual KITTI 2 split (default: train) from a folder or ``vkitti.tar``."""
     protocol = protocol or PROTOCOL
     split_file = resolve_split(protocol, split)

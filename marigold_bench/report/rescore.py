@@ -75,13 +75,13 @@ def _predictions_file(path: str, summary: dict) -> str:
 
 def _reload_dataset(summary: dict, run_path: str, data_root=None, split=None):
     """The run's benchmark, from the data and split file it recorded (or the ones given)."""
-    from marigold_bench.data import load_dataset
+    from marigold_bench.data import get_benchmark, load_dataset
 
     name = summary["dataset"]
     recorded = summary.get("protocol") or {}
-    if name == "synthetic":
+    if not get_benchmark(name).needs_root:  # rendered, not read: its split is a name and a count
         if split is None:
-            split = str(recorded.get("split", "synthetic:test")).split(":", 1)[-1]
+            split = str(recorded.get("split", "test")).split(":", 1)[-1]
             split += f":{recorded['count']}" if recorded.get("count") else ""  # e.g. "test:4"
     else:
         split = split or recorded.get("split_file")

@@ -37,6 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 from marigold_bench.data import DATASETS
+from marigold_bench.data.registry import title_of
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 from marigold_bench.report.rundir import RunDir, differences, recorded_choices, result_settings, sample_set
@@ -44,9 +45,6 @@ from marigold_bench.report.rundir import RunDir, differences, recorded_choices, 
 #: fractions that papers print ×100
 PERCENT_METRICS = frozenset({"abs_rel", "delta1", "delta2", "delta3"})
 DEFAULT_METRICS = ("abs_rel", "delta1")
-
-DATASET_TITLES = {"nyu": "NYUv2", "kitti": "KITTI", "eth3d": "ETH3D", "scannet": "ScanNet",
-                  "diode": "DIODE", "synthetic": "Synthetic"}
 
 _METRIC_NAMES = {"abs_rel": "AbsRel", "sq_rel": "SqRel", "rmse": "RMSE", "rmse_log": "RMSElog",
                  "log10": "log10", "i_rmse": "iRMSE", "silog_rmse": "SIlog"}
@@ -273,7 +271,7 @@ def _check_sample_sets(runs: list[RunDir]) -> None:
 def column_title(column: str) -> str:
     """``nyu`` -> ``NYUv2``, ``diode-indoor`` -> ``DIODE indoor``."""
     dataset, _, subset = column.partition("-")
-    return DATASET_TITLES.get(dataset, dataset) + (f" {subset}" if subset else "")
+    return title_of(dataset) + (f" {subset}" if subset else "")
 
 
 def run_cells(run: RunDir, subsets=DIODE_SUBSETS) -> list[tuple[str, dict, int, int]]:

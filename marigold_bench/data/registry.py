@@ -1,0 +1,197 @@
+"""Which benchmarks exist: the built-ins by name, plus those plugins and ``--include`` files add.
+
+A built-in is one line of :data:`BUILTINS` (``name -> "module:SPEC"``); its module is imported on
+first use, so listing names costs nothing. Plugins come from
+:func:`marigold_bench.plugins.discover` (entry-point group ``marigold_bench.benchmarks``, or a
+``SPEC`` in an included spec file), looked up lazily on the first lookup or listing. A plugin
+object that is not a :class:`~marigold_bench.data.spec.BenchmarkSpec`, or whose name a built-in
+already has, is a :class:`~marigold_bench.plugins.PluginWarning` naming it and is left out.
+
+>>> get_benchmark("nyu").title
+'NYUv2'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import warnings
+from collections.abc import Sequence
+
+from marigold_bench import plugins
+from marigold_bench.data.spec import BenchmarkSpec, SplitFileFacts
+from marigold_bench.errors import BenchError
+
+#: built-in benchmark name -> "module:attribute" of its spec
+BUILTINS = {
+    "nyu": "marigold_bench.data.nyu:SPEC",
+    "kitti": "marigold_bench.data.kitti:SPEC",
+    "eth3d": "marigold_bench.data.eth3d:SPEC",
+    "scannet": "marigold_bench.data.scannet:SPEC",
+    "diode": "marigold_bench.data.diode:SPEC",
+    "synthetic": "marigold_bench.data.synthetic:SPEC",
+}
+
+#: training sets: not benchmarks (no ``--dataset``), but their official split files are
+#: downloaded and checked like the benchmarks'
+TRAINING = {
+    "hypersim": "marigold_bench.data.hypersim:PROTOCOL",
+    "vkitti": "marigold_bench.data.vkitti:PROTOCOL",
+}
+
+
+class UnknownBenchmarkError(BenchError, ValueError):
+    """A benchmark name no built-in or plugin provides (ValueError for 0.3's callers)."""
+
+
+def _import(target: str):
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin(name: str) -> BenchmarkSpec:
+    return _import(BUILTINS[name])
+
+
+@functools.lru_cache(maxsize=8)
+def _plugins(folders: tuple[str, ...]) -> dict[str, BenchmarkSpec]:
+    # keyed on the --include folders in force, so a folder included later is seen
+    found = {}
+    for item in plugins.discover("benchmarks"):
+        spec = item.obj
+        if not isinstance(spec, BenchmarkSpec):
+            warnings.warn(f"{item.origin}: its benchmark is a {type(spec).__name__}, not a BenchmarkSpec; "
+                          "left out", plugins.PluginWarning, stacklevel=4)
+            continue
+        if spec.name in BUILTINS or spec.name in found:
+            warnings.warn(f"{item.origin}: benchmark {spec.name!r} is already "
+                          f"{'built in' if spec.name in BUILTINS else 'provided by ' + found[spec.name].origin}; "
+                          "this one is left out", plugins.PluginWarning, stacklevel=4)
+            continue
+        found[spec.name] = dataclasses.replace(spec, origin=item.origin)
+    return found
+
+
+def plugin_benchmarks() -> dict[str, BenchmarkSpec]:
+    """The benchmarks plugins and included spec files provide, by name."""
+    return _plugins(tuple(str(f) for f in plugins.included_folders()))
+
+
+def benchmark_names() -> list[str]:
+    """Every benchmark's name: the built-ins in their order, then plugins."""
+    return [*BUILTINS, *plugin_benchmarks()]
+
+
+def get_benchmark(name: str) -> BenchmarkSpec:
+    """The spec of benchmark ``name``.
+
+    Raises:
+        UnknownBenchmarkError: no such benchmark; the message lists the known ones.
+    """
+    if name in BUILTINS:
+        return _builtin(name)
+    found = plugin_benchmarks().get(name)
+    if found is None:
+        raise UnknownBenchmarkError(f"unknown dataset {name!r}; known datasets: {', '.join(benchmark_names())} "
+                                    "(see `marigold-bench benchmarks`)")
+    return found
+
+
+def title_of(name: str) -> str:
+    """How tables print benchmark ``name`` (its spec's title); an unknown name prints as itself."""
+    try:
+        return get_benchmark(name).title
+    except UnknownBenchmarkError:
+        return name
+
+
+def subsets_of(name: str) -> dict:
+    """The named subsets benchmark ``name`` is also reported by (subset -> predicate on the
+    sample id); {} for none or an unknown name."""
+    try:
+        return dict(get_benchmark(name).subsets)
+    except UnknownBenchmarkError:
+        return {}
+
+
+def all_benchmarks() -> list[BenchmarkSpec]:
+    """Every benchmark's spec, built-ins first."""
+    return [get_benchmark(n) for n in benchmark_names()]
+
+
+def training_specs() -> list[BenchmarkSpec]:
+    """The training sets' specs (their split files are official files too)."""
+    return [_import(t) for t in TRAINING.values()]
+
+
+def official_split_files() -> dict[str, tuple[BenchmarkSpec, SplitFileFacts]]:
+    """Every official split file any benchmark or training set declares: relative path ->
+    (its spec, its facts)."""
+    return {rel: (spec, facts) for spec in (*all_benchmarks(), *training_specs())
+            for rel, facts in spec.split_files.items()}
+
+
+def load_dataset(name: str, root=None, split=None, protocol: BenchmarkSpec | None = None):
+    """Open benchmark ``name``.
+
+    Args:
+        name: a name of :func:`benchmark_names`.
+        root: base folder of the official download (holding ``nyuv2/``, ``kitti/``, ...), the
+            benchmark's own folder, or its ``.tar`` archive; falls back to ``$MARIGOLD_DATA``.
+            Ignored by benchmarks that read no files.
+        split: None (the test split), a split name, or the path of a split file in the
+            official format.
+        protocol: a changed copy of the benchmark's spec (e.g. another fit space or crop).
+
+    Returns:
+        A :class:`~marigold_bench.data.base.DepthDataset`; items have ``id``, ``rgb``, ``depth``,
+        ``valid`` (validity, range and the default crop) and ``mask`` (validity and range only).
+    """
+    spec = protocol or get_benchmark(name)  # raises the list of known names
+    return spec.open(root, split)
+
+
+class BenchmarkNames(Sequence):
+    """The registry's names as a live sequence (for ``argparse`` ``choices=``, membership tests
+    and ordering), read at use so that plugins included after import count.
+
+    Args:
+        where: keep only the benchmarks whose spec passes this test (e.g. those with an archive).
+        extra: further names after them (e.g. ``"all"``).
+    """
+
+    def __init__(self, where=None, extra: tuple[str, ...] = ()):
+        self.where, self.extra = where, tuple(extra)
+
+    def names(self) -> list[str]:
+        names = benchmark_names()
+        if self.where is not None:
+            names = [n for n in names if self.where(get_benchmark(n))]
+        return [*names, *self.extra]
+
+    def __getitem__(self, index):
+        return self.names()[index]
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __contains__(self, name) -> bool:
+        if self.where is None and name in BUILTINS:
+            return True  # the common case, without looking for plugins
+        return name in self.names()
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __repr__(self) -> str:
+        return repr(tuple(self.names()))
+
+
+#: live view of :func:`benchmark_names` (0.3's ``DATASETS`` tuple)
+DATASETS = BenchmarkNames()
+
+__all__ = ["BUILTINS", "DATASETS", "TRAINING", "UnknownBenchmarkError", "all_benchmarks", "benchmark_names",
+           "get_benchmark", "load_dataset", "official_split_files", "plugin_benchmarks", "subsets_of", "title_of",
+           "training_specs"]
