@@ -16,7 +16,8 @@ from marigold_bench.commands import data as data_cmd
 from marigold_bench.data import load_dataset
 from marigold_bench.data.download import DownloadError
 from marigold_bench.data.protocol import get_protocol
-from marigold_bench.data.splits import load_manifest, resolve_split
+from marigold_bench.data.registry import official_split_files
+from marigold_bench.data.splits import resolve_split
 from marigold_bench.errors import BenchError
 
 
@@ -140,7 +141,7 @@ def splits_server(server, splits_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("MARIGOLD_SPLITS_URL", server.url + "/data_split/")
     monkeypatch.setenv("MARIGOLD_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("MARIGOLD_SPLITS", raising=False)
-    for relpath in load_manifest()["files"]:
+    for relpath in official_split_files():
         server.files["/data_split/" + relpath] = (splits_dir / relpath).read_bytes()
     return server
 

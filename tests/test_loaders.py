@@ -14,7 +14,8 @@ from PIL import Image
 import fixtures_data as fd
 from marigold_bench.data import load_dataset
 from marigold_bench.data.protocol import get_protocol
-from marigold_bench.data.splits import load_manifest, parse_split, resolve_split
+from marigold_bench.data.registry import official_split_files
+from marigold_bench.data.splits import parse_split, resolve_split
 from marigold_bench.errors import DataRootError, SampleError, SplitNotFoundError
 
 NAMES = tuple(fd.BUILDERS)
@@ -163,14 +164,16 @@ def test_official_splits_resolve(splits_dir, name, split, count, first_id):
         assert len(split_file.records) == 697
 
 
-def test_manifest_matches_the_official_files(splits_dir):
-    files = load_manifest()["files"]
+def test_specs_split_files_match_the_official_files(splits_dir):
+    from marigold_bench.data.download import split_url
+
+    files = official_split_files()
     assert len(files) == 18
-    for relpath, entry in files.items():
+    for relpath, (_, facts) in files.items():
         data = (splits_dir / relpath).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == entry["sha256"], relpath
-        assert len(parse_split(data.decode())) == entry["samples"], relpath
-        assert entry["url"].endswith("/data_split/" + relpath)
+        assert hashlib.sha256(data).hexdigest() == facts.sha256, relpath
+        assert len(parse_split(data.decode())) == facts.lines, relpath
+        assert split_url(relpath).endswith("/data_split/" + relpath)
 
 
 def test_parse_split_handles_the_official_quirks():

@@ -30,7 +30,6 @@ def wheel_names(tmp_path_factory):
 
 def test_wheel_has_the_runtime_data(wheel_names):
     for needed in ("marigold_bench/resources/reference.csv",      # table --reference
-                   "marigold_bench/resources/splits_manifest.json",  # data verify/download
                    "marigold_bench/resources/models.csv",          # the model registry, `models`
                    "marigold_bench/checkpoints/tiny/model_index.json",
                    "marigold_bench/checkpoints/tiny/unet/config.json"):
