@@ -15,7 +15,7 @@ from marigold_bench import __version__
 from marigold_bench.errors import BenchError
 
 COMMANDS = ("run", "evaluate", "rescore", "predict", "leaderboard", "ablate", "table", "compare", "regress",
-            "train", "data", "models", "protocols")
+            "train", "data", "models", "protocols", "benchmarks")
 
 
 def build_parser() -> argparse.ArgumentParser:
