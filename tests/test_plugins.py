@@ -9,7 +9,10 @@ from marigold_bench import plugins
 
 @pytest.fixture(autouse=True)
 def _no_includes(monkeypatch):
-    monkeypatch.delenv(plugins.INCLUDE_ENV, raising=False)
+    # set, then delete: monkeypatch then restores the variable as it was, even though
+    # plugins.include() writes os.environ itself during the test
+    monkeypatch.setenv(plugins.INCLUDE_ENV, "")
+    monkeypatch.delenv(plugins.INCLUDE_ENV)
 
 
 def test_include_takes_each_files_module_level_names(tmp_path):

@@ -94,7 +94,7 @@ def get_benchmark(name: str) -> BenchmarkSpec:
         return _builtin(name)
     found = plugin_benchmarks().get(name)
     if found is None:
-        raise UnknownBenchmarkError(f"unknown dataset {name!r}; known datasets: {', '.join(benchmark_names())} "
+        raise UnknownBenchmarkError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(benchmark_names()))} "
                                     "(see `marigold-bench benchmarks`)")
     return found
 
