@@ -311,3 +311,21 @@ def test_a_spec_always_offers_no_crop_and_checks_its_default():
     assert list(spec.crops) == ["none"] and spec.title == "bare" and spec.eval_mask is None
     with pytest.raises(UnknownCropError, match="default crop 'eigen'"):
         BenchmarkSpec(name="bad", min_depth=0.0, max_depth=1.0, default_crop="eigen")
+
+
+def test_an_entry_point_benchmark_is_found_and_listed(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    (tmp_path / "tinyroom_plugin.py").write_text(TINY_SPEC.replace('"tinyroom"', '"tinyroom_ep"'))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    point = metadata.EntryPoint(name="tinyroom_ep", value="tinyroom_plugin:SPEC", group="marigold_bench.benchmarks")
+    monkeypatch.setattr(plugins.metadata, "entry_points",
+                        lambda group: [point] if group == "marigold_bench.benchmarks" else [])
+    # the registry caches what it found per --include set; an entry point needs a fresh look
+    from marigold_bench.data import registry
+    registry._plugins.cache_clear()
+    try:
+        assert benchmark_names()[-1] == "tinyroom_ep"
+        assert get_benchmark("tinyroom_ep").origin == "plugin ? (tinyroom_ep = tinyroom_plugin:SPEC)"
+    finally:
+        registry._plugins.cache_clear()
