@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
+
+from marigold_bench.errors import BenchError
 
 
 def add_parser(subparsers) -> None:
@@ -10,7 +13,8 @@ def add_parser(subparsers) -> None:
         "regress", help="compare a run with a stored baseline (CI)",
         description="Exit codes: 0 no regression (equal within tolerance or better), 1 a metric "
                     "worse than its tolerance allows (higher is better for δ, lower for errors), "
-                    "2 settings, samples or package version differ from the baseline's.")
+                    "2 settings, samples or package version differ from the baseline's, or the baseline "
+                    "or --tolerance cannot judge (NaN or missing numbers, another shape).")
     p.add_argument("--baseline", required=True, help="baseline JSON, e.g. results/baselines/synthetic-tiny.json")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--tolerance", default=None,
@@ -29,7 +33,15 @@ def run(args) -> int:
     tolerances = parse_tolerances(args.tolerance)
     run_dir = load_run(args.run_dir)
     if args.update:
-        previous = load_baseline(args.baseline) if os.path.isfile(args.baseline) else None
+        previous = None
+        if os.path.isfile(args.baseline):
+            try:
+                previous = load_baseline(args.baseline)
+            except BenchError as exc:
+                # --update is how a broken baseline is repaired: start afresh rather than keep
+                # its (maybe NaN) tolerances or refuse the repair
+                print(f"marigold-bench regress: ignoring the previous baseline ({exc}); writing a "
+                      "fresh one with the default tolerances", file=sys.stderr)
         baseline = make_baseline(run_dir, previous, tolerances)
         write_baseline(args.baseline, baseline)
         print(f"baseline {args.baseline} {'rewritten' if previous else 'written'} from {args.run_dir} "

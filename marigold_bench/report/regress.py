@@ -70,36 +70,80 @@ def run_version(run: RunDir) -> str | None:
 
 
 def parse_tolerances(text: str | None) -> dict[str, float]:
-    """``"0.001"`` (every metric) or ``"abs_rel=0.001,delta1=0.002"`` -> ``{metric: tolerance}``."""
+    """``"0.001"`` (every metric) or ``"abs_rel=0.001,delta1=0.002"`` -> ``{metric: tolerance}``.
+
+    A tolerance must be a finite number >= 0: a NaN one passes every comparison (``gain < -nan``
+    is never true), an infinite one accepts anything, a negative one fails equal numbers.
+    """
     if not text:
         return {}
     try:
         if "=" not in text:
-            return dict.fromkeys(METRIC_KEYS, float(text))
-        pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
-        out = {k.strip(): float(v) for k, v in pairs}
+            out = dict.fromkeys(METRIC_KEYS, float(text))
+        else:
+            pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+            out = {k.strip(): float(v) for k, v in pairs}
     except ValueError:
         raise BenchError(f"--tolerance {text!r}: give one number or metric=number pairs, "
                          "e.g. abs_rel=0.001,delta1=0.002") from None
     unknown = [k for k in out if k not in METRIC_KEYS]
     if unknown:
         raise BenchError(f"--tolerance: unknown metric(s) {', '.join(unknown)}")
-    if any(v < 0 for v in out.values()):
-        raise BenchError("--tolerance: tolerances are absolute and must be >= 0")
+    if not all(math.isfinite(v) and v >= 0 for v in out.values()):
+        raise BenchError(f"--tolerance {text!r}: tolerances are absolute and must be finite numbers >= 0")
     return out
 
 
+def _is_number(value) -> bool:
+    # JSON true/false load as bool, a subclass of int: not a metric value
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def baseline_problem(baseline) -> str | None:
+    """What makes ``baseline`` unable to judge a run (None: nothing).
+
+    A baseline with NaN metrics, without ``n``, with no metrics or of another shape would
+    otherwise pass real regressions (a NaN compares false with everything) or crash, which
+    CI reads as a regression (exit 1); it is bad input (exit 2) instead.
+    """
+    if not isinstance(baseline, dict):
+        return f"not a JSON object (got {type(baseline).__name__})"
+    missing = [k for k in ("dataset", "settings", "metrics", "tolerances", "package_version", "n")
+               if k not in baseline]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if not isinstance(baseline["dataset"], str):
+        return "dataset must be a benchmark name"
+    for key in ("settings", "tolerances") + tuple(k for k in ("sample_set", "scoring") if k in baseline):
+        if not isinstance(baseline[key], dict):
+            return f"{key} must be an object, got {type(baseline[key]).__name__}"
+    n = baseline["n"]
+    if not _is_number(n) or n != int(n) or n < 1:
+        return f"n (samples scored) must be a whole number >= 1, got {n!r}"
+    metrics = baseline["metrics"]
+    if not isinstance(metrics, dict) or not metrics:
+        return "metrics must be a non-empty object of metric: number"
+    for metric, value in metrics.items():
+        if not _is_number(value) or not math.isfinite(value):
+            return f"metric {metric} is {value!r}, not a finite number"
+    for metric, value in baseline["tolerances"].items():
+        if not _is_number(value) or not math.isfinite(value) or value < 0:
+            return f"tolerance of {metric} must be a finite number >= 0, got {value!r}"
+    return None
+
+
 def load_baseline(path: str | os.PathLike) -> dict:
+    """Read and check a baseline file; any problem is a :class:`BenchError` naming it."""
     try:
         with open(path) as f:
             baseline = json.load(f)
     except FileNotFoundError:
         raise BenchError(f"baseline {path} not found; create it from a good run with --update") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BenchError(f"baseline {path}: cannot read it ({exc})") from None
-    missing = [k for k in ("dataset", "settings", "metrics", "tolerances", "package_version") if k not in baseline]
-    if missing:
-        raise BenchError(f"baseline {path}: missing {', '.join(missing)}; rewrite it with --update")
+    problem = baseline_problem(baseline)
+    if problem:
+        raise BenchError(f"baseline {path}: {problem}; rewrite it with --update from a good run")
     return baseline
 
 
@@ -120,9 +164,21 @@ def run_args(run: RunDir) -> list[str]:
 
 def make_baseline(run: RunDir, previous: dict | None = None, tolerances: dict | None = None) -> dict:
     """A baseline from ``run``: its numbers, settings and version; tolerances are kept from
-    ``previous`` (or the defaults) and then overridden by ``tolerances``."""
+    ``previous`` (or the defaults) and then overridden by ``tolerances``.
+
+    Raises:
+        BenchError: the run scored no sample or has a metric that is not a finite number (a
+            baseline of NaN means would pass every later run).
+    """
     kept = (previous or {}).get("tolerances") or DEFAULT_TOLERANCES
     metrics = {k: v for k, v in run.metrics.items() if k in METRIC_KEYS}
+    if run.n < 1 or not metrics:
+        raise BenchError(f"{run.path} scored {run.n} samples; a baseline must come from a run that "
+                         "scored some (see its per_sample.csv)")
+    bad = [k for k, v in metrics.items() if not _is_number(v) or not math.isfinite(v)]
+    if bad:
+        raise BenchError(f"{run.path}: {', '.join(bad)} not a finite number; a baseline must come from "
+                         "a run whose every metric is")
     return {
         "description": (previous or {}).get("description",
                                             f"CI regression baseline on {run.dataset}; regenerate with "
@@ -202,7 +258,14 @@ def _status(metric: str, stored: float, now: float, tolerance: float) -> str:
 
 
 def check(baseline: dict, run: RunDir, tolerances: dict | None = None) -> Verdict:
-    """Compare ``run`` with ``baseline``; ``tolerances`` override the stored ones."""
+    """Compare ``run`` with ``baseline``; ``tolerances`` override the stored ones.
+
+    Raises:
+        BenchError: a baseline that cannot judge (see `baseline_problem`).
+    """
+    problem = baseline_problem(baseline)
+    if problem:
+        raise BenchError(f"baseline: {problem}; rewrite it with --update from a good run")
     mismatches = _mismatches(baseline, run)
     if mismatches:
         return Verdict(MISMATCH, mismatches)
@@ -214,11 +277,11 @@ def check(baseline: dict, run: RunDir, tolerances: dict | None = None) -> Verdic
         rows.append({"metric": metric, "baseline": stored, "run": now,
                      "delta": None if now is None else now - stored, "tolerance": t,
                      "status": _status(metric, stored, now, t)})
-    if "n" in baseline:
-        # a sample that stopped scoring is a regression even if the mean got better
-        rows.append({"metric": "n", "baseline": baseline["n"], "run": run.n, "delta": run.n - baseline["n"],
-                     "tolerance": 0, "status": "REGRESSED" if run.n < baseline["n"] else
-                     ("improved" if run.n > baseline["n"] else "ok")})
+    # a sample that stopped scoring is a regression even if the mean got better
+    stored_n = int(baseline["n"])
+    rows.append({"metric": "n", "baseline": stored_n, "run": run.n, "delta": run.n - stored_n,
+                 "tolerance": 0, "status": "REGRESSED" if run.n < stored_n else
+                 ("improved" if run.n > stored_n else "ok")})
     code = REGRESSED if any(r["status"] == "REGRESSED" for r in rows) else OK
     return Verdict(code, [], rows)
 
