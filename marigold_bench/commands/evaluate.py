@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from marigold_bench.commands.common import summary_table
-from marigold_bench.commands.run import add_dataset_flags, open_dataset, scoring_for
+from marigold_bench.commands.run import add_dataset_flags, open_dataset, refuse_empty, scoring_for
+from marigold_bench.errors import BenchError
 
 
 def add_parser(subparsers) -> None:
@@ -22,6 +23,11 @@ def run(args) -> int:
     dataset = open_dataset(args)
     scoring = scoring_for(args, dataset)  # --output-space, default depth_affine_invariant
     source = PredictionSource(args.predictions)
+    if not any(source.has(sample_id) for sample_id in dataset.ids):
+        source.close()
+        # a wrong folder or naming scores nothing: say where we looked instead of NaN means
+        raise BenchError(f"no prediction found for any of the {len(dataset.ids)} {args.dataset} samples "
+                         f"in {args.predictions} (for the first, looked for {source.where(dataset.ids[0])})")
     out = args.out or args.predictions.rstrip("/").removesuffix(".h5") + "_eval"
     try:
         summary = evaluate_source(dataset, source, out, skip_missing=args.skip_missing,
@@ -30,4 +36,5 @@ def run(args) -> int:
         source.close()
     print(summary_table(summary))
     print(f"results: {out}")
+    refuse_empty(summary, out)
     return 0

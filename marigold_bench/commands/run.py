@@ -70,10 +70,21 @@ def check_scoring_names(args) -> None:
 
 
 def open_dataset(args):
+    if args.max_samples is not None and args.max_samples < 1:  # before any data is opened
+        raise BenchError(f"--max-samples {args.max_samples}: give a number of samples, at least 1")
     protocol = get_protocol(args.dataset)
     if args.fit_space:
         protocol = protocol.replace(fit_space=args.fit_space)
     return load_dataset(args.dataset, args.data_root, args.split, protocol=protocol).subset(args.max_samples)
+
+
+def refuse_empty(summary: dict, out: str) -> None:
+    """A run or evaluation that scored no sample is not a success (its means are NaN): exit 2,
+    with per_sample.csv, which says why each sample was not scored, left in ``out``."""
+    if summary.get("n", 0) == 0:
+        counts = ", ".join(f"{summary.get(k, 0)} {what}" for k, what in
+                           (("n_failed", "failed"), ("n_skipped", "skipped"), ("n_no_valid", "without a valid pixel")))
+        raise BenchError(f"no sample was scored ({counts}); see {os.path.join(out, 'per_sample.csv')}")
 
 
 def add_parser(subparsers) -> None:
@@ -103,4 +114,5 @@ def run(args) -> int:
     if int(os.environ.get("RANK", "0")) == 0:  # one table per launch, not one per process
         print(summary_table(summary))
         print(f"run directory: {out}")
+    refuse_empty(summary, out)
     return 0

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from marigold_bench.data.spec import BenchmarkSpec
+from marigold_bench.errors import BenchError
 
 
 class DepthDataset(Sequence):
@@ -43,7 +44,13 @@ class DepthDataset(Sequence):
         return {}
 
     def subset(self, n: int | None) -> "DepthDataset":
-        """The first ``n`` samples (all when ``n`` is None), for ``--max-samples``."""
+        """The first ``n`` samples (all when ``n`` is None), for ``--max-samples``.
+
+        Raises:
+            BenchError: ``n`` below 1 (a negative one would slice from the end, 0 scores nothing).
+        """
+        if n is not None and int(n) < 1:
+            raise BenchError(f"max_samples {n}: a subset holds at least 1 sample")
         return self if n is None or n >= len(self) else _Subset(self, n)
 
 

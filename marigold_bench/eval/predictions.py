@@ -37,6 +37,18 @@ class PredictionSource:
     def describe(self) -> dict:
         return {"predictions": os.path.abspath(self.path), "format": "h5" if self._h5 else "folder"}
 
+    def has(self, sample_id: str) -> bool:
+        """Whether a prediction for ``sample_id`` is there (readable or not)."""
+        if self._h5 is not None:
+            return sample_id in self._h5
+        return any(os.path.isfile(os.path.join(self.path, sample_id + ext)) for ext in (".npy", ".png"))
+
+    def where(self, sample_id: str) -> str:
+        """Where the prediction of ``sample_id`` is looked for, for a message."""
+        if self._h5 is not None:
+            return f"a dataset named {sample_id!r} in {self.path}"
+        return f"{os.path.join(self.path, sample_id)}.npy or .png"
+
     def get(self, sample_id: str) -> np.ndarray:
         """The raw prediction of ``sample_id``; PredictionError when it is missing or unreadable."""
         if self._h5 is not None:

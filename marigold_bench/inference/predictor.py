@@ -223,6 +223,15 @@ class MarigoldPredictor:
         self.memory_format = torch.contiguous_format
         self.unet, self.vae = (self._place(unet), self._place(vae))
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        # Refused, not rounded: below one pixel at the UNet's deepest level the model sees no
+        # image (7 ran at one latent pixel without a word), and a rounded value would silently
+        # differ from the setting the run records.
+        smallest = self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        if 0 < self.processing_res < smallest:
+            raise InferenceSettingsError(
+                f"processing resolution {self.processing_res} is below the smallest this checkpoint can use, "
+                f"{smallest} (its VAE's factor {self.vae_scale_factor} times its UNet's "
+                f"{smallest // self.vae_scale_factor}); give {smallest} or more, or 0 for the native resolution")
         self.latent_channels = self.vae.config.latent_channels
         self.scaling_factor = self.vae.config.scaling_factor
         self.empty_text_embedding = self._encode_empty_prompt(text_encoder, tokenizer)
