@@ -23,6 +23,13 @@ def archive_relpath(spec) -> str:
     return f"{spec.folder}/{spec.archive}"
 
 
+def leaves_root(rel: str) -> bool:
+    """Whether a split file's relative path points outside the folder it is relative to: an
+    absolute path (``/x``, ``\\x``, ``C:x``) or one with a ``..`` part."""
+    parts = rel.replace("\\", "/").split("/")
+    return rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[0].isalpha() and rel[1] == ":") or ".." in parts
+
+
 class Source:
     """Read-only access to files named by split-file relative paths."""
 
@@ -32,13 +39,15 @@ class Source:
         self.path = Path(path)
 
     def exists(self, rel: str) -> bool:
-        return (self.path / rel).is_file()
+        return not leaves_root(rel) and (self.path / rel).is_file()
 
     def where(self, rel: str) -> str:
         """How to name a file in a message."""
         return str(self.path / rel)
 
     def read(self, rel: str) -> bytes:
+        if leaves_root(rel):
+            raise SampleError(f"{rel} is outside the data root {self.path}; not read", path=rel)
         try:
             return (self.path / rel).read_bytes()
         except FileNotFoundError:

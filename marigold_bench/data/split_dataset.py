@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from marigold_bench.data.base import DepthDataset, make_item, masks
-from marigold_bench.data.source import Source, open_source
+from marigold_bench.data.source import Source, leaves_root, open_source
 from marigold_bench.data.spec import BenchmarkSpec
 from marigold_bench.data.splits import SplitFile, resolve_split
 from marigold_bench.errors import SampleError, SplitNotFoundError
@@ -90,6 +90,12 @@ class Benchmark:
             if len(record) < need:
                 raise SplitNotFoundError(f"{split.path}: record {number} has {len(record)} "
                                          f"field(s), {self.name} needs at least {need}")
+            outside = [rel for rel in self.files(record) if leaves_root(rel)]
+            if outside:
+                # never read (and score) a file outside the data root because a list says so
+                raise SplitNotFoundError(f"{split.path}: record {number} ({' '.join(record)}) names "
+                                         f"{outside[0]}, outside the data root (an absolute path or '..'); "
+                                         "split files name files relative to the data root")
         kept = [r for r in split.records if self.keep(r)]
         if not kept:
             raise SplitNotFoundError(f"split file {split.path} has no {self.name} samples")
