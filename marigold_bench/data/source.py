@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import posixpath
 import tarfile
 from pathlib import Path
 
@@ -78,8 +79,9 @@ class TarSource(Source):
         member = self.members.get(_normalise(rel))
         if member is None:
             raise SampleError(f"missing file {self.where(rel)}", path=self.where(rel))
+        member = _resolve_link(self.members, member, self.where(rel))
         try:
-            if not member.isreg() or member.issparse():  # rare: let tarfile resolve links
+            if member.issparse():  # rare: tarfile knows the layout
                 with tarfile.open(self.path, "r:") as tar:
                     return tar.extractfile(member).read()
             with open(self.path, "rb") as f:
@@ -91,6 +93,43 @@ class TarSource(Source):
             raise SampleError(f"truncated file {self.where(rel)} (archive cut short?)",
                               path=self.where(rel))
         return data
+
+
+#: links followed at most, so that a long chain ends like a loop does
+MAX_LINK_HOPS = 16
+
+
+def _resolve_link(members: dict, member: tarfile.TarInfo, where: str) -> tarfile.TarInfo:
+    """The regular member a (chain of) link member(s) names, looked up in the archive's index.
+
+    A hard link names another member by its path in the archive, a symbolic link relative to
+    its own folder. Both are followed only inside the archive (tarfile's own resolution raised
+    KeyError for a target outside it and RecursionError for a loop); a target that leaves the
+    archive, is not in it, loops or is not a regular file is a :class:`SampleError` naming the
+    member.
+    """
+    seen = []
+    while not member.isreg():
+        name = _normalise(member.name)
+        if not (member.issym() or member.islnk()):
+            raise SampleError(f"{where}: member {name} is not a regular file", path=where)
+        target = member.linkname
+        if member.issym():
+            target = posixpath.join(posixpath.dirname(name), target)
+        kind = "symbolic" if member.issym() else "hard"
+        if member.linkname.startswith("/") or leaves_root(posixpath.normpath(target)):
+            raise SampleError(f"{where}: member {name} is a {kind} link to {member.linkname}, outside the "
+                              "archive; not followed", path=where)
+        target = _normalise(posixpath.normpath(target))
+        if target in seen or name in seen or len(seen) >= MAX_LINK_HOPS:
+            raise SampleError(f"{where}: member {name} is a {kind} link in a loop "
+                              f"({' -> '.join(seen + [name, target])})", path=where)
+        seen.append(name)
+        member = members.get(target)
+        if member is None:
+            raise SampleError(f"{where}: member {name} is a {kind} link to {target}, which is not in the "
+                              "archive", path=where)
+    return member
 
 
 def _unreadable(source: Source, rel: str, err) -> SampleError:
