@@ -106,20 +106,23 @@ def test_table_matches_markdown_written_by_hand(tmp_path, monkeypatch, capsys):
 
     assert main(argv) == 0
     # worked out by hand: tiny AbsRel mean(0.10, 0.20) = 15.0, δ1 mean(0.90, 0.80) = 85.0;
-    # dpt-tiny scored 1 of 2 samples: 12.5 -> 12.5 (bold, lower), 87.5 (bold, higher)
+    # dpt-tiny scored 1 of 2 samples: 12.5, 87.5; fitted in disparity, so not ranked (no bold)
+    # against the depth fit (issue 18, item 7)
     expected = (
         "| Method | Output space | Alignment | Synthetic AbsRel↓ | Synthetic δ1↑ | Synthetic n |\n"
         "|:---|:---|:---|---:|---:|---:|\n"
         "| marigold-tiny, 1 step, N=1 | affine-inv. depth | affine in depth | 15.0 | 85.0 | 2 |\n"
-        "| dpt-tiny, N=1 | affine-inv. disparity | affine in disparity | **12.5** | **87.5** | 1/2 |\n"
+        "| dpt-tiny, N=1 | affine-inv. disparity | affine in disparity | 12.5 | 87.5 | 1/2 |\n"
         "\n"
         "AbsRel, δ1 in percent (×100).\n"
         "n/total: the run scored only n of its total samples (failed, skipped or no valid pixel); "
-        "see its per_sample.csv.\n")
+        "see its per_sample.csv.\n"
+        "Rows scored under different protocols are not ranked together: bold marks the best among rows "
+        "scored alike (affine in depth; affine in disparity).\n")
     assert capsys.readouterr().out == expected
     assert (out / "leaderboard.md").read_text() == expected
     latex = (out / "leaderboard.tex").read_text()
-    assert r"dpt-tiny, N=1 & affine-inv. disparity & affine in disparity & \textbf{12.5} & \textbf{87.5} & 1/2 \\" in latex
+    assert r"dpt-tiny, N=1 & affine-inv. disparity & affine in disparity & 12.5 & 87.5 & 1/2 \\" in latex
     frame = pd.read_csv(out / "leaderboard.csv")
     assert frame["synthetic_abs_rel"].tolist() == pytest.approx([15.0, 12.5])
     assert frame["synthetic_n"].tolist() == [2, 1] and frame["synthetic_n_total"].tolist() == [2, 2]

@@ -112,8 +112,10 @@ def test_fit_space_is_a_row_choice_not_a_sample_set(tmp_path):
     b = write_run(tmp_path / "b", protocol={"fit_space": "disparity"},
                   metrics={"abs_rel": 0.0849, "delta1": 0.9312})
     lines = render(build_table([load_run(a), load_run(b)]), "md").splitlines()
-    assert lines[2] == "| marigold_tiny, 1 step, N=1 | affine-inv. depth | affine in depth | **6.1** | **95.8** |"
+    # fitted in different spaces: shown side by side, never ranked (no bold across them)
+    assert lines[2] == "| marigold_tiny, 1 step, N=1 | affine-inv. depth | affine in depth | 6.1 | 95.8 |"
     assert lines[3] == "| marigold_tiny, 1 step, N=1 | affine-inv. depth | affine in disparity | 8.5 | 93.1 |"
+    assert lines[-1].startswith("Rows scored under different protocols are not ranked together")
 
 
 def _scored(folder, scoring, **kwargs):
@@ -137,9 +139,9 @@ def test_rows_show_the_recorded_output_space_and_alignment(tmp_path):
     metric = _scored(tmp_path / "glpn", {"output_space": "depth_metric", "alignment": "none", "fit_space": "depth"},
                      model="/hub/glpn-nyu", metrics={"abs_rel": 0.1004, "delta1": 0.9003})
     lines = render(build_table([load_run(p) for p in (dpt, moge, metric)]), "md").splitlines()
-    assert lines[2:5] == [
-        "| dpt-large, 1 step, N=1 | affine-inv. disparity | affine in disparity | **6.1** | 95.8 |",
-        "| dpt-large, 1 step, N=1 | affine-inv. disparity | moge: affine in disparity | 7.1 | **96.6** |",
+    assert lines[2:5] == [  # three protocols: no row is ranked against another
+        "| dpt-large, 1 step, N=1 | affine-inv. disparity | affine in disparity | 6.1 | 95.8 |",
+        "| dpt-large, 1 step, N=1 | affine-inv. disparity | moge: affine in disparity | 7.1 | 96.6 |",
         "| glpn-nyu, 1 step, N=1 | metric depth | none | 10.0 | 90.0 |"]
     frame = pd.read_csv(io.StringIO(render(build_table([load_run(dpt), load_run(metric)]), "csv")))
     assert frame["output_space"].tolist() == ["disparity_affine_invariant", "depth_metric"]

@@ -56,9 +56,15 @@ def run(args) -> int:
           + (f"; left out: {out_a} of A's samples, {out_b} of B's" if out_a or out_b else "") + ")")
     for line in result.protocol_differences:
         print(f"note: the runs differ in protocol: {line}")
+    if result.unranked:
+        print("note: no winner is named: the runs were scored under different protocols ("
+              + "; ".join(result.unranked) + "), so their numbers differ by how they were scored, "
+              "not only by their predictions; score both alike (e.g. `marigold-bench rescore`) to rank them")
     rows = []
     for r in result.results:
         verdict = "no significant difference" if r.better is None else f"{r.better} better"
+        if result.unranked:
+            verdict = "not ranked (scored differently)"
         scaled = " ×100" if display_value(r.metric, 1.0) != 1.0 else ""
         rows.append([metric_title(r.metric) + scaled, _interval(r.metric, r.a), _interval(r.metric, r.b),
                      _difference(r.metric, r.difference), f"{r.t_p:.3g}", f"{r.wilcoxon_p:.3g}", verdict])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from html import escape
 
 from marigold_bench.report.tables import (Table, best_values, column_title, format_cells, header_cells,
-                                          metric_digits, metric_title, table_notes)
+                                          metric_digits, metric_title, rank_group, table_notes)
 
 #: bar colours of measured rows, in row order (Tableau 10); quoted rows are grey
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -86,7 +86,7 @@ def render_chart_svg(table: Table, metric: str, digits: int = 1) -> str:
             value = row.values[(dataset, metric)]
             shown = round(value, decimals)
             length = max(0.0, value) / top * _BAR_W
-            weight = " font-weight=\"700\"" if best.get((dataset, metric)) == shown else ""
+            weight = " font-weight=\"700\"" if best.get((dataset, metric, rank_group(row))) == shown else ""
             label = escape(row.label if len(row.label) <= 46 else row.label[:45] + "…")
             parts.append(
                 f"<g><title>{escape(row.label)}: {shown:.{decimals}f}</title>"

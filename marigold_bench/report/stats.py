@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import stats
@@ -157,6 +157,17 @@ class RunComparison:
     n_total_a: int
     n_total_b: int
     protocol_differences: list
+    #: how the runs' scoring differs (protocol, alignment, fit space); when it does, no
+    #: result names a winner (``better`` is None): the numbers differ by how they were scored
+    unranked: list = field(default_factory=list)
+
+
+def ranking_protocol(summary: dict) -> dict:
+    """What must be equal for two runs' numbers to be ranked: the evaluation protocol, the
+    alignment and the space it is fitted in (none without an alignment)."""
+    choices = recorded_choices(summary)
+    return {"protocol": choices["protocol"], "alignment": choices["alignment"],
+            "fit_space": None if choices["alignment"] == "none" else choices["fit_space"]}
 
 
 def compare_runs(run_a: RunDir, run_b: RunDir, metrics=("abs_rel",), **kwargs) -> RunComparison:
@@ -164,6 +175,8 @@ def compare_runs(run_a: RunDir, run_b: RunDir, metrics=("abs_rel",), **kwargs) -
 
     Raises:
         BenchError: different datasets, an unknown metric, or fewer than two common samples.
+        Runs scored under different protocols (`ranking_protocol`) are compared, but no
+        result names a winner and ``unranked`` says why.
     """
     if run_a.dataset != run_b.dataset:
         raise BenchError(f"the runs are on different datasets ({run_a.path}: {run_a.dataset}, "
@@ -185,5 +198,9 @@ def compare_runs(run_a: RunDir, run_b: RunDir, metrics=("abs_rel",), **kwargs) -
     protocol_diff += [f"scoring {line}" for line in differences(recorded_choices(run_a.summary),
                                                                 recorded_choices(run_b.summary), "A", "B")
                       if not line.startswith("fit_space")]  # fit_space: already in the sample set
+    unranked = differences(ranking_protocol(run_a.summary), ranking_protocol(run_b.summary), "A", "B")
+    if unranked:
+        # identical predictions scored two ways would otherwise come out "B better"
+        results = [replace(r, better=None) for r in results]
     return RunComparison(results, len(common), len(ok_a), len(ok_b),
-                         len(run_a.per_sample()), len(run_b.per_sample()), protocol_diff)
+                         len(run_a.per_sample()), len(run_b.per_sample()), protocol_diff, unranked)

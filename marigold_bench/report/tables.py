@@ -448,15 +448,34 @@ def metric_digits(metric: str, digits: int) -> int:
     return digits if metric in PERCENT_METRICS else digits + 2
 
 
+#: the ranking group of quoted rows: the papers in reference.csv score as the marigold protocol
+#: does for depth (an affine fit in depth), which is what `alignment_text` calls it
+QUOTED_RANK_GROUP = "affine in depth"
+
+
+def rank_group(row: Row) -> str:
+    """The rows a row is ranked among: those scored alike (protocol, alignment and fit space, as
+    its alignment cell names them). A number from another protocol is not better or worse, only
+    different, so no column singles one out across groups."""
+    return row.alignment or QUOTED_RANK_GROUP
+
+
+def rank_groups(table: Table) -> list[str]:
+    """The ranking groups of the rows that have a value, in row order."""
+    return list(dict.fromkeys(rank_group(r) for r in table.rows if r.values))
+
+
 def best_values(table: Table, digits: int) -> dict:
-    """(dataset, metric) -> the best value at printed precision, in columns whose values differ."""
+    """(dataset, metric, rank group) -> the best value at printed precision among the rows of
+    that group (`rank_group`), where their values differ."""
     best = {}
     for dataset in table.datasets:
         for metric in table.metrics:
-            values = [round(r.values[(dataset, metric)], metric_digits(metric, digits))
-                      for r in table.rows if (dataset, metric) in r.values]
-            if len(set(values)) >= 2:  # one value, or all equal: nothing to single out
-                best[(dataset, metric)] = max(values) if metric in HIGHER_IS_BETTER else min(values)
+            for group in rank_groups(table):
+                values = [round(r.values[(dataset, metric)], metric_digits(metric, digits))
+                          for r in table.rows if (dataset, metric) in r.values and rank_group(r) == group]
+                if len(set(values)) >= 2:  # one value, or all equal: nothing to single out
+                    best[(dataset, metric, group)] = max(values) if metric in HIGHER_IS_BETTER else min(values)
     return best
 
 
@@ -491,7 +510,7 @@ def format_cells(table: Table, digits: int, bold, count):
                     continue
                 shown = round(value, metric_digits(metric, digits))
                 text = f"{shown:.{metric_digits(metric, digits)}f}"
-                if best.get((dataset, metric)) == shown:
+                if best.get((dataset, metric, rank_group(row))) == shown:
                     text = bold(text)
                 if n is not None and n < total and not table.show_n:
                     text += count(n, total)
@@ -519,6 +538,10 @@ def table_notes(table: Table) -> list[str]:
         if row.failures and row.counts:  # a row of its own already says why in its label
             for dataset, message in row.failures.items():
                 notes.append(f"{row.label}, {column_title(dataset)}: failed: {message}")
+    groups = rank_groups(table)
+    if len(groups) > 1:
+        notes.append("Rows scored under different protocols are not ranked together: bold marks the best "
+                     f"among rows scored alike ({'; '.join(groups)}).")
     for key, citation in table.sources.items():
         notes.append(f"[{key}] quoted from {citation}.")
     return notes
