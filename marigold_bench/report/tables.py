@@ -27,6 +27,7 @@ so all three are shown unless ``subsets`` chooses.
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
@@ -553,15 +554,23 @@ def header_cells(table: Table, title) -> list[str]:
     return ["Method", "Output space", "Alignment"] + [title(d, c) for d in table.datasets for c in columns]
 
 
+def markdown_text(text: str) -> str:
+    """Text from run directories (labels, names, messages) as Markdown shows it: HTML-escaped,
+    since Markdown passes raw HTML through (a model named ``<script>`` would run in a viewer)."""
+    return html.escape(str(text), quote=False)
+
+
 def render_markdown(table: Table, digits: int = 1) -> str:
     """A Markdown (GitHub) table, one header row of ``<Dataset> <metric>`` columns, then notes."""
-    headers = header_cells(table, lambda d, c: f"{column_title(d)} {c}")
+    headers = [markdown_text(h) for h in header_cells(table, lambda d, c: f"{column_title(d)} {c}")]
     lines = ["| " + " | ".join(headers) + " |",
              "|" + "|".join([":---"] * 3 + ["---:"] * (len(headers) - 3)) + "|"]
     body = format_cells(table, digits, lambda t: f"**{t}**", lambda n, t: f" ({n}/{t})")
     for row, cells in zip(table.rows, body):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in [row.label] + cells) + " |")
-    notes = table_notes(table)
+        # the label and the output-space and alignment cells are text; the rest our own markup
+        texts = [markdown_text(c) for c in [row.label] + cells[:2]] + cells[2:]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in texts) + " |")
+    notes = [markdown_text(n) for n in table_notes(table)]
     return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
 
 
@@ -597,6 +606,19 @@ def render_latex(table: Table, digits: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: first characters that make a spreadsheet read a cell as a formula (or, tab and carriage
+#: return, hide one); such a text cell gets a leading ``'``
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value):
+    """A text cell made safe to open in a spreadsheet (formula injection); numbers and other
+    values unchanged, so ``-0.5`` stays a number."""
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def render_csv(table: Table) -> str:
     """One line per row: label, quoted/source, output space and alignment, then
     ``<dataset>_<metric>`` (display units) and ``<dataset>_n`` / ``<dataset>_n_total`` for
@@ -614,7 +636,7 @@ def render_csv(table: Table) -> str:
             record[f"{dataset}_n"], record[f"{dataset}_n_total"] = n, total
         if any_failed:
             record["failed"] = "; ".join(f"{d}: {m}" for d, m in row.failures.items())
-        records.append(record)
+        records.append({csv_text(k): csv_text(v) for k, v in record.items()})
     buffer = io.StringIO()
     frame = pd.DataFrame.from_records(records)
     for column in frame.columns:
