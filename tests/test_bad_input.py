@@ -352,3 +352,12 @@ def test_negative_numbers_stay_numbers_in_csv():
     table = Table(["nyu"], ["abs_rel"], [Row("a", values={("nyu", "abs_rel"): -0.5})])
     rows = list(csv.reader(io.StringIO(render_csv(table))))
     assert rows[1][rows[0].index("nyu_abs_rel")] == "-0.5"
+
+
+def test_a_run_summary_of_the_wrong_shape_is_bad_input_to_regress(tmp_path, good_baseline, capsys):
+    folder = Path(_summary_run(tmp_path, "odd"))
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["metrics"] = [0.1]
+    (folder / "summary.json").write_text(json.dumps(summary))
+    assert main(["regress", "--baseline", str(good_baseline), str(folder)]) == 2
+    assert "metrics must be an object" in capsys.readouterr().err

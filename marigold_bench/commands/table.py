@@ -13,7 +13,7 @@ def add_parser(subparsers) -> None:
         "table", help="paper-style table from run directories",
         description="Rows are model settings, column groups are datasets (AbsRel and δ1 ×100 by "
                     "default); runs with equal settings on different datasets share a row, the best "
-                    "value per column is bold, and a run with failed or skipped samples shows (n/total).")
+                    "value per column among rows scored alike is bold, and a run with failed or skipped samples shows (n/total).")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (or their summary.json)")
     p.add_argument("--format", choices=("md", "latex", "csv"), default="md")
     p.add_argument("--reference", action="store_true",

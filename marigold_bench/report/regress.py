@@ -17,8 +17,10 @@ hold for a new run to be comparable::
 :func:`check` answers with a :class:`Verdict` whose exit code is 0 (equal within tolerance or
 better), 1 (a metric worse than its tolerance allows, in its own direction: higher is better for
 δ, lower for errors; or fewer samples scored) or 2 (settings, samples or package version differ:
-the numbers are not comparable, and the differences are listed). :func:`make_baseline` writes
-one from a run on purpose (``regress --update``).
+the numbers are not comparable, and the differences are listed). A baseline or tolerance that
+cannot judge (NaN or missing numbers, no ``n``, another shape) is bad input, also 2: never a
+pass, and never 1, which CI reads as a regression. :func:`make_baseline` writes one from a run
+on purpose (``regress --update``), never from a run that scored nothing.
 """
 
 from __future__ import annotations
@@ -266,6 +268,9 @@ def check(baseline: dict, run: RunDir, tolerances: dict | None = None) -> Verdic
     problem = baseline_problem(baseline)
     if problem:
         raise BenchError(f"baseline: {problem}; rewrite it with --update from a good run")
+    if not isinstance(run.summary.get("metrics"), dict) or not _is_number(run.summary.get("n")):
+        raise BenchError(f"{run.path}/summary.json: metrics must be an object and n a number; "
+                         "is this a run directory?")
     mismatches = _mismatches(baseline, run)
     if mismatches:
         return Verdict(MISMATCH, mismatches)

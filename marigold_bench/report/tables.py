@@ -5,7 +5,8 @@ each group the chosen metrics (AbsRel and δ1 by default), fractions printed ×1
 directories with equal settings on different datasets fill one row; two runs that would fill the
 same cell are refused with a reason, as are runs of one dataset scored on different sample sets
 or protocols (their numbers could not share a column). A run with failed, skipped or no-valid
-samples is kept and its cells carry ``(n/total)``. The best value of each column is bold.
+samples is kept and its cells carry ``(n/total)``. The best value of each column is bold, among
+rows scored alike only (`rank_group`): rows under different protocols are never ranked together.
 
 Every measured row also says how its numbers were scored: the model's output space and the
 alignment (with its fit space, and the protocol when it is not ``marigold``), read from
