@@ -408,44 +408,6 @@ def _predict_and_score(dataset, indices, predictor, reader, writer, merge_key, s
     return records, timings
 
 
-#: settings that change how members are merged or scheduled, but not the members themselves
-#: (beyond float round-off)
-MERGE_ONLY_SETTINGS = ("ensemble", "ensembling", "batch_size", "device", "compile")
-
-
-#: where the model was found: recorded, but left out of the cache's identity when the weights'
-#: fingerprint is known, so that a run directory resumes with the checkpoint at another path
-#: (another node, a moved folder, a hub id instead of its snapshot folder)
-LOCATION_SETTINGS = ("model", "model_path", "model_source")
-
-
-#: what the numbers are declared to mean (0.3): recorded, but not the members' identity -- the
-#: same members read under another --output-space need no new prediction, and run directories
-#: of 0.2, which did not record them, keep resuming
-DESCRIPTIVE_SETTINGS = ("family", "output_space", "declared_output_space")
-
-
-def split_settings(settings: dict) -> tuple[dict, dict]:
-    """Split inference settings into those that define the raw members (the cache's identity)
-    and the merge key of the merged prediction (ensemble size and ensembling)."""
-    # the tiny VAE's path: the decoder's hash names it
-    ignored = set(MERGE_ONLY_SETTINGS) | set(DESCRIPTIVE_SETTINGS) | {"tiny_vae_path"}
-    if settings.get("weights_sha256"):
-        ignored |= set(LOCATION_SETTINGS)
-    members = {k: v for k, v in settings.items() if k not in ignored}
-    merge = {"n_members": int(settings.get("ensemble", 1)), "ensembling": settings.get("ensembling")}
-    return members, merge
-
-
-def legacy_member_settings(settings: dict) -> dict | None:
-    """The cache identity as marigold-bench 0.1 wrote it (the model's path, no fingerprint), so
-    that run directories made then keep resuming; None when there is no fingerprint."""
-    if not settings.get("weights_sha256"):
-        return None
-    return {k: v for k, v in settings.items()
-            if k not in MERGE_ONLY_SETTINGS and k not in DESCRIPTIVE_SETTINGS and k != "weights_sha256"}
-
-
 def _join(have: np.ndarray, new: np.ndarray) -> np.ndarray:
     return new if len(have) == 0 else np.concatenate([have, new], axis=0)
 

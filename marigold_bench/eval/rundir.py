@@ -1,0 +1,285 @@
+"""The run directory: its writer and its reader, the one place that knows the format.
+
+A run directory holds ``summary.json`` (what was run, how it was scored, the means),
+``per_sample.csv`` (one record per sample: its metrics, its status and why) and usually
+``predictions.h5`` (the prediction cache, :mod:`marigold_bench.eval.cache`). The run loop
+(:mod:`marigold_bench.eval.loop`) writes one with :func:`summarize` and :func:`write_run`;
+tables, statistics, regression checks and figures read it back with :func:`load_run`, and
+anything missing or unreadable is a :class:`BenchError` naming the file. Nothing here imports
+torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+import marigold_bench
+from marigold_bench.errors import BenchError
+from marigold_bench.eval.metrics import METRIC_KEYS, mean_metrics
+from marigold_bench.eval.protocols import Scoring, default_scoring
+from marigold_bench.output_spaces import DEPTH_AFFINE
+
+#: a sample's status in ``per_sample.csv``: scored; prediction missing or unusable; sample files
+#: missing or unreadable; no valid ground-truth pixel. Only ``ok`` samples enter the means.
+OK, FAILED, SKIPPED, NO_VALID = "ok", "failed", "skipped", "no_valid"
+
+PER_SAMPLE, SUMMARY, PREDICTIONS = "per_sample.csv", "summary.json", "predictions.h5"
+
+
+# --- writing ------------------------------------------------------------------------------
+
+def atomic_write(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash never leaves half a file: written next to
+    the target, then renamed over it."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
+    os.replace(tmp, path)
+
+
+def _version(module: str) -> str | None:
+    # the loaded module's own version when it is imported; else the installed distribution's,
+    # so that commands which never import torch/diffusers still record them without the cost
+    import sys
+    if module in sys.modules:
+        return sys.modules[module].__version__
+    from importlib import metadata
+    try:
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def versions() -> dict:
+    """The versions a run records: the suite, torch, diffusers, numpy."""
+    return {"marigold_bench": marigold_bench.__version__, "torch": _version("torch"),
+            "diffusers": _version("diffusers"), "numpy": np.__version__}
+
+
+#: DIODE's two halves: the split-file path of a sample starts with its scene type
+DIODE_SUBSETS = {"indoor": "indoors/", "outdoor": "outdoor/"}
+
+
+def subset_of(dataset_name: str, sample_id: str) -> str | None:
+    """The named subset a sample belongs to (DIODE: ``indoor`` or ``outdoor``), else None.
+
+    DIODE ids are the RGB paths of the official lists (``indoors/scene_00021/...``,
+    ``outdoor/scene_00022/...``), possibly under a ``val/`` folder."""
+    if dataset_name != "diode":
+        return None
+    path = sample_id.split("val/", 1)[-1] if sample_id.startswith("val/") else sample_id
+    for name, prefix in DIODE_SUBSETS.items():
+        if path.startswith(prefix):
+            return name
+    return None
+
+
+def subsets(records: list[dict], dataset_name: str, keys) -> dict | None:
+    """``{subset: {"n", "n_total", "metrics"}}`` plus ``"all"`` for benchmarks reported by halves
+    (DIODE: indoor, outdoor, all, as papers disagree on which they print); None otherwise."""
+    if dataset_name != "diode":
+        return None
+    out = {}
+    for name in (*DIODE_SUBSETS, "all"):
+        part = [r for r in records if name == "all" or subset_of(dataset_name, r["id"]) == name]
+        ok = [r for r in part if r["status"] == OK]
+        out[name] = {"n": len(ok), "n_total": len(part), "metrics": mean_metrics(ok, keys)}
+    return out
+
+
+def summarize(records: list[dict], dataset, settings: dict, extra: dict | None = None,
+              scoring: Scoring | None = None) -> dict:
+    """``summary.json``'s content; ``scoring`` (default: the dataset protocol's marigold scoring)
+    is recorded whole under ``"scoring"``, its headline choices also at the top level."""
+    scoring = scoring or default_scoring(dataset.protocol)
+    ok = [r for r in records if r["status"] == OK]
+    counts = {s: sum(r["status"] == s for r in records) for s in (FAILED, SKIPPED, NO_VALID)}
+    summary = {
+        "dataset": dataset.protocol.name,
+        "n": len(ok),
+        "n_total": len(records),
+        "n_failed": counts[FAILED], "n_skipped": counts[SKIPPED], "n_no_valid": counts[NO_VALID],
+        "metrics": mean_metrics(ok, scoring.columns),
+        "settings": settings,
+        # the fit space is the scoring's (an output space or --fit-space may have chosen it)
+        "protocol": {**dataset.protocol.to_dict(), **dataset.describe(), "fit_space": scoring.fit_space},
+        "protocol_name": scoring.protocol,
+        "output_space": scoring.output_space,
+        "alignment": scoring.alignment,
+        "fit_space": scoring.fit_space,
+        "scoring": scoring.to_dict(),
+        "versions": versions(),
+    }
+    if scoring.fit_space == "disparity":
+        # predictions <= 0 have no disparity: say how many samples had any, never hide them
+        summary["n_with_nonpositive"] = sum(1 for r in ok if r.get("n_nonpositive"))
+    halves = subsets(records, dataset.protocol.name, scoring.columns)
+    if halves is not None:
+        summary["subsets"] = halves
+    return {**summary, **(extra or {})}
+
+
+def record_columns(summary: dict) -> list[str]:
+    """``per_sample.csv``'s columns for a summary's scoring (the ten marigold metrics by default)."""
+    scoring = summary.get("scoring") or {}
+    metrics = list(scoring.get("metric_keys") or METRIC_KEYS)
+    if scoring.get("boundary_f1_radius"):
+        metrics.append("boundary_f1")
+    extra = ["n_nonpositive"] if scoring.get("fit_space") == "disparity" else []
+    return ["id", *metrics, "scale", "shift", *extra, "n_valid", "status", "message"]
+
+
+def write_run(out_dir: str, records: list[dict], summary: dict) -> None:
+    """Write ``per_sample.csv`` and ``summary.json`` atomically."""
+    os.makedirs(out_dir, exist_ok=True)
+    columns = record_columns(summary)
+    frame = pd.DataFrame.from_records(records).reindex(columns=columns)
+    atomic_write(os.path.join(out_dir, PER_SAMPLE), frame.to_csv(index=False, float_format="%.8g"))
+    atomic_write(os.path.join(out_dir, SUMMARY), json.dumps(summary, indent=2, default=str) + "\n")
+
+
+# --- reading ------------------------------------------------------------------------------
+
+#: settings that decide where and how fast a run went, not what it predicted
+RUNTIME_ONLY_SETTINGS = ("device", "batch_size")
+
+#: protocol entries that only say where the data lay on one machine
+LOCATION_ONLY_PROTOCOL = ("root",)
+
+
+def finished_summary(run_dir: str) -> dict | None:
+    """The parsed ``summary.json`` of a run directory that finished (it has ``per_sample.csv``
+    too), or None: absent, or half-written by a crash, so the run should simply go again.
+
+    What a finished run must also match (a study's request, a leaderboard cell's flags) is
+    the caller's to check.
+    """
+    path = os.path.join(run_dir, "summary.json")
+    if not (os.path.isfile(path) and os.path.isfile(os.path.join(run_dir, "per_sample.csv"))):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+@dataclass
+class RunDir:
+    """A loaded run directory.
+
+    Attributes:
+        path: the directory as given.
+        summary: the parsed ``summary.json``.
+    """
+
+    path: str
+    summary: dict
+    _per_sample: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def dataset(self) -> str:
+        return self.summary["dataset"]
+
+    @property
+    def settings(self) -> dict:
+        return self.summary.get("settings") or {}
+
+    @property
+    def metrics(self) -> dict:
+        return self.summary.get("metrics") or {}
+
+    @property
+    def n(self) -> int:
+        return int(self.summary.get("n", 0))
+
+    @property
+    def n_total(self) -> int:
+        return int(self.summary.get("n_total", self.n))
+
+    @property
+    def partial(self) -> bool:
+        """True when some samples failed, were skipped or had no valid pixel."""
+        return self.n < self.n_total
+
+    def per_sample(self) -> pd.DataFrame:
+        """``per_sample.csv`` as a frame (read once, on first use)."""
+        if self._per_sample is None:
+            path = os.path.join(self.path, "per_sample.csv")
+            if not os.path.isfile(path):
+                raise BenchError(f"{self.path}: no per_sample.csv; is this a run directory?")
+            self._per_sample = pd.read_csv(path, dtype={"id": str}, keep_default_na=False,
+                                           na_values=[""])
+        return self._per_sample
+
+    def ok_samples(self) -> pd.DataFrame:
+        """Per-sample rows of the samples that were scored (status ``ok``), indexed by id."""
+        frame = self.per_sample()
+        if "status" in frame:
+            frame = frame[frame["status"] == "ok"]
+        return frame.set_index("id")
+
+
+def load_run(path: str | os.PathLike) -> RunDir:
+    """Load a run directory (the folder, or its ``summary.json``)."""
+    path = os.fspath(path)
+    if os.path.basename(path) == "summary.json":
+        path = os.path.dirname(path) or "."
+    summary_path = os.path.join(path, "summary.json")
+    if not os.path.isfile(summary_path):
+        raise BenchError(f"{path}: no summary.json; give the directory that `marigold-bench run` wrote")
+    try:
+        with open(summary_path) as f:
+            summary = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BenchError(f"{summary_path}: cannot read it ({exc})") from None
+    missing = [k for k in ("dataset", "n", "metrics") if k not in summary]
+    if missing:
+        raise BenchError(f"{summary_path}: not a run summary (missing {', '.join(missing)})")
+    return RunDir(path, summary)
+
+
+def result_settings(settings: dict) -> dict:
+    """The settings that can change a run's numbers (runtime-only ones dropped)."""
+    return {k: v for k, v in settings.items() if k not in RUNTIME_ONLY_SETTINGS}
+
+
+def sample_set(summary: dict) -> dict:
+    """What defines the scored sample set and protocol of a run, minus machine-local paths."""
+    protocol = summary.get("protocol") or {}
+    described = {k: v for k, v in protocol.items() if k not in LOCATION_ONLY_PROTOCOL}
+    return {"dataset": summary.get("dataset"), "n_total": summary.get("n_total"), **described}
+
+
+def differences(old: dict, new: dict, old_name: str = "a", new_name: str = "b") -> list[str]:
+    """Readable ``key: a X vs b Y`` lines for every key whose value differs."""
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {old_name} {old.get(k, '<absent>')!r} vs {new_name} {new.get(k, '<absent>')!r}"
+            for k in keys if old.get(k) != new.get(k)]
+
+
+def recorded_choices(summary: dict) -> dict:
+    """How the run was scored: protocol, output space, alignment, fit space, boundary-F1 radius.
+
+    Runs made before 0.3 record no ``scoring``: they were scored by the ``marigold`` protocol
+    as depth predictions, fitted in the space ``summary["protocol"]["fit_space"]`` names.
+    """
+    scoring = summary.get("scoring") or {}
+    protocol = summary.get("protocol") or {}
+    settings = summary.get("settings") or {}
+    return {
+        "protocol": scoring.get("protocol", "marigold"),
+        "output_space": scoring.get("output_space", settings.get("output_space", DEPTH_AFFINE)),
+        "alignment": scoring.get("alignment", "affine"),
+        "fit_space": scoring.get("fit_space", protocol.get("fit_space", "depth")),
+        "boundary_f1": scoring.get("boundary_f1_radius") or 0,
+    }
