@@ -134,3 +134,49 @@ def test_the_two_old_tangles_are_gone(graph):
     tiny, sd2 = "marigold_bench.model.tiny", "marigold_bench.model.sd2_configs"
     assert not (sd2 in graph[tiny] and tiny in graph[sd2])
     assert tiny not in graph[sd2]
+
+
+#: the modules that run a model or a scoring loop: the report layer reads run directories and
+#: makes tables and figures from them, so none of these may be reachable from it (a leaderboard
+#: asks the loop to run its cells through ``commands/``)
+RUNNING = ("marigold_bench.eval.loop", "marigold_bench.eval.evaluator", "marigold_bench.eval.rescore",
+           "marigold_bench.eval.distributed", "marigold_bench.inference", "marigold_bench.model",
+           "marigold_bench.train")
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> dict[str, str]:
+    """Every module ``start`` imports directly or through others, with one module that imports it."""
+    seen, todo = {}, [start]
+    while todo:
+        node = todo.pop()
+        for target in graph[node]:
+            if target not in seen and target != start:
+                seen[target] = node
+                todo.append(target)
+    return seen
+
+
+def _runs(module: str) -> bool:
+    return any(module == r or module.startswith(r + ".") for r in RUNNING)
+
+
+def test_report_imports_no_run_loop(graph):
+    report = [m for m in graph if m == "marigold_bench.report" or m.startswith("marigold_bench.report.")]
+    assert "marigold_bench.report.leaderboard" in report  # the check sees the package
+    found = sorted(f"{module} reaches {target} (imported by {via})"
+                   for module in report for target, via in _reachable(graph, module).items() if _runs(target))
+    assert not found, "report/ only reads run directories; it must not run models or scoring:\n  " + "\n  ".join(found)
+
+
+def test_the_run_loop_check_would_catch_a_lazy_import(tmp_path):
+    # prove the check on the form it forbids: a function-level import of the loop, one hop away
+    known = {"marigold_bench", "marigold_bench.eval", "marigold_bench.eval.loop", "marigold_bench.eval.rundir",
+             "marigold_bench.report", "marigold_bench.report.sneaky", "marigold_bench.report.helper"}
+    sneaky, helper = tmp_path / "sneaky.py", tmp_path / "helper.py"
+    sneaky.write_text("from marigold_bench.report import helper\n")
+    helper.write_text("def f():\n    from marigold_bench.eval.loop import run_predictor\n")
+    graph = {"marigold_bench.report.sneaky": imported_modules("marigold_bench.report.sneaky", sneaky, known),
+             "marigold_bench.report.helper": imported_modules("marigold_bench.report.helper", helper, known),
+             "marigold_bench.eval.loop": set()}
+    reached = _reachable(graph, "marigold_bench.report.sneaky")
+    assert [t for t in reached if _runs(t)] == ["marigold_bench.eval.loop"]

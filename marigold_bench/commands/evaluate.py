@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from marigold_bench.eval.evaluator import evaluate_source
+    from marigold_bench.eval.loop import evaluate_source
     from marigold_bench.eval.predictions import PredictionSource
 
     dataset = open_dataset(args)

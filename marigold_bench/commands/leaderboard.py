@@ -4,8 +4,9 @@ One run directory per (model, dataset) under ``--out`` (finished ones reused, so
 launch is near-instant), a failing model recorded as a marked row while the others go on, and
 the table written as Markdown, LaTeX, CSV and a self-contained HTML page. Every ``run`` flag
 applies to all runs; what the flags leave open (steps, processing resolution) each model takes
-from its registry entry or its own config, as ``run`` would. The logic is in
-:mod:`marigold_bench.report.leaderboard`.
+from its registry entry or its own config, as ``run`` would. Running the cells is here (through
+the run loop, :func:`marigold_bench.eval.loop.run_predictor`); naming, finding and tabulating
+them is :mod:`marigold_bench.report.leaderboard`'s, which runs nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 
 from marigold_bench.commands.common import add_inference_flags, build_predictor, drop_inapplicable
 from marigold_bench.commands.run import (add_dataset_flags, check_scoring_names, declared_output_space,
@@ -20,6 +22,9 @@ from marigold_bench.commands.run import (add_dataset_flags, check_scoring_names,
 from marigold_bench.commands.table import add_subset_flag, parse_subsets
 from marigold_bench.data import DATASETS
 from marigold_bench.errors import BenchError
+from marigold_bench.eval.rundir import add_to_summary
+from marigold_bench.report.leaderboard import (DONE, FAILED, REUSED, Cell, cell_dir, is_finished, model_slugs,
+                                               request_of)
 
 #: the command's own flags: they shape the table, not the runs
 LEADERBOARD_ONLY = ("models", "datasets", "out", "format", "reference", "metrics", "digits", "diode_subsets",
@@ -84,9 +89,107 @@ def cell_flags(args, model: str, dataset: str) -> dict:
     return flags
 
 
+def mark_finished(run_dir: str, request: dict) -> None:
+    """Add the ``leaderboard`` block (the request) to a finished run's ``summary.json``.
+
+    Written last and atomically: the block marks the cell as finished, so a crash never leaves
+    a false "finished".
+    """
+    add_to_summary(run_dir, "leaderboard", {"request": request})
+
+
+def failure_message(exc: BaseException) -> str:
+    """One line saying why a cell failed: a BenchError's own message, otherwise the exception's
+    type and message (a crash inside a model is not the user's error, so its type matters)."""
+    if isinstance(exc, BenchError):
+        return " ".join(str(exc).split())
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def run_cells(models: list[str], datasets: dict, out: str, flags_of, make_predictor,
+              run_one=None, log=print) -> list[Cell]:
+    """Run (or reuse) every (model, dataset) cell, model by model.
+
+    Args:
+        models: model names as given.
+        datasets: benchmark name -> opened dataset (``len`` is its sample count).
+        out: the leaderboard folder.
+        flags_of: ``(model, dataset name) -> dict`` of the cell's flags (see `request_of`).
+        make_predictor: ``(model, dataset name, dataset) -> predictor``; called only for cells
+            that are not finished.
+        run_one: ``(predictor, model, dataset name, dataset, run_dir) -> summary``, which runs
+            and scores one cell (default: `run_predictor` with its defaults).
+        log: one line per cell (``None`` for silence).
+
+    Returns:
+        One :class:`Cell` per (model, dataset), in order. A failure (any exception but an
+        interrupt) fails that cell only; once a model failed to load, its remaining cells are
+        not tried again in this launch (they would fail the same way) but recorded failed.
+    """
+    slugs = model_slugs(models)
+    cells, total = [], len(models) * len(datasets)
+    for model in models:
+        load_error = None
+        for name, dataset in datasets.items():
+            request = request_of(flags_of(model, name))
+            cell = Cell(model, name, cell_dir(out, slugs[model], name, request))
+            cells.append(cell)
+            where = f"[{len(cells)}/{total}] {model} on {name}"
+            if is_finished(cell.run_dir, request, len(dataset)):
+                cell.status = REUSED
+            elif load_error is not None:
+                cell.status, cell.message = FAILED, load_error
+            else:
+                cell.status, cell.message, loading = _attempt(
+                    model, name, dataset, cell.run_dir, request, make_predictor, run_one)
+                if loading:
+                    load_error = cell.message
+            if log:
+                log(f"{where}: " + {DONE: "done", REUSED: "finished before, reused",
+                                    FAILED: f"failed: {cell.message}"}[cell.status])
+    return cells
+
+
+def _default_run_one(predictor, model, name, dataset, run_dir):
+    from marigold_bench.eval.loop import run_predictor
+
+    return run_predictor(dataset, predictor, run_dir)
+
+
+def _attempt(model, name, dataset, run_dir, request, make_predictor, run_one):
+    """(status, message, failed while loading) of one cell that has to run."""
+    run_one = run_one or _default_run_one
+    try:
+        predictor = make_predictor(model, name, dataset)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 -- any model may break in any way; record it
+        return FAILED, failure_message(exc), True
+    try:
+        run_one(predictor, model, name, dataset, run_dir)
+        if int(os.environ.get("RANK", "0")) == 0:  # the main process wrote the summary; it marks it
+            mark_finished(run_dir, request)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        _write_traceback(run_dir, exc)
+        return FAILED, failure_message(exc), False
+    return DONE, "", False
+
+
+def _write_traceback(run_dir: str, exc: BaseException) -> None:
+    # the table has one line for the message; the whole story goes next to the run
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "failed.txt"), "w") as f:
+            f.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    except OSError:
+        pass
+
+
 def run(args) -> int:
-    from marigold_bench.report.leaderboard import (FAILED, leaderboard_table, parse_names, run_cells,
-                                                   write_outputs, write_record)
+    from marigold_bench.report.leaderboard import leaderboard_table, parse_names, write_outputs, write_record
 
     _refuse_single_flags(args)
     models = parse_names(args.models, "models")
@@ -118,7 +221,7 @@ def run(args) -> int:
         return build_predictor(flags, processing_res=dataset.protocol.processing_res)
 
     def run_one(predictor, model, name, dataset, run_dir):
-        from marigold_bench.eval.evaluator import run_predictor
+        from marigold_bench.eval.loop import run_predictor
 
         declared = declared_output_space(predictor)
         return run_predictor(dataset, predictor, run_dir, skip_missing=args.skip_missing,

@@ -40,9 +40,8 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from marigold_bench.eval.protocols import ALIGNMENTS, EVALUATION_PROTOCOLS, parse_list
-    from marigold_bench.report.rescore import (Undefined, open_run, render_sensitivity, rescore_run,
-                                               resolve_for_run, sensitivity)
-    from marigold_bench.report.rundir import recorded_choices
+    from marigold_bench.eval.rescore import Undefined, open_run, rescore_run, resolve_for_run
+    from marigold_bench.eval.rundir import recorded_choices
 
     protocols = parse_list(args.protocol, EVALUATION_PROTOCOLS, "protocol") or [None]
     alignments = parse_list(args.alignment, ALIGNMENTS, "alignment") or [None]
@@ -73,9 +72,36 @@ def run(args) -> int:
             return 0
         if not scorings:
             raise BenchError("none of the asked combinations is defined: " + "; ".join(e.message for e in entries))
-        frame = sensitivity(cached, entries, args.out, progress=True, n_resamples=args.resamples)
+        from marigold_bench.report.sensitivity import render_sensitivity
+
+        frame = sensitivity(cached, entries, args.out, n_resamples=args.resamples)
         print(render_sensitivity(frame, cached))
         print(f"table and one run folder per row: {args.out} (sensitivity.md, sensitivity.csv)")
         return 0
     finally:
         cached.close()
+
+
+def sensitivity(cached, entries: list, out: str, n_resamples: int = 10_000, seed: int = 0):
+    """Score ``cached`` under every defined entry (the run loop), then write one run folder per
+    combination under ``out`` and the table (``sensitivity.md``, ``sensitivity.csv``); returns
+    the table as a frame. ``entries`` are resolved scorings or ``Undefined`` rows, in table
+    order. All scoring is done before anything is written."""
+    from marigold_bench.eval.rescore import Undefined, check_out, combination_name, score_cached, write_combinations
+    from marigold_bench.report.sensitivity import render_sensitivity, sensitivity_frame, write_sensitivity
+
+    check_out(cached, out)
+    scorings = [e for e in entries if not isinstance(e, Undefined)]
+    names = [combination_name(s) for s in scorings]
+    if len(set(names)) != len(names):
+        raise BenchError("the same protocol and alignment is asked for twice")
+    results, _ = score_cached(cached, scorings, progress=True)
+    by_name = dict(zip(names, results))
+    rows = [{"protocol": e.protocol, "alignment": e.alignment, "fit_space": "", "note": e.message}
+            if isinstance(e, Undefined) else
+            {"protocol": e.protocol, "alignment": e.alignment, "fit_space": e.fit_space,
+             "records": by_name[combination_name(e)]} for e in entries]
+    frame = sensitivity_frame(rows, len(cached.dataset), n_resamples=n_resamples, seed=seed)
+    write_combinations(cached, out, scorings, results)
+    write_sensitivity(frame, out, cached)
+    return frame

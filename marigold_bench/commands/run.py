@@ -101,7 +101,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from marigold_bench.eval.evaluator import run_predictor
+    from marigold_bench.eval.loop import run_predictor
 
     dataset = open_dataset(args)
     check_scoring_names(args)  # before a model is loaded

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 import marigold_bench
+from marigold_bench.data.registry import subsets_of
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.metrics import METRIC_KEYS, mean_metrics
 from marigold_bench.eval.protocols import Scoring, default_scoring
@@ -65,32 +66,20 @@ def versions() -> dict:
             "diffusers": _version("diffusers"), "numpy": np.__version__}
 
 
-#: DIODE's two halves: the split-file path of a sample starts with its scene type
-DIODE_SUBSETS = {"indoor": "indoors/", "outdoor": "outdoor/"}
-
-
 def subset_of(dataset_name: str, sample_id: str) -> str | None:
-    """The named subset a sample belongs to (DIODE: ``indoor`` or ``outdoor``), else None.
-
-    DIODE ids are the RGB paths of the official lists (``indoors/scene_00021/...``,
-    ``outdoor/scene_00022/...``), possibly under a ``val/`` folder."""
-    if dataset_name != "diode":
-        return None
-    path = sample_id.split("val/", 1)[-1] if sample_id.startswith("val/") else sample_id
-    for name, prefix in DIODE_SUBSETS.items():
-        if path.startswith(prefix):
-            return name
-    return None
+    """The named subset a sample belongs to (DIODE: ``indoor`` or ``outdoor``), else None."""
+    return next((name for name, member in subsets_of(dataset_name).items() if member(sample_id)), None)
 
 
 def subsets(records: list[dict], dataset_name: str, keys) -> dict | None:
-    """``{subset: {"n", "n_total", "metrics"}}`` plus ``"all"`` for benchmarks reported by halves
+    """``{subset: {"n", "n_total", "metrics"}}`` plus ``"all"`` for benchmarks reported by parts
     (DIODE: indoor, outdoor, all, as papers disagree on which they print); None otherwise."""
-    if dataset_name != "diode":
+    parts = subsets_of(dataset_name)
+    if not parts:
         return None
     out = {}
-    for name in (*DIODE_SUBSETS, "all"):
-        part = [r for r in records if name == "all" or subset_of(dataset_name, r["id"]) == name]
+    for name in (*parts, "all"):
+        part = [r for r in records if name == "all" or parts[name](r["id"])]
         ok = [r for r in part if r["status"] == OK]
         out[name] = {"n": len(ok), "n_total": len(part), "metrics": mean_metrics(ok, keys)}
     return out
@@ -145,6 +134,19 @@ def write_run(out_dir: str, records: list[dict], summary: dict) -> None:
     frame = pd.DataFrame.from_records(records).reindex(columns=columns)
     atomic_write(os.path.join(out_dir, PER_SAMPLE), frame.to_csv(index=False, float_format="%.8g"))
     atomic_write(os.path.join(out_dir, SUMMARY), json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def add_to_summary(run_dir: str, key: str, value) -> None:
+    """Add (or replace) one top-level entry of a written run's ``summary.json``.
+
+    Written atomically: a caller that marks a run with it (a leaderboard cell's request) never
+    leaves a half-written summary, nor a mark without the rest.
+    """
+    path = os.path.join(run_dir, SUMMARY)
+    with open(path) as f:
+        summary = json.load(f)
+    summary[key] = value
+    atomic_write(path, json.dumps(summary, indent=2, default=str) + "\n")
 
 
 # --- reading ------------------------------------------------------------------------------

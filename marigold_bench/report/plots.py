@@ -111,7 +111,7 @@ def plot_metric_bars(frame, x: str, out_base: str, metrics=("abs_rel", "delta1")
 # --- gallery ------------------------------------------------------------------------------
 
 def _protocol_of(summary: dict):
-    """The protocol the run was scored with (its summary.json), so the gallery aligns alike."""
+    """The benchmark protocol the run recorded (its summary.json), so the gallery's data is the run's."""
     import dataclasses
 
     from marigold_bench.data import get_protocol
@@ -119,6 +119,30 @@ def _protocol_of(summary: dict):
     recorded = summary.get("protocol") or {}
     fields = {f.name for f in dataclasses.fields(base)}
     return base.replace(**{k: v for k, v in recorded.items() if k in fields and k != "name"})
+
+
+def scoring_of(summary: dict, dataset_protocol):
+    """The run's own scoring (protocol, output space, alignment, fit space), resolved again from
+    what its ``summary.json`` recorded, so a figure aligns each prediction as it was scored."""
+    from marigold_bench.eval.protocols import resolve_scoring
+    from marigold_bench.eval.rundir import recorded_choices
+
+    own = recorded_choices(summary)
+    return resolve_scoring(dataset_protocol, own["protocol"], output_space=own["output_space"],
+                           alignment=own["alignment"], fit_space=own["fit_space"], boundary_f1=0)
+
+
+def aligned_as_scored(pred: np.ndarray, depth: np.ndarray, valid: np.ndarray, scoring) -> np.ndarray:
+    """``pred`` aligned to ``depth`` the way ``scoring`` aligned it for its metrics: the scorer's
+    own fit (`marigold_bench.eval.scoring.fit`), applied in the fit space, clipped to the
+    benchmark's range where the protocol clips. The one place figures align a prediction."""
+    from marigold_bench.eval.align import apply_scale_shift, clip_to_range
+    from marigold_bench.eval.scoring import fit
+
+    valid = np.asarray(valid, dtype=bool)
+    scale, shift = fit(pred, depth, valid, scoring)
+    aligned = apply_scale_shift(pred, scale, shift, scoring.fit_space)
+    return clip_to_range(aligned, scoring) if scoring.clip_to_range else aligned
 
 
 def pick_samples(run, k: int = 3, metric: str = "abs_rel") -> list[str]:
@@ -130,29 +154,25 @@ def pick_samples(run, k: int = 3, metric: str = "abs_rel") -> list[str]:
     return [ok.index[i] for i in positions]
 
 
-def depth_gallery(run_dir: str, out_base: str, sample_ids=None, dataset=None, data_root=None,
-                  k: int = 3) -> list[str]:
-    """One row per sample: input, ground truth, aligned prediction, absolute relative error.
+def gallery_rows(run_dir: str, sample_ids=None, dataset=None, data_root=None, k: int = 3) -> list[dict]:
+    """What `depth_gallery` draws, one dict per sample: ``id``, ``rgb``, ``depth``, ``valid``,
+    ``aligned`` (the prediction aligned as the run scored it), ``error`` (absolute relative error
+    per valid pixel, NaN elsewhere) and ``abs_rel`` (its mean, the number the caption shows).
 
-    Args:
-        run_dir: a run directory with ``predictions.h5``.
-        out_base: output path without extension.
-        sample_ids: ids to show (default: best, median and worst by AbsRel; see :func:`pick_samples`).
-        dataset: the dataset the run was made on; by default opened again from the name and
-            data root recorded in the run's summary (``data_root`` overrides the root).
+    Arguments as in `depth_gallery`.
     """
     from marigold_bench.data import load_dataset
     from marigold_bench.errors import BenchError
-    from marigold_bench.eval.align import align_and_clip
     from marigold_bench.eval.cache import PredictionCache
     from marigold_bench.eval.predictions import fit_to_shape
-    from marigold_bench.report.rundir import load_run
+    from marigold_bench.eval.rundir import PREDICTIONS, load_run
 
     run = load_run(run_dir)
     protocol = _protocol_of(run.summary)
     if dataset is None:
         root = data_root or (run.summary.get("protocol") or {}).get("root")
         dataset = load_dataset(run.dataset, root, protocol=protocol)
+    scoring = scoring_of(run.summary, dataset.protocol)
     ids = list(sample_ids) if sample_ids else pick_samples(run, k)
     if not ids:
         raise BenchError(f"{run_dir}: no scored sample to show")
@@ -161,33 +181,62 @@ def depth_gallery(run_dir: str, out_base: str, sample_ids=None, dataset=None, da
     if missing:
         raise BenchError(f"sample(s) not in the dataset: {', '.join(missing)}")
 
-    h5 = os.path.join(run_dir, "predictions.h5")
+    h5 = os.path.join(run_dir, PREDICTIONS)
     if not os.path.isfile(h5):
         # runs of the ensemble study keep no merged predictions of their own (members are shared)
         raise BenchError(f"{run_dir} has no predictions.h5; draw the gallery from a run directory "
                          "made by `marigold-bench run`")
-    fig, axes = plt.subplots(len(ids), 4, figsize=(12, 2.6 * len(ids)), squeeze=False)
+    rows = []
     with PredictionCache(h5) as cache:
-        for row, sid in zip(axes, ids):
+        for sid in ids:
             item = dataset[index[sid]]
             raw = cache.prediction(sid)
             if raw is None:
                 raise BenchError(f"{run_dir}/predictions.h5 has no prediction for {sid}")
-            depth, valid = item["depth"], item["valid"]
-            aligned, _, _ = align_and_clip(fit_to_shape(raw, depth.shape, sid), depth, valid, protocol)
-            lo, hi = np.percentile(depth[valid], [2, 98]) if valid.any() else (0, 1)
+            depth, valid = item["depth"], np.asarray(item["valid"], dtype=bool)
+            aligned = aligned_as_scored(fit_to_shape(raw, depth.shape, sid), depth, valid, scoring)
             error = np.where(valid, np.abs(aligned - depth) / np.where(valid, depth, 1), np.nan)
-            panels = [(item["rgb"], None, None, sid),
-                      (np.where(valid, depth, np.nan), "Spectral", (lo, hi), "ground truth"),
-                      (aligned, "Spectral", (lo, hi), "prediction (aligned)"),
-                      (error, "magma", (0, np.nanpercentile(error, 98) if valid.any() else 1),
-                       f"AbsRel {np.nanmean(error) * 100:.1f}")]
-            for ax, (image, cmap, limits, caption) in zip(row, panels):
-                shown = ax.imshow(image, cmap=cmap, vmin=None if limits is None else limits[0],
-                                  vmax=None if limits is None else limits[1])
-                ax.set_title(caption, fontsize=8)
-                ax.axis("off")
-                if cmap is not None:
-                    fig.colorbar(shown, ax=ax, fraction=0.035)
+            rows.append({"id": sid, "rgb": item["rgb"], "depth": depth, "valid": valid, "aligned": aligned,
+                         "error": error, "abs_rel": float(np.nanmean(error)) if valid.any() else float("nan")})
+    return rows
+
+
+def depth_gallery(run_dir: str, out_base: str, sample_ids=None, dataset=None, data_root=None,
+                  k: int = 3) -> list[str]:
+    """One row per sample: input, ground truth, aligned prediction, absolute relative error.
+
+    The prediction is aligned as the run scored it (its recorded protocol, alignment and fit
+    space, see `aligned_as_scored`), so the caption's AbsRel is the run's ``per_sample.csv``
+    value.
+
+    Args:
+        run_dir: a run directory with ``predictions.h5``.
+        out_base: output path without extension.
+        sample_ids: ids to show (default: best, median and worst by AbsRel; see :func:`pick_samples`).
+        dataset: the dataset the run was made on; by default opened again from the name and
+            data root recorded in the run's summary (``data_root`` overrides the root).
+    """
+    rows = gallery_rows(run_dir, sample_ids, dataset, data_root, k)
+    fig, axes = plt.subplots(len(rows), 4, figsize=(12, 2.6 * len(rows)), squeeze=False)
+    for ax_row, row in zip(axes, rows):
+        depth, valid, error = row["depth"], row["valid"], row["error"]
+        lo, hi = np.percentile(depth[valid], [2, 98]) if valid.any() else (0, 1)
+        panels = [(row["rgb"], None, None, row["id"]),
+                  (np.where(valid, depth, np.nan), "Spectral", (lo, hi), "ground truth"),
+                  (row["aligned"], "Spectral", (lo, hi), "prediction (aligned)"),
+                  (error, "magma", (0, np.nanpercentile(error, 98) if valid.any() else 1),
+                   caption(row["abs_rel"]))]
+        for ax, (image, cmap, limits, title) in zip(ax_row, panels):
+            shown = ax.imshow(image, cmap=cmap, vmin=None if limits is None else limits[0],
+                              vmax=None if limits is None else limits[1])
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+            if cmap is not None:
+                fig.colorbar(shown, ax=ax, fraction=0.035)
     fig.tight_layout()
     return _save(fig, out_base)
+
+
+def caption(abs_rel: float) -> str:
+    """The error panel's caption: the sample's AbsRel ×100, as tables print it."""
+    return f"AbsRel {abs_rel * 100:.1f}"

@@ -3,9 +3,10 @@
 A run directory holds everything needed: ``summary.json`` says which benchmark (and where its
 data and split file were), which settings merged the members (the cache key) and how the run
 was scored; ``predictions.h5`` holds every merged prediction. :func:`rescore_run` reloads the
-ground truth, reads each prediction once and scores it under one or more resolved
-:class:`~marigold_bench.eval.protocols.Scoring` s; :func:`sensitivity_table` turns several
-into one table of headline means with their bootstrap intervals.
+ground truth and goes through the run loop (:func:`marigold_bench.eval.loop.score_loop` with a
+:class:`~marigold_bench.eval.loop.CachedRunSource`), which reads each prediction once and scores
+it under one or more resolved :class:`~marigold_bench.eval.protocols.Scoring` s; the
+protocol-sensitivity table made of several is :mod:`marigold_bench.report.sensitivity`'s.
 
 Nothing here imports torch: the cache is read with h5py (compact entries resized in numpy) and
 scored on the host. Every check runs before anything is written, and each file is written
@@ -18,14 +19,9 @@ import os
 import time
 from dataclasses import dataclass
 
-from marigold_bench.errors import BenchError, SampleError
+from marigold_bench.errors import BenchError
 from marigold_bench.eval.protocols import Scoring, resolve_scoring
-from marigold_bench.report.rundir import recorded_choices
-
-PREDICTIONS = "predictions.h5"
-
-#: the headline metrics of the sensitivity table
-SENSITIVITY_METRICS = ("abs_rel", "delta1")
+from marigold_bench.eval.rundir import PREDICTIONS, load_run, recorded_choices, summarize, write_run
 
 
 @dataclass
@@ -103,9 +99,7 @@ def open_run(path: str, data_root=None, split=None) -> CachedRun:
         BenchError: not a run directory, no ``predictions.h5``, a cache that cannot be opened,
             or ground truth whose samples are not the run's.
     """
-    from marigold_bench.eval.cache import PredictionCache
-    from marigold_bench.eval.evaluator import split_settings
-    from marigold_bench.report.rundir import load_run
+    from marigold_bench.eval.cache import PredictionCache, split_settings
 
     loaded = load_run(path)
     predictions = _predictions_file(loaded.path, loaded.summary)
@@ -135,60 +129,14 @@ def score_cached(run: CachedRun, scorings: list[Scoring], progress: bool = False
         BenchError: a prediction the run scored is missing from the cache or cannot be read
             (named, with how many), or a sample's ground truth cannot be read.
     """
-    from tqdm.auto import tqdm
+    from marigold_bench.eval.loop import CachedRunSource, score_loop
 
-    from marigold_bench.eval.evaluator import NO_VALID, OK, score_sample
-
-    out = [[] for _ in scorings]
-    timings = {"load_s": 0.0, "read_s": 0.0, "score_s": 0.0}
-    try:  # a damaged or incomplete cache is found before any time is spent scoring
-        cached = set(run.cache.ids())
-    except Exception as exc:
-        raise BenchError(f"{run.predictions}: damaged prediction cache: cannot list it ({exc})") from None
-    missing = [sid for sid in run.dataset.ids
-               if sid not in cached and run.rows[sid].get("status") in (OK, NO_VALID)]
-    _refuse_missing(run, missing)
-    for index in tqdm(range(len(run.dataset)), desc=f"rescore {run.summary['dataset']}", disable=not progress):
-        sample_id = run.dataset.ids[index]
-        own = run.rows[sample_id]
-        t0 = time.perf_counter()
-        try:
-            pred = run.cache.prediction(sample_id, run.merge)
-        except Exception as exc:  # h5py raises OSError/KeyError/RuntimeError on damaged data
-            raise BenchError(f"{run.predictions}: damaged prediction cache: cannot read {sample_id} ({exc})") from None
-        t1 = time.perf_counter()
-        timings["read_s"] += t1 - t0
-        if pred is None:
-            if own.get("status") in (OK, NO_VALID):
-                missing.append(sample_id)
-            else:  # failed before a prediction existed, or skipped: nothing to score
-                for records in out:
-                    records.append({k: own.get(k) for k in ("id", "status", "message", "n_valid")})
-            continue
-        try:
-            item = run.dataset[index]
-        except SampleError as exc:
-            raise BenchError(f"cannot read the ground truth of {sample_id} ({exc})") from None
-        t2 = time.perf_counter()
-        timings["load_s"] += t2 - t1
-        for records, scoring in zip(out, scorings):
-            records.append(score_sample(item, pred, scoring))
-        timings["score_s"] += time.perf_counter() - t2
-    _refuse_missing(run, missing)
-    return out, timings
-
-
-def _refuse_missing(run: CachedRun, missing: list) -> None:
-    if missing:
-        raise BenchError(f"{run.predictions}: damaged or incomplete prediction cache: {len(missing)} "
-                         f"sample(s) the run scored have no prediction there ({', '.join(missing[:5])}"
-                         f"{', ...' if len(missing) > 5 else ''}); nothing was written")
+    source = CachedRunSource(run.cache, run.merge, run.rows, run.predictions)
+    return score_loop(run.dataset, source, scorings, progress=progress)
 
 
 def summary_of(run: CachedRun, records: list, scoring: Scoring, timings: dict | None = None) -> dict:
     """``summary.json`` of a rescore: the run's settings, the new scoring, where it came from."""
-    from marigold_bench.eval.evaluator import summarize
-
     extra = {"rescored_from": os.path.abspath(run.path)}
     if timings is not None:
         extra["rescore_timing"] = timings
@@ -230,8 +178,6 @@ def check_out(run: CachedRun, out: str) -> None:
 
 def rescore_run(run: CachedRun, scoring: Scoring, out: str, progress: bool = False) -> dict:
     """Score ``run`` under ``scoring`` and write ``per_sample.csv`` and ``summary.json`` to ``out``."""
-    from marigold_bench.eval.evaluator import write_run
-
     check_out(run, out)
     t0 = time.perf_counter()
     (records,), timings = score_cached(run, [scoring], progress)
@@ -254,76 +200,11 @@ class Undefined:
     message: str
 
 
-def sensitivity(run: CachedRun, entries: list, out: str, progress: bool = False,
-                n_resamples: int = 10_000, seed: int = 0):
-    """Score ``run`` under every scoring, write one run folder per combination under ``out``
-    and the table (``sensitivity.md``, ``sensitivity.csv``); returns the table as a frame.
-
-    ``entries`` are :class:`Scoring` s or :class:`Undefined` rows, in table order. Rows are
-    (protocol, alignment, fit space); columns the headline means with the bootstrap 95 %
-    interval of `marigold_bench.report.stats.bootstrap_ci` over the ok samples; an undefined
-    row has no numbers and says why in ``note``.
-    """
-    import math
-
-    import pandas as pd
-
-    from marigold_bench.eval.evaluator import OK, _atomic_write, write_run
-    from marigold_bench.report.stats import bootstrap_ci
-
-    check_out(run, out)
-    scorings = [e for e in entries if isinstance(e, Scoring)]
-    names = [combination_name(s) for s in scorings]
-    if len(set(names)) != len(names):
-        raise BenchError("the same protocol and alignment is asked for twice")
-    results, timings = score_cached(run, scorings, progress)
-    by_name = dict(zip(names, results))
-    rows = []
-    for entry in entries:
-        if isinstance(entry, Undefined):
-            rows.append({"protocol": entry.protocol, "alignment": entry.alignment or "default", "fit_space": "",
-                         "n": 0, "n_total": len(run.dataset),
-                         **{f"{m}{end}": math.nan for m in SENSITIVITY_METRICS for end in ("", "_low", "_high")},
-                         "note": entry.message})
-            continue
-        records = by_name[combination_name(entry)]
-        ok = [r for r in records if r["status"] == OK]
-        row = {"protocol": entry.protocol, "alignment": entry.alignment, "fit_space": entry.fit_space,
-               "n": len(ok), "n_total": len(records)}
-        for metric in SENSITIVITY_METRICS:
-            iv = bootstrap_ci([r[metric] for r in ok], n_resamples=n_resamples, seed=seed)
-            row.update({metric: iv.mean, f"{metric}_low": iv.low, f"{metric}_high": iv.high})
-        rows.append({**row, "note": ""})
-    frame = pd.DataFrame(rows)
-    # all scoring is done: only now is anything written
-    for scoring, name, records in zip(scorings, names, results):
-        write_run(os.path.join(out, name), records, summary_of(run, records, scoring))
-    _atomic_write(os.path.join(out, "sensitivity.csv"), frame.to_csv(index=False, float_format="%.8g"))
-    _atomic_write(os.path.join(out, "sensitivity.md"), render_sensitivity(frame, run) + "\n")
-    return frame
-
-
-def render_sensitivity(frame, run: CachedRun | None = None) -> str:
-    """The table as GitHub Markdown, metrics ×100 as papers print them; rows a protocol does
-    not define are listed under the table with the reason."""
-    import math
-
-    from tabulate import tabulate
-
-    def cell(row, metric):
-        if row.get("note"):
-            return "not defined"
-        mean, low, high = (100 * row[metric], 100 * row[f"{metric}_low"], 100 * row[f"{metric}_high"])
-        return f"{mean:.2f}" if math.isnan(low) else f"{mean:.2f} [{low:.2f}, {high:.2f}]"
-
-    body = [[r["protocol"], r["alignment"], r["fit_space"], f"{r['n']}/{r['n_total']}",
-             cell(r, "abs_rel"), cell(r, "delta1")] for _, r in frame.iterrows()]
-    table = tabulate(body, headers=["protocol", "alignment", "fit space", "n", "AbsRel↓ ×100 [95% CI]",
-                                    "δ1↑ ×100 [95% CI]"], tablefmt="github", disable_numparse=True)
-    notes = [f"\n{r['protocol']} / {r['alignment']}: {r['note']}" for _, r in frame.iterrows() if r.get("note")]
-    table += "\n" + "".join(notes) if notes else ""
-    if run is None:
-        return table
-    head = (f"Protocol sensitivity of {run.path} ({run.summary['dataset']}, "
-            f"{recorded_choices(run.summary)['output_space']}); bootstrap 95% intervals over samples.\n\n")
-    return head + table
+def write_combinations(run: CachedRun, out: str, scorings: list[Scoring], results: list[list]) -> list[str]:
+    """One run folder per scoring under ``out`` (named by `combination_name`), from the records
+    `score_cached` returned for them; returns the folders."""
+    folders = []
+    for scoring, records in zip(scorings, results):
+        folders.append(os.path.join(out, combination_name(scoring)))
+        write_run(folders[-1], records, summary_of(run, records, scoring))
+    return folders
