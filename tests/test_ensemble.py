@@ -1,7 +1,5 @@
 """Test-time ensembling: our vectorised objective against diffusers' own implementation."""
 
-import time
-
 import numpy as np
 import pytest
 import scipy.optimize
@@ -245,16 +243,35 @@ def test_presets_resolve_and_record():
         resolve_ensembling({"max_iters": 3})
 
 
-@pytest.mark.slow
-def test_ten_times_faster_than_diffusers_at_n10():
-    members = _members(10, 240, 320, seed=3)
-    t0 = time.perf_counter()
-    ensemble_depth(members)
-    ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    MarigoldDepthPipeline.ensemble_depth(torch.from_numpy(members)[:, None], output_uncertainty=True)
-    theirs = time.perf_counter() - t0
-    assert theirs / ours >= 10, f"ours {ours:.3f}s, diffusers {theirs:.3f}s"
+def _objective_calls(run) -> int:
+    """How many times the objective handed to `scipy.optimize.minimize` is evaluated in ``run()``."""
+    calls = 0
+    real_minimize = scipy.optimize.minimize
+
+    def counting(fun, x0, **kw):
+        def counted(x, *args):
+            nonlocal calls
+            calls += 1
+            return fun(x, *args)
+        return real_minimize(counted, x0, **kw)
+
+    scipy.optimize.minimize = counting
+    try:
+        run()
+    finally:
+        scipy.optimize.minimize = real_minimize
+    return calls
+
+
+def test_ten_times_fewer_objective_evaluations_than_diffusers_at_n10():
+    # why ours is faster, without a clock (the speed itself is benchmarks/inference.py's to
+    # measure): the gradient is analytic, so one evaluation gives it, where diffusers' BFGS
+    # estimates it by finite differences, one extra evaluation per parameter (2N = 20 at N=10)
+    members = _members(10, seed=3)
+    ours = _objective_calls(lambda: ensemble_depth(members))
+    theirs = _objective_calls(lambda: MarigoldDepthPipeline.ensemble_depth(torch.from_numpy(members)[:, None],
+                                                                           output_uncertainty=True))
+    assert ours >= 1 and theirs >= 10 * ours, f"ours {ours} evaluations, diffusers {theirs}"
 
 
 ENGINE_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -7,6 +7,7 @@ import re
 import pandas as pd
 import pytest
 
+from fixtures_rundir import records_from_columns, write_fake_run
 from marigold_bench.cli import build_parser, main
 from marigold_bench.commands import leaderboard as command
 from marigold_bench.commands.common import BUNDLED_TINY
@@ -64,21 +65,6 @@ def test_second_launch_calls_no_predictor(tmp_path, monkeypatch, capsys):
     assert counter.built == []
 
 
-def _fixture_run(folder, settings, scoring, per_sample, n_total=2):
-    """A finished run written by hand: summary.json (means of ``per_sample``) and per_sample.csv."""
-    folder.mkdir(parents=True)
-    frame = pd.DataFrame(per_sample)
-    frame.to_csv(folder / "per_sample.csv", index=False)
-    ok = frame[frame["status"] == "ok"]
-    summary = {"dataset": "synthetic", "n": len(ok), "n_total": n_total, "n_failed": n_total - len(ok),
-               "n_skipped": 0, "n_no_valid": 0,
-               "metrics": {"abs_rel": float(ok["abs_rel"].mean()), "delta1": float(ok["delta1"].mean())},
-               "settings": settings, "protocol": {"name": "synthetic", "min_depth": 0.001, "max_depth": 200.0},
-               "scoring": {"protocol": "marigold", **scoring}}
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return summary
-
-
 def test_table_matches_markdown_written_by_hand(tmp_path, monkeypatch, capsys):
     out = tmp_path / "lb"
     models = ["/ckpt/marigold-tiny", "/hub/dpt-tiny"]
@@ -98,10 +84,10 @@ def test_table_matches_markdown_written_by_hand(tmp_path, monkeypatch, capsys):
     ]:
         request = request_of(command.cell_flags(args, model, "synthetic"))
         folder = tmp_path / "lb" / cell_dir("", slugs[model], "synthetic", request)
-        _fixture_run(folder, settings, scoring, rows)
-        summary = json.loads((folder / "summary.json").read_text())
-        summary["leaderboard"] = {"request": request}  # as a finished launch leaves it
-        (folder / "summary.json").write_text(json.dumps(summary))
+        # as a finished launch leaves it: its request recorded in the summary
+        write_fake_run(folder, records_from_columns(rows), dataset="synthetic", settings=settings,
+                       protocol={"min_depth": 0.001, "max_depth": 200.0},
+                       scoring={"protocol": "marigold", **scoring}, leaderboard={"request": request})
     monkeypatch.setattr(command, "build_predictor", lambda *a, **k: pytest.fail("a finished cell was run again"))
 
     assert main(argv) == 0

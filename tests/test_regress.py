@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from fixtures_rundir import write_fake_run
 from marigold_bench.cli import main
 from marigold_bench.report.regress import check, make_baseline, parse_tolerances, portable_settings
 from marigold_bench.report.rundir import load_run
@@ -24,10 +25,14 @@ def _run(tmp_path, name, metrics=None, n=8, settings=None, version="0.1.0"):
     summary["metrics"].update(metrics or {})
     summary["settings"].update(settings or {})
     summary["n"], summary["versions"]["marigold_bench"] = n, version
-    folder = tmp_path / name
-    folder.mkdir()
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return str(folder)
+    return _write(tmp_path / name, summary)
+
+
+def _write(folder, summary):
+    """``summary`` as a run directory, through the shared fixture."""
+    fields = {k: v for k, v in summary.items() if k not in ("dataset", "protocol")}
+    protocol = {k: v for k, v in summary["protocol"].items() if k != "name"}
+    return write_fake_run(folder, dataset=summary["dataset"], protocol=protocol, **fields)
 
 
 @pytest.fixture
@@ -72,10 +77,7 @@ def test_baseline_of_another_version_or_sample_set_is_a_mismatch(tmp_path, basel
     stored = json.loads(open(baseline).read())
     more = copy.deepcopy(SUMMARY)
     more["protocol"]["max_samples"], more["n_total"] = 16, 16
-    folder = tmp_path / "more"
-    folder.mkdir()
-    (folder / "summary.json").write_text(json.dumps(more))
-    verdict = check(stored, load_run(str(folder)))
+    verdict = check(stored, load_run(_write(tmp_path / "more", more)))
     assert verdict.code == 2 and "sample set max_samples: baseline 8 vs run 16" in verdict.mismatches
     # only the folder name of a checkpoint path counts, runtime settings not at all
     assert portable_settings({"model": "/a/b/tiny", "device": "cuda", "steps": 1}) == {"model": "tiny", "steps": 1}

@@ -1,11 +1,9 @@
 """Bootstrap intervals and paired comparisons: coverage, power, null behaviour, run handling."""
 
-import json
-
 import numpy as np
-import pandas as pd
 import pytest
 
+from fixtures_rundir import write_fake_run
 from marigold_bench.cli import main
 from marigold_bench.errors import BenchError
 from marigold_bench.report.rundir import load_run
@@ -51,18 +49,12 @@ def test_paired_test_detects_a_known_shift_and_not_a_null_one():
 
 
 def _write_run(folder, dataset, values, statuses=None):
-    folder.mkdir()
-    ids = [f"s{i:02d}" for i in range(len(values))]
     statuses = statuses or ["ok"] * len(values)
-    frame = pd.DataFrame({"id": ids, "abs_rel": values, "delta1": 1 - np.asarray(values), "status": statuses})
-    frame.loc[frame.status != "ok", ["abs_rel", "delta1"]] = np.nan
-    frame.to_csv(folder / "per_sample.csv", index=False)
-    ok = frame[frame.status == "ok"]
-    summary = {"dataset": dataset, "n": len(ok), "n_total": len(frame),
-               "metrics": {"abs_rel": ok.abs_rel.mean(), "delta1": ok.delta1.mean()},
-               "settings": {"model": folder.name}, "protocol": {"name": dataset, "fit_space": "depth"}}
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return str(folder)
+    records = [{"id": f"s{i:02d}", "abs_rel": v if st == "ok" else np.nan,
+                "delta1": 1 - v if st == "ok" else np.nan, "status": st}
+               for i, (v, st) in enumerate(zip(values, statuses))]
+    return write_fake_run(folder, records, dataset=dataset, settings={"model": folder.name},
+                          protocol={"fit_space": "depth"})
 
 
 def test_compare_uses_only_samples_ok_in_both(tmp_path, capsys):

@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 
+from fixtures_rundir import write_fake_run
 from marigold_bench.cli import main
 from marigold_bench.errors import BenchError
 from marigold_bench.report.rundir import load_run
@@ -15,17 +16,14 @@ SETTINGS = {"model": "/ckpt/marigold_tiny", "steps": 1, "ensemble": 1, "timestep
             "noise": "gaussian", "seed": 1234, "processing_res": 0, "device": "cpu", "batch_size": 4}
 
 
-def write_run(folder, dataset="nyu", metrics=None, n=654, n_total=654, protocol=None, **settings):
-    """A run directory with only what tables read: summary.json."""
-    folder.mkdir(parents=True)
-    summary = {"dataset": dataset, "n": n, "n_total": n_total,
-               "n_failed": n_total - n, "n_skipped": 0, "n_no_valid": 0,
-               "metrics": metrics or {"abs_rel": 0.0612, "delta1": 0.9581, "rmse": 0.2345},
-               "settings": {**SETTINGS, **settings},
-               "protocol": {"name": dataset, "fit_space": "depth", "split": f"{dataset}:test",
-                            "root": f"/data/{folder.name}", **(protocol or {})}}
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return str(folder)
+def write_run(folder, dataset="nyu", metrics=None, n=654, n_total=654, protocol=None, scoring=None,
+              extra=None, **settings):
+    """A run known by its summary (what tables read), written by the shared fixture."""
+    return write_fake_run(folder, dataset=dataset, n=n, n_total=n_total,
+                          metrics=metrics or {"abs_rel": 0.0612, "delta1": 0.9581, "rmse": 0.2345},
+                          settings={**SETTINGS, **settings}, scoring=scoring,
+                          protocol={"fit_space": "depth", "split": f"{dataset}:test",
+                                    "root": f"/data/{folder.name}", **(protocol or {})}, **(extra or {}))
 
 
 @pytest.fixture
@@ -118,13 +116,10 @@ def test_fit_space_is_a_row_choice_not_a_sample_set(tmp_path):
     assert lines[-1].startswith("Rows scored under different protocols are not ranked together")
 
 
-def _scored(folder, scoring, **kwargs):
+def _scored(folder, scoring, dataset="nyu", **kwargs):
     """A 0.3 run: summary.json records how it was scored (`Scoring.to_dict` keys)."""
-    path = write_run(folder, **kwargs)
-    summary = json.loads((folder / "summary.json").read_text())
-    summary["scoring"] = {"protocol": "marigold", "dataset": summary["dataset"], "fit": "...", **scoring}
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return path
+    return write_run(folder, dataset, scoring={"protocol": "marigold", "dataset": dataset, "fit": "...", **scoring},
+                     **kwargs)
 
 
 def test_rows_show_the_recorded_output_space_and_alignment(tmp_path):
@@ -164,12 +159,12 @@ def test_beside_reference_rows_ours_name_preset_steps_and_spacing(tmp_path):
 
 def test_diode_subsets_fill_their_own_columns(tmp_path, capsys):
     folder = tmp_path / "diode"
-    write_run(folder, "diode", metrics={"abs_rel": 0.3, "delta1": 0.77}, n=771, n_total=771)
+    halves = {"all": {"n": 771, "metrics": {"abs_rel": 0.3, "delta1": 0.77}},
+              "indoor": {"n": 325, "metrics": {"abs_rel": 0.1234, "delta1": 0.8912}},
+              "outdoor": {"n": 446, "metrics": {"abs_rel": 0.4321, "delta1": 0.6789}}}
+    write_run(folder, "diode", metrics={"abs_rel": 0.3, "delta1": 0.77}, n=771, n_total=771,
+              extra={"subsets": halves})
     summary = json.loads((folder / "summary.json").read_text())
-    summary["subsets"] = {"all": {"n": 771, "metrics": {"abs_rel": 0.3, "delta1": 0.77}},
-                          "indoor": {"n": 325, "metrics": {"abs_rel": 0.1234, "delta1": 0.8912}},
-                          "outdoor": {"n": 446, "metrics": {"abs_rel": 0.4321, "delta1": 0.6789}}}
-    (folder / "summary.json").write_text(json.dumps(summary))
     text = render(build_table([load_run(folder)]), "md")
     assert text.splitlines()[0] == ("| Method | Output space | Alignment | DIODE AbsRel↓ | DIODE δ1↑ | DIODE indoor AbsRel↓ "
                                     "| DIODE indoor δ1↑ | DIODE outdoor AbsRel↓ | DIODE outdoor δ1↑ |")
