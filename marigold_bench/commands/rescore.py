@@ -88,7 +88,7 @@ def sensitivity(cached, entries: list, out: str, n_resamples: int = 10_000, seed
     the table as a frame. ``entries`` are resolved scorings or ``Undefined`` rows, in table
     order. All scoring is done before anything is written."""
     from marigold_bench.eval.rescore import Undefined, check_out, combination_name, score_cached, write_combinations
-    from marigold_bench.report.sensitivity import render_sensitivity, sensitivity_frame, write_sensitivity
+    from marigold_bench.report.sensitivity import sensitivity_frame, write_sensitivity
 
     check_out(cached, out)
     scorings = [e for e in entries if not isinstance(e, Undefined)]

@@ -428,7 +428,7 @@ def score_loop(dataset, source: Source, scorings: list, indices=None, skip_missi
             score(index, item, found)
     flush()
     source.finish()
-    timings.update({k: v for k, v in source.timings.items()})
+    timings.update(source.timings)
     return [[done[i][k] for i in indices] for k in range(len(scorings))], timings
 
 

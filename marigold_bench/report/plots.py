@@ -121,7 +121,7 @@ def _protocol_of(summary: dict):
     return base.replace(**{k: v for k, v in recorded.items() if k in fields and k != "name"})
 
 
-def scoring_of(summary: dict, dataset_protocol):
+def recorded_scoring(summary: dict, dataset_protocol):
     """The run's own scoring (protocol, output space, alignment, fit space), resolved again from
     what its ``summary.json`` recorded, so a figure aligns each prediction as it was scored."""
     from marigold_bench.eval.protocols import resolve_scoring
@@ -172,7 +172,7 @@ def gallery_rows(run_dir: str, sample_ids=None, dataset=None, data_root=None, k:
     if dataset is None:
         root = data_root or (run.summary.get("protocol") or {}).get("root")
         dataset = load_dataset(run.dataset, root, protocol=protocol)
-    scoring = scoring_of(run.summary, dataset.protocol)
+    scoring = recorded_scoring(run.summary, dataset.protocol)
     ids = list(sample_ids) if sample_ids else pick_samples(run, k)
     if not ids:
         raise BenchError(f"{run_dir}: no scored sample to show")
