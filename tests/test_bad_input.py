@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import fixtures_data as fd
+from fixtures_rundir import write_fake_run
 from marigold_bench.cli import main
 from marigold_bench.data import load_dataset
 from marigold_bench.errors import BenchError, InferenceSettingsError, SampleError, SplitNotFoundError
@@ -32,14 +33,12 @@ SUMMARY = {"dataset": "synthetic", "n": 8, "n_total": 8, "metrics": METRICS,
 
 
 def _summary_run(tmp_path, name, metrics=None, n=8):
+    # a run that scored nothing writes NaN means, as the evaluator does
     summary = copy.deepcopy(SUMMARY)
+    protocol = {k: v for k, v in summary.pop("protocol").items() if k != "name"}
     summary["metrics"].update(metrics or {})
     summary["n"] = n
-    folder = tmp_path / name
-    folder.mkdir()
-    # allow_nan: a run that scored nothing writes NaN means, as the evaluator does
-    (folder / "summary.json").write_text(json.dumps(summary, allow_nan=True))
-    return str(folder)
+    return write_fake_run(tmp_path / name, protocol=protocol, **summary)
 
 
 @pytest.fixture
@@ -277,22 +276,11 @@ def test_tar_links_to_a_member_read_that_member(tmp_path, nyu):
 # --- rows scored under different protocols are never ranked together ----------------------
 
 def _scored_run(folder: Path, scoring: dict, values, dataset="nyu", model="m"):
-    folder.mkdir(parents=True)
-    ids = [f"s{i:02d}" for i in range(len(values))]
-    values = np.asarray(values, np.float64)
-    with (folder / "per_sample.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["id", "abs_rel", "delta1", "status"])
-        for sid, v in zip(ids, values):
-            writer.writerow([sid, v, 1 - v, "ok"])
-    summary = {"dataset": dataset, "n": len(ids), "n_total": len(ids),
-               "metrics": {"abs_rel": float(values.mean()), "delta1": float(1 - values.mean())},
-               "settings": {"model": model, "steps": 1, "ensemble": 1},
-               "protocol": {"name": dataset, "fit_space": scoring.get("fit_space", "depth")},
-               "scoring": {"protocol": "marigold", "output_space": "depth_affine_invariant",
-                           "alignment": "affine", "fit_space": "depth", **scoring}}
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return str(folder)
+    records = [{"id": f"s{i:02d}", "abs_rel": float(v), "delta1": float(1 - v)} for i, v in enumerate(values)]
+    return write_fake_run(folder, records, dataset=dataset, settings={"model": model, "steps": 1, "ensemble": 1},
+                          protocol={"fit_space": scoring.get("fit_space", "depth")},
+                          scoring={"protocol": "marigold", "output_space": "depth_affine_invariant",
+                                   "alignment": "affine", "fit_space": "depth", **scoring})
 
 
 def test_compare_names_no_winner_across_protocols(tmp_path, capsys):
