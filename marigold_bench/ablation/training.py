@@ -7,8 +7,8 @@ stack:
 
 * ``marigold_bench.train.trainer.train_from_config(config, overrides)`` when the training module
   offers it;
-* otherwise the same call composed from its public pieces (``train.config.load_config``-style YAML
-  reading, ``config_from_dict`` and ``trainer.train``).
+* otherwise the same call composed from its public pieces (``train.config.read_config_file``, the
+  YAML reader of ``marigold-bench train``, ``config_from_dict`` and ``trainer.train``).
 
 Overrides are dotted config keys: ``diffusion.noise`` (the noise under study), ``output_dir``
 and ``export.dir`` (inside the study directory, never the bundled checkpoint's folder). A noise
@@ -28,18 +28,13 @@ DEFAULT_CONFIG = "configs/tiny.yaml"
 
 def _compose_from_parts():
     """``train_from_config`` built from the trainer's public pieces (config dict -> train)."""
-    import yaml
-
-    from marigold_bench.train.config import config_from_dict
+    from marigold_bench.train.config import config_from_dict, read_config_file
     from marigold_bench.train.trainer import train
 
     def train_from_config(config, overrides: dict):
         if isinstance(config, (str, os.PathLike)):
-            try:
-                with open(config, encoding="utf-8") as f:
-                    values = yaml.safe_load(f) or {}
-            except OSError as exc:
-                raise BenchError(f"cannot read training config {config}: {exc.strerror or exc}") from None
+            # the loader of `marigold-bench train`: plain values only, each key once, one-line errors
+            values = read_config_file(config)
         else:
             values = dict(config)
         for dotted, value in overrides.items():
@@ -47,6 +42,8 @@ def _compose_from_parts():
             *parents, leaf = dotted.split(".")
             for part in parents:
                 node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise BenchError(f"training config {config}: section {part} must be a mapping, got {node!r}")
             node[leaf] = value
         return train(config_from_dict(values))
 

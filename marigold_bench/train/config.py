@@ -13,6 +13,7 @@ a resume compares it with the new one (:func:`config_differences`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -22,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from marigold_bench.errors import TrainConfigError
+from marigold_bench.train.config_yaml import read_config_file
 
 
 @dataclass
@@ -117,6 +119,7 @@ class ValidationConfig:
     #: base data root of the benchmark sets (null: $MARIGOLD_DATA).
     data_root: str | None = None
     split: str = "val"  # of the synthetic benchmark (the fallback)
+    #: the first this many samples of each set (>= 1; null: all); an entry's own max_samples wins.
     max_samples: int | None = None
     steps: int = 1
     ensemble: int = 1
@@ -146,6 +149,8 @@ class TrainConfig:
     seed: int = 2024
     max_steps: int = 18000
     log_every: int = 10
+    #: write a resumable checkpoint every this many optimiser steps (>= 1); one is always written at
+    #: max_steps, so ``checkpoint_every: <max_steps>`` keeps only the final one (0 is refused).
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     #: torch CPU threads (null: torch's default). Part of the run's identity: the thread count
@@ -167,12 +172,34 @@ class TrainConfig:
         return _flatten(self.to_dict())
 
     def validate(self) -> "TrainConfig":
-        """Raise :class:`TrainConfigError` for values that cannot work together."""
+        """Raise :class:`TrainConfigError` for values that cannot work (alone or together).
+
+        Every problem found is listed, each under its key path (entries of ``validation.sets``
+        counted from 1: ``validation.sets[1].max_samples``), in one line. Runs when a config is
+        read, so a bad value stops ``train`` before any model is built or any folder is made.
+        """
         problems = []
-        if self.max_steps < 0:
-            problems.append("max_steps must be >= 0")
+        _at_least(problems, "max_steps", self.max_steps, 0)
+        _at_least(problems, "log_every", self.log_every, 1)
+        # 0 is not "never": the loop writes one every checkpoint_every steps and always at max_steps
+        _at_least(problems, "checkpoint_every", self.checkpoint_every, 1,
+                  " (one is always written at max_steps too: checkpoint_every = max_steps writes only that one)")
+        if self.cpu_threads is not None:
+            _at_least(problems, "cpu_threads", self.cpu_threads, 1, " (or null: torch's default)")
         if self.optim.micro_batch < 1 or self.optim.grad_accum < 1:
             problems.append("optim.micro_batch and optim.grad_accum must be >= 1")
+        _positive_number(problems, "optim.lr", self.optim.lr)
+        _positive_number(problems, "vae_fit.lr", self.vae_fit.lr)
+        if not _number(self.optim.ema_decay) or not 0.0 <= self.optim.ema_decay <= 1.0:
+            problems.append(f"optim.ema_decay must be in [0, 1], got {self.optim.ema_decay!r}")
+        _at_least(problems, "vae_fit.steps", self.vae_fit.steps, 0)
+        _at_least(problems, "vae_fit.batch", self.vae_fit.batch, 1)
+        for key in ("kl_weight", "depth_weight"):
+            value = getattr(self.vae_fit, key)
+            if not _number(value) or value < 0:
+                problems.append(f"vae_fit.{key} must be a finite number >= 0, got {value!r}")
+        if not _number(self.diffusion.noise_strength) or self.diffusion.noise_strength < 0:
+            problems.append(f"diffusion.noise_strength must be a finite number >= 0, got {self.diffusion.noise_strength!r}")
         if self.diffusion.noise not in ("gaussian", "multires", "annealed"):
             problems.append(f"diffusion.noise must be gaussian, multires or annealed, got {self.diffusion.noise!r}")
         if self.diffusion.timestep_spacing not in ("leading", "trailing", "linspace"):
@@ -187,33 +214,84 @@ class TrainConfig:
             problems.append("export.select must be best or last")
         if self.export.dtype not in ("fp32", "fp16"):
             problems.append("export.dtype must be fp32 or fp16")
-        sources = self.data.sources or {}
-        unknown = set(sources) - {"hypersim", "vkitti", "synthetic"}
-        if not sources or unknown:
-            problems.append("data.sources must map some of hypersim, vkitti, synthetic to weights"
-                            + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
-        elif any(float(w) < 0 for w in sources.values()) or sum(float(w) for w in sources.values()) <= 0:
-            problems.append("data.sources weights must be >= 0 and not all 0")
+        _at_least(problems, "export.default_denoising_steps", self.export.default_denoising_steps, 1)
+        _at_least(problems, "export.default_processing_resolution", self.export.default_processing_resolution, 0,
+                  " (0: native resolution)")
+        self._validate_sources(problems)
         if not 0 <= self.optim.warmup_steps <= self.optim.decay_steps:
             problems.append("optim.warmup_steps must be >= 0 and <= optim.decay_steps")
         if not self.optim.final_ratio > 0:
             problems.append("optim.final_ratio must be > 0")
-        from marigold_bench.data.loaders import DATASETS
-
-        for number, entry in enumerate(self.validation.sets, 1):
-            if not isinstance(entry, dict) or "dataset" not in entry or set(entry) - {"dataset", "split", "max_samples"}:
-                problems.append(f"validation.sets entry {number} must be a mapping with dataset and optionally "
-                                f"split and max_samples, got {entry!r}")
-            elif entry["dataset"] not in DATASETS:
-                problems.append(f"validation.sets entry {number}: unknown dataset {entry['dataset']!r} "
-                                f"(known: {', '.join(DATASETS)})")
-        if self.data.resolution is not None and len(self.data.resolution) != 2:
-            problems.append("data.resolution must be [height, width] or null")
-        if not 0.0 <= self.data.flip_p <= 1.0:
+        self._validate_validation(problems)
+        _size(problems, "data.resolution", self.data.resolution)
+        _size(problems, "vae_fit.crop", self.vae_fit.crop)
+        if not _number(self.data.flip_p) or not 0.0 <= self.data.flip_p <= 1.0:
             problems.append("data.flip_p must be in [0, 1]")
+        _at_least(problems, "data.num_workers", self.data.num_workers, 0)
         if problems:
             raise TrainConfigError("invalid training config: " + "; ".join(problems))
         return self
+
+    def _validate_sources(self, problems: list) -> None:
+        sources = self.data.sources or {}
+        unknown = set(sources) - {"hypersim", "vkitti", "synthetic"}
+        if not sources or unknown:
+            problems.append("data.sources must map some of hypersim, vkitti, synthetic to weights"
+                            + (f" (unknown: {', '.join(sorted(map(str, unknown)))})" if unknown else ""))
+            return
+        bad = [name for name, weight in sources.items() if not _number(weight) or weight < 0]
+        for name in bad:  # a string, a bool, null or NaN would reach the sampler as a weight
+            problems.append(f"data.sources.{name} must be a finite number >= 0 (a sampling weight), "
+                            f"got {sources[name]!r}")
+        if not bad and sum(sources.values()) <= 0:
+            problems.append("data.sources weights must not all be 0")
+
+    def _validate_validation(self, problems: list) -> None:
+        from marigold_bench.data.loaders import DATASETS
+
+        val = self.validation
+        _at_least(problems, "validation.every", val.every, 0, " (0: never)")
+        _at_least(problems, "validation.steps", val.steps, 1)
+        _at_least(problems, "validation.ensemble", val.ensemble, 1)
+        if val.max_samples is not None:
+            _at_least(problems, "validation.max_samples", val.max_samples, 1, " (or null: all)")
+        for number, entry in enumerate(val.sets, 1):
+            where = f"validation.sets[{number}]"
+            if not isinstance(entry, dict) or "dataset" not in entry or set(entry) - {"dataset", "split", "max_samples"}:
+                problems.append(f"{where} must be a mapping with dataset and optionally split and max_samples, "
+                                f"got {entry!r}")
+                continue
+            if entry["dataset"] not in DATASETS:
+                problems.append(f"{where}.dataset: unknown dataset {entry['dataset']!r} (known: {', '.join(DATASETS)})")
+            if entry.get("split") is not None and not isinstance(entry["split"], str):
+                problems.append(f"{where}.split must be a split name or file, got {entry['split']!r}")
+            if entry.get("max_samples") is not None:
+                _at_least(problems, f"{where}.max_samples", entry["max_samples"], 1, " (or null: all)")
+
+
+def _number(value) -> bool:
+    """A finite int or float (bools are not numbers here, though Python counts them as ints)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _at_least(problems: list, key: str, value, low: int, note: str = "") -> None:
+    if not _integer(value) or value < low:
+        problems.append(f"{key} must be an integer >= {low}{note}, got {value!r}")
+
+
+def _positive_number(problems: list, key: str, value) -> None:
+    if not _number(value) or value <= 0:
+        problems.append(f"{key} must be a finite number > 0, got {value!r}")
+
+
+def _size(problems: list, key: str, value) -> None:
+    """``[height, width]`` of positive integers, or null."""
+    if value is not None and (len(value) != 2 or not all(_integer(v) and v >= 1 for v in value)):
+        problems.append(f"{key} must be [height, width] (integers >= 1) or null, got {value!r}")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -238,13 +316,26 @@ def _check_type(name: str, value, annotation):
     for option in options:
         base = typing.get_origin(option) or option
         if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # YAML's .nan / .inf: no setting of the trainer means either
+                raise TrainConfigError(f"config key {name} must be a finite number, got {value!r}")
             return float(value)
         if base is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if base in (str, bool, list, dict) and isinstance(value, base):
             return value
     wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options)
-    raise TrainConfigError(f"config key {name} must be {wanted}, got {value!r}")
+    hint = ""
+    if float in options and isinstance(value, str) and _parses_as_float(value):
+        hint = " (YAML 1.1 reads an exponent without a dot as text: write 1.0e-3, not 1e-3)"
+    raise TrainConfigError(f"config key {name} must be {wanted}, got {value!r}{hint}")
+
+
+def _parses_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _build(cls, values: dict, prefix: str = ""):
@@ -271,17 +362,9 @@ def config_from_dict(values: dict) -> TrainConfig:
 
 
 def load_config(path: str | os.PathLike) -> TrainConfig:
-    """Read a YAML training config; a missing file or a bad key is a :class:`TrainConfigError`."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TrainConfigError(f"cannot read training config {path}: {exc.strerror or exc}") from None
-    try:
-        values = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise TrainConfigError(f"{path} is not valid YAML: {exc}") from None
-    return config_from_dict(values)
+    """Read a YAML training config; a missing file, a python tag, a key given twice, an unknown key or
+    a bad value is a one-line :class:`TrainConfigError` (see :mod:`marigold_bench.train.config_yaml`)."""
+    return config_from_dict(read_config_file(path))
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
