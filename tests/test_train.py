@@ -12,6 +12,7 @@ from marigold_bench.errors import BenchError
 from marigold_bench.train import targets
 from marigold_bench.train.config import TrainConfigError, config_from_dict, load_config
 from marigold_bench.train.lr_schedule import lr_factor
+from marigold_bench.train.resume_state import read_training_state
 from marigold_bench.train.trainer import ResumeMismatchError, TrainingError, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,9 +110,13 @@ def test_resume_is_exact(tmp_path):
     assert first["losses"] + resumed["losses"] == straight["losses"]
     a, b = state_of(Path(straight["checkpoint"])), state_of(Path(resumed["checkpoint"]))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    ema_a = torch.load(Path(straight["checkpoint"]) / "state" / "custom_checkpoint_1.pkl", weights_only=False)
-    ema_b = torch.load(Path(resumed["checkpoint"]) / "state" / "custom_checkpoint_1.pkl", weights_only=False)
+    ema_a = read_training_state(Path(straight["checkpoint"]) / "state")["parts"]["ema"]
+    ema_b = read_training_state(Path(resumed["checkpoint"]) / "state")["parts"]["ema"]
+    assert len(ema_a["shadow_params"]) == len(a) and ema_a["optimization_step"] == ema_b["optimization_step"] == 3
     assert all(torch.equal(x, y) for x, y in zip(ema_a["shadow_params"], ema_b["shadow_params"]))
+    opt_a = read_training_state(Path(straight["checkpoint"]) / "state")["parts"]["optimizer"]["state"]
+    opt_b = read_training_state(Path(resumed["checkpoint"]) / "state")["parts"]["optimizer"]["state"]
+    assert opt_a.keys() == opt_b.keys() and all(torch.equal(opt_a[i][k], opt_b[i][k]) for i in opt_a for k in opt_a[i])
     # the metrics log of the resumed run continues, without duplicated steps
     steps = [line.split(",")[0] for line in (tmp_path / "b" / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == ["1", "2", "3"]

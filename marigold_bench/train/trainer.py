@@ -12,7 +12,8 @@ Read :func:`train` (its body, ``_train``) from start to end; it is the whole rec
    accumulation, optional EMA;
 6. periodic validation with the suite's evaluator (1 step, N = 1) on the paper's validation sets where
    present, the synthetic split otherwise; AbsRel of the first set selects the best;
-7. checkpoints that resume exactly (model, optimiser, LR schedule, RNG states, data position);
+7. checkpoints that resume exactly (model, optimiser, LR schedule, RNG states, data position),
+   written and read without pickle (train/resume_state.py);
 8. export as a diffusers ``MarigoldDepthPipeline`` with a model card.
 
 Every random draw of step ``s`` comes from generators seeded by ``(seed, micro-batch number)``,
@@ -41,6 +42,7 @@ from marigold_bench.train.config import TrainConfig, TrainConfigError, config_di
 from marigold_bench.train.data import TrainingMixture, build_sources, make_loader, micro_batch_index, torch_generator
 from marigold_bench.train.export import export_pipeline, inference_scheduler, training_scheduler
 from marigold_bench.train.lr_schedule import lr_factor
+from marigold_bench.train.resume_state import check_checkpoint_files, load_training_state, save_training_state
 from marigold_bench.train.validation import training_predictor, validate, validation_sets
 
 
@@ -259,7 +261,11 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
         raise TrainingError(f"{out} already holds checkpoints of a run: pass --resume {out} to continue "
                             "it, or set another output_dir (or remove that folder) to start afresh")
     if resume_dir is not None:
-        resumed = json.loads((resume_dir / STATE_FILE).read_text())
+        check_checkpoint_files(resume_dir)  # before any of its files is read: nothing there is unpickled
+        try:
+            resumed = json.loads((resume_dir / STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise TrainingError(f"cannot resume {resume_dir}: {STATE_FILE} is not readable JSON ({exc})") from None
         if resumed.get("recipe") != RECIPE:
             raise ResumeMismatchError(
                 f"refusing to resume {resume_dir}: it was written by marigold-bench before 0.3, whose "
@@ -317,19 +323,24 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
     optimizer = torch.optim.Adam(unet.parameters(), lr=cfg.optim.lr, weight_decay=0.0)
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg.optim))
     unet, optimizer = accelerator.prepare(unet, optimizer)
-    accelerator.register_for_checkpointing(lr_scheduler)
     ema = None
     if cfg.optim.ema:
         from diffusers.training_utils import EMAModel
 
         ema = EMAModel(accelerator.unwrap_model(unet).parameters(), decay=cfg.optim.ema_decay)
         ema.to(device)
-        accelerator.register_for_checkpointing(ema)
+    # what a checkpoint holds besides the UNet (train/resume_state.py: safetensors + JSON, no pickle)
+    state_parts = {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
+    if ema is not None:
+        state_parts["ema"] = ema
+    if accelerator.scaler is not None:
+        state_parts["scaler"] = accelerator.scaler
 
     start_step, best, totals = 0, {"abs_rel": math.inf, "step": None}, {"skipped": 0, "unreadable": 0, "samples": 0}
     wall_before = 0.0
     if resumed is not None:
-        accelerator.load_state(str(resume_dir / "state"))
+        accelerator.step = load_training_state(resume_dir / "state", model=accelerator.unwrap_model(unet),
+                                               parts=state_parts, rank=rank, world=world)
         if ema is not None:
             ema.to(device)  # its state dict loads on the CPU
         start_step, best, totals = resumed["step"], resumed["best"], resumed["totals"]
@@ -369,7 +380,9 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
         accelerator.wait_for_everyone()
         if main and tmp.exists():
             shutil.rmtree(tmp)
-        accelerator.save_state(str(tmp / "state"))
+        accelerator.wait_for_everyone()  # no process writes into a folder still being removed
+        save_training_state(tmp / "state", model=unwrapped(), parts=state_parts, rank=rank, world=world,
+                            main=main, step=accelerator.step)
         accelerator.wait_for_everyone()  # every rank's RNG state is in before the folder is renamed
         if main:
             if vae_fit is not None:
@@ -464,7 +477,7 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
         if cfg.export.select == "best" and best["step"] is not None and best["step"] != cfg.max_steps:
             from diffusers import UNet2DConditionModel
 
-            model = UNet2DConditionModel.from_pretrained(str(out / "best" / "unet"))
+            model = UNet2DConditionModel.from_pretrained(str(out / "best" / "unet"), use_safetensors=True)
             selected = best["step"]
         vae.to("cpu")
         text_encoder.to("cpu")
