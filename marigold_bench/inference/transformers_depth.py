@@ -216,6 +216,8 @@ class TransformersDepthPredictor:
         path, source = resolve_checkpoint(resolve_name(model))   # a registry name loads its hub id
         config = check_transformers_checkpoint(path)
         _check_vision_extra(config.get("model_type"))
+        import pickle
+
         from safetensors import SafetensorError
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
@@ -225,6 +227,10 @@ class TransformersDepthPredictor:
                 warnings.simplefilter("ignore")
                 net = AutoModelForDepthEstimation.from_pretrained(path, dtype=PRECISIONS[precision])
                 processor = AutoImageProcessor.from_pretrained(path)
+        except pickle.UnpicklingError:  # torch's weights-only loader met more than tensors in a .bin
+            raise CheckpointError(f"refusing to load transformers depth model {path}: its pickled weights "
+                                  f"({', '.join(sorted(p.name for p in path.glob('*.bin')))}) hold more "
+                                  "than tensors and are never run; use a *.safetensors copy") from None
         except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
             # a truncated or corrupt weight file is the user's to replace, not a traceback
             raise CheckpointError(f"cannot load transformers depth model {path}: {exc}") from exc
