@@ -334,3 +334,88 @@ def test_transformers_checkpoint_with_a_crafted_bin_is_one_line(tmp_path, capsys
     line = one_error_line(capsys, "predict")
     assert "pytorch_model.bin" in line or "pickle" in line
     assert not marker.exists()
+
+
+# --- the pickle-free state format itself --------------------------------------------------------
+
+def _same(a, b) -> bool:
+    """Equal values of equal types all the way down (tensors: equal dtype, shape and bits)."""
+    import numpy as np
+    import torch
+
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, torch.Tensor):
+        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_state_round_trips_through_json_and_safetensors(tmp_path):
+    """Adam's state (int keys, tuple betas, 0-dim step tensors), LambdaLR's and the RNG states come
+    back with the same types and bits after JSON text and a safetensors file."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from marigold_bench.train.resume_state import pack, rng_state, unpack
+
+    param = torch.nn.Parameter(torch.arange(6, dtype=torch.float32).reshape(2, 3))
+    optimizer = torch.optim.Adam([param], lr=1e-3, betas=(0.8, 0.99))
+    param.grad = torch.full_like(param, 0.5)
+    optimizer.step()
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda n: 0.5)
+    original = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()}
+    tensors = {}
+    text = json.dumps(pack(original, tensors, "x"))
+    save_file(tensors, str(tmp_path / "t.safetensors"))
+    back = unpack(json.loads(text), load_file(str(tmp_path / "t.safetensors")))
+    assert _same(original, back)
+    assert back["optimizer"]["param_groups"][0]["betas"] == (0.8, 0.99)
+    assert list(back["optimizer"]["state"]) == [0]
+    assert back["optimizer"]["state"][0]["step"].shape == ()
+    with pytest.raises(ValueError):  # plain JSON objects are not state: only tagged entries are
+        unpack({"__reduce__": ["os.system", "x"]}, {})
+
+
+def test_restored_random_states_continue_the_same_draws(tmp_path):
+    import random
+
+    import numpy as np
+    import torch
+
+    from marigold_bench.train.resume_state import load_training_state, save_training_state
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    state = tmp_path / "checkpoint" / "state"
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    save_training_state(state, model=model, parts={"optimizer": optimizer}, step=5)
+    expected = (torch.rand(4), np.random.rand(4), [random.random() for _ in range(4)])
+    torch.manual_seed(99), np.random.seed(99), random.seed(99)
+    assert load_training_state(state, model=model, parts={"optimizer": optimizer}) == 5
+    drawn = (torch.rand(4), np.random.rand(4), [random.random() for _ in range(4)])
+    assert torch.equal(expected[0], drawn[0]) and np.array_equal(expected[1], drawn[1]) and expected[2] == drawn[2]
+
+
+@pytest.mark.parametrize("damage", ["training.json", "training.safetensors", "rng_0.json", "missing"])
+def test_damaged_state_is_one_line(trained_run, tmp_path, damage):
+    from test_train import tiny_cfg
+    from marigold_bench.train.trainer import train
+
+    out = _copy_run(trained_run, tmp_path)
+    state = out / "checkpoints" / "step_0000001" / "state"
+    if damage == "missing":
+        (state / "training.safetensors").unlink()
+    else:
+        (state / damage).write_bytes(b"{\"format\": 1, \"parts\": ")
+    with pytest.raises(TrainingError) as err:
+        train(tiny_cfg(out, max_steps=2, **{"optim.ema": True}), resume=out, progress=False)
+    named = {"missing": "state/training.safetensors is missing", "rng_0.json": "rng_0.json"}.get(damage, damage)
+    assert "\n" not in str(err.value) and named in str(err.value)
