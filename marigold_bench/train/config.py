@@ -257,9 +257,10 @@ class TrainConfig:
             _at_least(problems, "validation.max_samples", val.max_samples, 1, " (or null: all)")
         for number, entry in enumerate(val.sets, 1):
             where = f"validation.sets[{number}]"
-            if not isinstance(entry, dict) or "dataset" not in entry or set(entry) - {"dataset", "split", "max_samples"}:
+            unknown = sorted(map(str, set(entry) - {"dataset", "split", "max_samples"})) if isinstance(entry, dict) else []
+            if not isinstance(entry, dict) or "dataset" not in entry or unknown:
                 problems.append(f"{where} must be a mapping with dataset and optionally split and max_samples, "
-                                f"got {entry!r}")
+                                f"got {entry!r}" + (f" (unknown key {', '.join(unknown)})" if unknown else ""))
                 continue
             if entry["dataset"] not in DATASETS:
                 problems.append(f"{where}.dataset: unknown dataset {entry['dataset']!r} (known: {', '.join(DATASETS)})")
