@@ -72,3 +72,8 @@ class ArchiveChecksumError(DataRootError):
 class UndefinedAlignmentError(BenchError):
     """An evaluation protocol does not define the asked alignment in the asked fit space (e.g.
     MoGe has no scale-only fit of disparity); a sensitivity table marks such a row instead."""
+
+
+class FrameError(BenchError, ValueError):
+    """A camera frame for surface normals that the suite does not know (see
+    :mod:`marigold_bench.frames`), or normals whose last axis is not 3 components."""

@@ -19,7 +19,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "marigold_bench"
 #: Sub-packages (and top-level modules) by layer, lowest first. A module may import its own layer
 #: and any lower one. The bottom layer is the shared vocabulary everything may use.
 LAYERS = (
-    {"", "errors", "output_spaces", "plugins", "tasks"},
+    {"", "errors", "frames", "output_spaces", "plugins", "tasks"},
     {"data"},
     {"model"},
     {"inference", "eval"},
