@@ -23,7 +23,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from marigold_bench.data.crops import BY_ID, NONE, Crop
-from marigold_bench.errors import BenchError
+from marigold_bench.errors import BenchError, FrameError
+from marigold_bench.frames import FRAMES, check_frame
 
 #: how ``summary.json["protocol"]`` has recorded a benchmark since 0.2 (keys and order)
 RECORDED_KEYS = ("name", "min_depth", "max_depth", "eval_mask", "range_in_valid", "fit_space",
@@ -49,7 +50,13 @@ class BenchmarkSpec:
     Attributes:
         name: the benchmark's name on the command line (``--dataset``).
         title: how tables print it (``"NYUv2"``).
-        task: what its ground truth is: ``"depth"`` (``"normals"`` later).
+        task: what its ground truth is: ``"depth"`` or ``"normals"`` (surface normals; then
+            :attr:`frame` says in which camera frame, and the depth fields are unused).
+        dataset: the benchmark name it answers to when a task is asked for
+            (``get_benchmark("nyu", task="normals")`` finds ``nyu-normals`` by it); empty: its
+            own :attr:`name`.
+        frame: the camera frame of normals ground truth (``"opengl"``, ``"opencv"``; see
+            :mod:`marigold_bench.frames`); None for depth.
         folder / archive / extra_archives: layout of the official download: the folder under a
             base data root, the official archive inside it, and further archives there that hold
             other splits (KITTI's validation frames). None for a benchmark without files.
@@ -64,6 +71,8 @@ class BenchmarkSpec:
         fit_max_resolution: fit on a copy whose longer side is at most this (ETH3D: 1024).
         fit_downsample: ``"width_only"`` (the official code's 1-D resampling) or ``"2d"``.
         processing_res: default processing resolution for inference (0 = native).
+        seed: the seed the benchmark's official inference script runs with (Marigold's normals
+            scripts: 1234 or 4321 by benchmark); None: the suite's default.
         padding: the geometry Marigold checkpoints default to under the ``marigold`` protocol
             (``"none"`` for ETH3D, as its official evaluation ran; None = the suite's default).
         default_split: split file (relative to the splits root) of the test set.
@@ -83,6 +92,8 @@ class BenchmarkSpec:
     name: str
     title: str = ""
     task: str = "depth"
+    dataset: str = ""
+    frame: str | None = None
     folder: str | None = None
     archive: str | None = None
     extra_archives: tuple[str, ...] = ()
@@ -95,6 +106,7 @@ class BenchmarkSpec:
     fit_max_resolution: int | None = None
     fit_downsample: str = "width_only"
     processing_res: int = 0
+    seed: int | None = None
     padding: str | None = None
     default_split: str | None = None
     expected_count: int | None = None
@@ -113,6 +125,14 @@ class BenchmarkSpec:
             object.__setattr__(self, "crops", {**self.crops, "none": NONE})
         if not self.title:
             object.__setattr__(self, "title", self.name)
+        if not self.dataset:
+            object.__setattr__(self, "dataset", self.name)
+        if self.task == "normals":
+            # a normals map means nothing without its axes: a spec must say which
+            if self.frame is None:
+                raise FrameError(f"{self.name}: a normals benchmark must declare its frame "
+                                 f"({', '.join(FRAMES)})")
+            check_frame(self.frame)
         if self.default_crop not in self.crops:
             raise UnknownCropError(f"{self.name}: default crop {self.default_crop!r} is not one of its "
                                    f"crops ({', '.join(self.crops)})")
@@ -166,9 +186,11 @@ class BenchmarkSpec:
 
     def to_dict(self) -> dict:
         """The JSON-ready facts ``summary.json["protocol"]`` records (0.3's keys, exactly: the CI
-        baseline compares them)."""
+        baseline compares them), plus ``task`` and ``frame`` for a benchmark of another task."""
         facts = {key: getattr(self, key) for key in RECORDED_KEYS}
         facts["splits"] = dict(self.splits)
+        if self.task != "depth":  # new keys only where new: depth records stay byte-identical
+            facts["task"], facts["frame"] = self.task, self.frame
         return facts
 
     def replace(self, **changes) -> "BenchmarkSpec":

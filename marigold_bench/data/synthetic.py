@@ -7,14 +7,24 @@ fading far surfaces into the sky colour; sky pixels have no depth). Textures liv
 coordinates, so their frequency grows with distance like in real images. Depth is planar (the
 camera-space z of the hit point), as in the benchmarks. Everything follows from the seed, so a
 sample id always means the same picture.
+
+The same scenes are also a surface-normals benchmark (``synthetic-normals``, asked for as
+``get_benchmark("synthetic", task="normals")``): the exact normal of every surface hit, taken
+from the geometry (planes, spheres, box faces), in the OpenGL camera frame. Rendering them costs
+no random numbers, so depth items are exactly what they were.
 """
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import numpy as np
 
 from marigold_bench.data.base import DepthDataset, make_item, masks
+from marigold_bench.data.normals import make_normals_item
 from marigold_bench.data.spec import BenchmarkSpec
+from marigold_bench.frames import OPENCV, OPENGL, convert_normals
 
 HEIGHT, WIDTH = 72, 96
 #: split name -> (first seed, number of samples). Seeds of different splits never overlap.
@@ -64,7 +74,7 @@ def _box_normal(points, lo, hi):
 def _camera_rays(height, width, rng):
     focal = width * rng.uniform(0.75, 1.1)
     v, u = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
-    return np.stack([(u - width / 2) / focal, (v - height / 2) / focal, np.ones_like(u)], -1)
+    return np.stack([(u - width / 2) / focal, (v - height / 2) / focal, np.ones_like(u)], -1), focal
 
 
 def _indoor_objects(rng):
@@ -139,20 +149,20 @@ def _albedo(points, index, n_objects, rng):
     return colours[index] * (0.7 + 0.3 * pattern)[..., None]
 
 
-def render_scene(seed: int, kind: str | None = None, height: int = HEIGHT, width: int = WIDTH):
-    """Render one scene.
+class Scene(NamedTuple):
+    """One rendered scene: what :func:`render_scene` returns, plus its surface normals and camera."""
 
-    Args:
-        seed: the scene's seed; the same seed always gives the same scene.
-        kind: ``"indoor"`` or ``"outdoor"``; None picks from the seed (even indoor, odd outdoor).
+    rgb: np.ndarray       # uint8 HxWx3
+    depth: np.ndarray     # float32 metres HxW, 0 where invalid
+    valid: np.ndarray     # bool HxW: a surface within 150 m
+    normals: np.ndarray   # float32 HxWx3, unit, OpenGL camera frame; zero where invalid
+    intrins: np.ndarray   # float32 3x3, pixel centres at integer coordinates
 
-    Returns:
-        ``(rgb uint8 HxWx3, depth float32 metres HxW, valid bool HxW)``; invalid pixels (sky)
-        have depth 0.
-    """
+
+def _render(seed: int, kind: str | None, height: int, width: int) -> Scene:
     kind = kind or ("indoor" if seed % 2 == 0 else "outdoor")
     rng = np.random.default_rng(seed)
-    dirs = _camera_rays(height, width, rng)
+    dirs, focal = _camera_rays(height, width, rng)
     objects = _indoor_objects(rng) if kind == "indoor" else _outdoor_objects(rng)
     t, index = _trace(dirs, objects)
     valid = np.isfinite(t) & (t < 150.0)
@@ -180,7 +190,50 @@ def render_scene(seed: int, kind: str | None = None, height: int = HEIGHT, width
         rgb = np.where(valid[..., None], rgb * haze + sky * (1 - haze), sky)
     rgb = rgb + rng.normal(0, 0.01, rgb.shape)  # sensor noise
     rgb = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return rgb, t.astype(np.float32), valid
+    return Scene(rgb, t.astype(np.float32), valid, _ground_truth_normals(normals, valid),
+                 _intrinsics(focal, height, width))
+
+
+def _ground_truth_normals(normals: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    # The shading normals are exact (plane normals, (p - c)/r on spheres, the face's axis on
+    # boxes) in the renderer's axes: x right, y down, z forward. Ground truth is in the OpenGL
+    # frame, and pixels without a surface (sky, beyond 150 m) are the zero vector: their shading
+    # normal belongs to no surface.
+    gl = convert_normals(normals, OPENCV, OPENGL)
+    return np.where(valid[..., None], gl, 0.0).astype(np.float32)
+
+
+def _intrinsics(focal: float, height: int, width: int) -> np.ndarray:
+    # pixel (u, v) sees the ray ((u + 0.5 - W/2) / f, (v + 0.5 - H/2) / f, 1)
+    return np.array([[focal, 0.0, width / 2 - 0.5], [0.0, focal, height / 2 - 0.5], [0.0, 0.0, 1.0]],
+                    dtype=np.float32)
+
+
+def render_scene(seed: int, kind: str | None = None, height: int = HEIGHT, width: int = WIDTH):
+    """Render one scene.
+
+    Args:
+        seed: the scene's seed; the same seed always gives the same scene.
+        kind: ``"indoor"`` or ``"outdoor"``; None picks from the seed (even indoor, odd outdoor).
+
+    Returns:
+        ``(rgb uint8 HxWx3, depth float32 metres HxW, valid bool HxW)``; invalid pixels (sky)
+        have depth 0. :func:`render_scene_normals` gives the same scene's surface normals.
+    """
+    scene = _render(seed, kind, height, width)
+    return scene.rgb, scene.depth, scene.valid
+
+
+def render_scene_normals(seed: int, kind: str | None = None, height: int = HEIGHT, width: int = WIDTH) -> Scene:
+    """Render one scene with its exact surface normals and camera.
+
+    The normals come from the geometry itself (each plane's normal, a sphere's radial direction,
+    a box face's axis), not from differences of the depth map, so they are exact up to rounding
+    and unit length; they are in the OpenGL camera frame (x right, y up, z towards the viewer)
+    and the zero vector where there is no surface. ``rgb``, ``depth`` and ``valid`` are those of
+    :func:`render_scene` for the same arguments.
+    """
+    return _render(seed, kind, height, width)
 
 
 class SyntheticDataset(DepthDataset):
@@ -216,10 +269,40 @@ def load(root, split, protocol) -> SyntheticDataset:
     return SyntheticDataset(split, protocol)
 
 
+class SyntheticNormalsDataset(SyntheticDataset):
+    """The same scenes (ids, splits, pictures) with their exact surface normals as ground truth.
+
+    Items: ``id``, ``rgb``, ``normals`` (float32 HxWx3, unit, OpenGL frame), ``frame``,
+    ``mask`` = ``valid`` (a surface within 150 m; the sky is the zero vector) and ``intrins``.
+    """
+
+    def load(self, index: int) -> dict:
+        scene = render_scene_normals(self.first_seed + index, height=self.height, width=self.width)
+        return make_normals_item(self.ids[index], scene.rgb, scene.normals, self.protocol.frame,
+                                 scene.valid, scene.intrins)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "task": self.protocol.task, "frame": self.protocol.frame}
+
+
+def load_normals(root, split, protocol) -> SyntheticNormalsDataset:
+    return SyntheticNormalsDataset(split, protocol)
+
+
 SPEC = BenchmarkSpec(
     name="synthetic", title="Synthetic",
     min_depth=1e-3, max_depth=200.0,
     sharp_edges=True,  # ray-cast depth: exact edges, so boundary F1 is meaningful
     needs_root=False,  # rendered from seeds; splits are test (32), val (16), train
     loader=load,
+)
+
+#: the normals task of the same scenes: ``get_benchmark("synthetic", task="normals")``
+NORMALS_SPEC = BenchmarkSpec(
+    name="synthetic-normals", title="Synthetic normals", task="normals", dataset="synthetic",
+    frame=OPENGL,
+    min_depth=0.0, max_depth=math.inf,  # no depth: required fields, unused
+    sharp_edges=True,
+    needs_root=False,
+    loader=load_normals,
 )
