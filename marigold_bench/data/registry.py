@@ -31,6 +31,15 @@ BUILTINS = {
     "scannet": "marigold_bench.data.scannet:SPEC",
     "diode": "marigold_bench.data.diode:SPEC",
     "synthetic": "marigold_bench.data.synthetic:SPEC",
+    # surface normals: each answers to its plain name with task="normals" (spec.dataset)
+    "nyu-normals": "marigold_bench.data.marigold_normals:NYU",
+    "scannet-normals": "marigold_bench.data.marigold_normals:SCANNET",
+    "ibims-normals": "marigold_bench.data.marigold_normals:IBIMS",
+    "diode-normals": "marigold_bench.data.marigold_normals:DIODE",
+    "oasis-normals": "marigold_bench.data.marigold_normals:OASIS",
+    "synthetic-normals": "marigold_bench.data.synthetic:NORMALS_SPEC",
+    "dsine/nyu": "marigold_bench.data.dsine:NYU",
+    "dsine/scannet": "marigold_bench.data.dsine:SCANNET",
 }
 
 #: training sets: not benchmarks (no ``--dataset``), but their official split files are
@@ -43,6 +52,11 @@ TRAINING = {
 
 class UnknownBenchmarkError(BenchError, ValueError):
     """A benchmark name no built-in or plugin provides (ValueError for 0.3's callers)."""
+
+
+class MissingTaskError(UnknownBenchmarkError):
+    """A benchmark asked for a task its ground truth does not serve (a depth-only benchmark asked
+    for normals, or the reverse); the message lists the tasks it has."""
 
 
 def _import(target: str):
@@ -79,24 +93,72 @@ def plugin_benchmarks() -> dict[str, BenchmarkSpec]:
     return _plugins(tuple(str(f) for f in plugins.included_folders()))
 
 
-def benchmark_names() -> list[str]:
-    """Every benchmark's name: the built-ins in their order, then plugins."""
-    return [*BUILTINS, *plugin_benchmarks()]
+def benchmark_names(task: str | None = None) -> list[str]:
+    """Every benchmark's name: the built-ins in their order, then plugins; with ``task``, only the
+    benchmarks of that task (their specs are imported to tell)."""
+    names = [*BUILTINS, *plugin_benchmarks()]
+    if task is None:
+        return names
+    return [n for n in names if _by_name(n).task == task]
 
 
-def get_benchmark(name: str) -> BenchmarkSpec:
-    """The spec of benchmark ``name``.
-
-    Raises:
-        UnknownBenchmarkError: no such benchmark; the message lists the known ones.
-    """
+def _by_name(name: str) -> BenchmarkSpec | None:
     if name in BUILTINS:
         return _builtin(name)
-    found = plugin_benchmarks().get(name)
-    if found is None:
-        raise UnknownBenchmarkError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(benchmark_names()))} "
-                                    "(see `marigold-bench benchmarks`)")
+    return plugin_benchmarks().get(name)
+
+
+def tasks_of(name: str) -> dict[str, BenchmarkSpec]:
+    """The ground truths benchmark ``name`` has, by task: the spec called ``name`` and every spec
+    of the same :attr:`~marigold_bench.data.spec.BenchmarkSpec.dataset` (``"nyu"`` ->
+    ``{"depth": nyu, "normals": nyu-normals}``); {} for a name nothing answers to."""
+    exact = _by_name(name)
+    dataset = exact.dataset if exact is not None else name
+    found = {}
+    if exact is not None:
+        found[exact.task] = exact
+    for spec in all_benchmarks():
+        if spec.dataset == dataset:
+            found.setdefault(spec.task, spec)
     return found
+
+
+def dataset_names() -> list[str]:
+    """Every name :func:`get_benchmark` answers to with some task: the benchmarks' names, then
+    the plain names of benchmarks that only exist for another task (``ibims``, ``oasis``)."""
+    names = benchmark_names()
+    aliases = [s.dataset for s in all_benchmarks() if s.dataset not in names]
+    return [*names, *dict.fromkeys(aliases)]
+
+
+def get_benchmark(name: str, task: str | None = None) -> BenchmarkSpec:
+    """The spec of benchmark ``name``, or of its ground truth for ``task``.
+
+    Args:
+        name: a benchmark's name (``"nyu"``, ``"nyu-normals"``) or the plain name several tasks'
+            specs share (``"ibims"``).
+        task: None: the spec called ``name`` (a plain name without one: its depth spec);
+            ``"depth"``/``"normals"``: the spec of that task among those ``name`` answers to
+            (``get_benchmark("nyu", task="normals")`` is ``nyu-normals``).
+
+    Raises:
+        UnknownBenchmarkError: nothing answers to ``name``; the message lists the known names.
+        MissingTaskError: ``name`` exists but has no ground truth for ``task`` (e.g. KITTI asked
+            for normals, iBims-1 for depth); the message lists the tasks it has.
+    """
+    if task is None:
+        found = _by_name(name)
+        if found is not None:
+            return found
+        task = "depth"  # a plain name that is no spec's own, e.g. "ibims"
+    tasks = tasks_of(name)
+    if not tasks:
+        raise UnknownBenchmarkError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(dataset_names()))} "
+                                    "(see `marigold-bench benchmarks`)")
+    if task not in tasks:
+        offered = ", ".join(f"{t} ({s.name})" for t, s in sorted(tasks.items()))
+        raise MissingTaskError(f"{name} has no {task} ground truth; its tasks: {offered}")
+    return tasks[task]
 
 
 def title_of(name: str) -> str:
@@ -116,9 +178,10 @@ def subsets_of(name: str) -> dict:
         return {}
 
 
-def all_benchmarks() -> list[BenchmarkSpec]:
-    """Every benchmark's spec, built-ins first."""
-    return [get_benchmark(n) for n in benchmark_names()]
+def all_benchmarks(task: str | None = None) -> list[BenchmarkSpec]:
+    """Every benchmark's spec, built-ins first; with ``task``, only that task's."""
+    specs = [_by_name(n) for n in benchmark_names()]
+    return specs if task is None else [s for s in specs if s.task == task]
 
 
 def training_specs() -> list[BenchmarkSpec]:
@@ -133,23 +196,26 @@ def official_split_files() -> dict[str, tuple[BenchmarkSpec, SplitFileFacts]]:
             for rel, facts in spec.split_files.items()}
 
 
-def load_dataset(name: str, root=None, split=None, protocol: BenchmarkSpec | None = None):
-    """Open benchmark ``name``.
+def load_dataset(name: str, root=None, split=None, protocol: BenchmarkSpec | None = None,
+                 task: str | None = None):
+    """Open benchmark ``name`` (for ``task``: see :func:`get_benchmark`).
 
     Args:
-        name: a name of :func:`benchmark_names`.
+        name: a name of :func:`benchmark_names` (or, with ``task``, of :func:`dataset_names`).
         root: base folder of the official download (holding ``nyuv2/``, ``kitti/``, ...), the
             benchmark's own folder, or its ``.tar`` archive; falls back to ``$MARIGOLD_DATA``.
             Ignored by benchmarks that read no files.
         split: None (the test split), a split name, or the path of a split file in the
             official format.
         protocol: a changed copy of the benchmark's spec (e.g. another fit space or crop).
+        task: which ground truth (None: the spec called ``name``, see :func:`get_benchmark`).
 
     Returns:
-        A :class:`~marigold_bench.data.base.DepthDataset`; items have ``id``, ``rgb``, ``depth``,
-        ``valid`` (validity, range and the default crop) and ``mask`` (validity and range only).
+        A :class:`~marigold_bench.data.base.DepthDataset`; depth items have ``id``, ``rgb``,
+        ``depth``, ``valid`` (validity, range and the default crop) and ``mask`` (validity and
+        range only); normals items follow :mod:`marigold_bench.data.normals`.
     """
-    spec = protocol or get_benchmark(name)  # raises the list of known names
+    spec = protocol or get_benchmark(name, task=task)  # raises the list of known names
     return spec.open(root, split)
 
 
@@ -160,13 +226,15 @@ class BenchmarkNames(Sequence):
     Args:
         where: keep only the benchmarks whose spec passes this test (e.g. those with an archive).
         extra: further names after them (e.g. ``"all"``).
+        aliases: also the plain names of :func:`dataset_names` (``ibims``), for a ``--dataset``
+            that a ``--task`` resolves; not with ``where``.
     """
 
-    def __init__(self, where=None, extra: tuple[str, ...] = ()):
-        self.where, self.extra = where, tuple(extra)
+    def __init__(self, where=None, extra: tuple[str, ...] = (), aliases: bool = False):
+        self.where, self.extra, self.aliases = where, tuple(extra), aliases
 
     def names(self) -> list[str]:
-        names = benchmark_names()
+        names = dataset_names() if self.aliases and self.where is None else benchmark_names()
         if self.where is not None:
             names = [n for n in names if self.where(get_benchmark(n))]
         return [*names, *self.extra]
@@ -192,6 +260,6 @@ class BenchmarkNames(Sequence):
 #: live view of :func:`benchmark_names` (0.3's ``DATASETS`` tuple)
 DATASETS = BenchmarkNames()
 
-__all__ = ["BUILTINS", "DATASETS", "TRAINING", "UnknownBenchmarkError", "all_benchmarks", "benchmark_names",
-           "get_benchmark", "load_dataset", "official_split_files", "plugin_benchmarks", "subsets_of", "title_of",
+__all__ = ["BUILTINS", "DATASETS", "TRAINING", "MissingTaskError", "UnknownBenchmarkError", "all_benchmarks",
+           "benchmark_names", "dataset_names", "get_benchmark", "tasks_of", "load_dataset", "official_split_files", "plugin_benchmarks", "subsets_of", "title_of",
            "training_specs"]
