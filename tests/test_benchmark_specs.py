@@ -51,8 +51,14 @@ FACTS = {
 }
 
 
+DEPTH = ["nyu", "kitti", "eth3d", "scannet", "diode", "synthetic"]
+NORMALS = ["nyu-normals", "scannet-normals", "ibims-normals", "diode-normals", "oasis-normals",
+           "synthetic-normals", "dsine/nyu", "dsine/scannet"]
+
+
 def test_the_built_ins_in_order():
-    assert benchmark_names() == ["nyu", "kitti", "eth3d", "scannet", "diode", "synthetic"]
+    assert benchmark_names() == DEPTH + NORMALS
+    assert benchmark_names(task="depth") == DEPTH and benchmark_names(task="normals") == NORMALS
     assert [s.name for s in all_benchmarks()] == benchmark_names()
 
 
@@ -182,8 +188,9 @@ def test_synthetic_items_have_a_mask_and_datasets_pickle():
 # --- registry lookups --------------------------------------------------------------------------
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(UnknownBenchmarkError, match="unknown dataset .nyu2.; known datasets: diode, eth3d, kitti, "
-                                                    "nyu, scannet, synthetic"):
+    with pytest.raises(UnknownBenchmarkError, match="unknown dataset .nyu2.; known datasets: diode, diode-normals, "
+                                                    "dsine/nyu, dsine/scannet, eth3d, ibims, ibims-normals, kitti, "
+                                                    "nyu, nyu-normals, oasis, "):
         get_benchmark("nyu2")
     assert issubclass(UnknownBenchmarkError, BenchError) and issubclass(UnknownBenchmarkError, ValueError)
 
@@ -270,7 +277,8 @@ def test_an_included_benchmark_opens_like_a_built_in(tinyroom):
 def test_benchmarks_lists_builtins_and_the_included_one(tinyroom, capsys):
     assert main(["benchmarks", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert list(rows) == ["nyu", "kitti", "eth3d", "scannet", "diode", "synthetic", "tinyroom"]
+    assert list(rows) == [*DEPTH, *NORMALS, "tinyroom"]
+    assert rows["nyu-normals"]["task"] == "normals" and rows["nyu"]["task"] == "depth"
     tiny = rows["tinyroom"]
     assert (tiny["title"], tiny["task"], tiny["source"], tiny["default_crop"]) == ("Tiny Room", "depth", "folder", "left")
     assert tiny["origin"].startswith("include ") and tiny["origin"].endswith("tinyroom.py")
@@ -302,7 +310,7 @@ def test_a_broken_spec_file_warns_and_the_rest_works(tinyroom, capsys):
     assert any("notaspec.py" in m and "not a BenchmarkSpec" in m for m in messages), messages
     assert any("clash.py" in m and "'nyu' is already built in" in m for m in messages), messages
     names = [r["name"] for r in json.loads(capsys.readouterr().out)]
-    assert names == ["nyu", "kitti", "eth3d", "scannet", "diode", "synthetic", "tinyroom"]
+    assert names == [*DEPTH, *NORMALS, "tinyroom"]
     assert get_benchmark("nyu").origin == "built-in" and get_benchmark("nyu").title == "NYUv2"
 
 

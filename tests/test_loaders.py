@@ -168,7 +168,7 @@ def test_specs_split_files_match_the_official_files(splits_dir):
     from marigold_bench.data.download import split_url
 
     files = official_split_files()
-    assert len(files) == 18
+    assert len(files) == 18 + 5  # depth and training lists, and the five normals test lists
     for relpath, (_, facts) in files.items():
         data = (splits_dir / relpath).read_bytes()
         assert hashlib.sha256(data).hexdigest() == facts.sha256, relpath
