@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import tarfile
 import warnings
 
@@ -386,3 +387,13 @@ def test_synthetic_normals_spec_is_found_by_task():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(load_dataset("synthetic", split="val:3", task="normals")) == 3
+
+
+def test_normals_datasets_pickle_for_workers(tmp_path):
+    # data-loader workers receive the dataset pickled
+    synthetic = load_dataset("synthetic", split="test:2", task="normals")
+    clone = pickle.loads(pickle.dumps(synthetic))
+    assert np.array_equal(clone[1]["normals"], synthetic[1]["normals"])
+    _, _, _, split = _dsine_tree(tmp_path)
+    dsine = load_dataset("dsine/nyu", tmp_path / "base", split)
+    assert np.array_equal(pickle.loads(pickle.dumps(dsine))[0]["normals"], dsine[0]["normals"])

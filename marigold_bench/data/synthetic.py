@@ -302,7 +302,6 @@ NORMALS_SPEC = BenchmarkSpec(
     name="synthetic-normals", title="Synthetic normals", task="normals", dataset="synthetic",
     frame=OPENGL,
     min_depth=0.0, max_depth=math.inf,  # no depth: required fields, unused
-    sharp_edges=True,
     needs_root=False,
     loader=load_normals,
 )
