@@ -261,5 +261,5 @@ class BenchmarkNames(Sequence):
 DATASETS = BenchmarkNames()
 
 __all__ = ["BUILTINS", "DATASETS", "TRAINING", "MissingTaskError", "UnknownBenchmarkError", "all_benchmarks",
-           "benchmark_names", "dataset_names", "get_benchmark", "tasks_of", "load_dataset", "official_split_files", "plugin_benchmarks", "subsets_of", "title_of",
-           "training_specs"]
+           "benchmark_names", "dataset_names", "get_benchmark", "load_dataset", "official_split_files",
+           "plugin_benchmarks", "subsets_of", "tasks_of", "title_of", "training_specs"]
