@@ -188,9 +188,9 @@ def test_synthetic_items_have_a_mask_and_datasets_pickle():
 # --- registry lookups --------------------------------------------------------------------------
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(UnknownBenchmarkError, match="unknown dataset .nyu2.; known datasets: diode, diode-normals, "
-                                                    "dsine/nyu, dsine/scannet, eth3d, ibims, ibims-normals, kitti, "
-                                                    "nyu, nyu-normals, oasis, "):
+    with pytest.raises(UnknownBenchmarkError, match="unknown dataset .nyu2.; known datasets: diode, eth3d, kitti, "
+                                                    "nyu, scannet, synthetic; for task normals: diode, dsine/nyu, "
+                                                    "dsine/scannet, ibims, nyu, oasis, scannet, synthetic "):
         get_benchmark("nyu2")
     assert issubclass(UnknownBenchmarkError, BenchError) and issubclass(UnknownBenchmarkError, ValueError)
 

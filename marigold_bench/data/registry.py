@@ -131,6 +131,15 @@ def dataset_names() -> list[str]:
     return [*names, *dict.fromkeys(aliases)]
 
 
+def _known_by_task() -> str:
+    # depth benchmarks by name, then each other task's by the plain name a --task resolves
+    specs = all_benchmarks()
+    text = ", ".join(sorted(s.name for s in specs if s.task == "depth"))
+    for task in dict.fromkeys(s.task for s in specs if s.task != "depth"):
+        text += f"; for task {task}: " + ", ".join(sorted({s.dataset for s in specs if s.task == task}))
+    return text
+
+
 def get_benchmark(name: str, task: str | None = None) -> BenchmarkSpec:
     """The spec of benchmark ``name``, or of its ground truth for ``task``.
 
@@ -153,7 +162,7 @@ def get_benchmark(name: str, task: str | None = None) -> BenchmarkSpec:
         task = "depth"  # a plain name that is no spec's own, e.g. "ibims"
     tasks = tasks_of(name)
     if not tasks:
-        raise UnknownBenchmarkError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(dataset_names()))} "
+        raise UnknownBenchmarkError(f"unknown dataset {name!r}; known datasets: {_known_by_task()} "
                                     "(see `marigold-bench benchmarks`)")
     if task not in tasks:
         offered = ", ".join(f"{t} ({s.name})" for t, s in sorted(tasks.items()))
