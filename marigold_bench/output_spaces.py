@@ -14,12 +14,30 @@ DEPTH_METRIC = "depth_metric"                    # metres (ZoeDepth, GLPN, Depth
 
 OUTPUT_SPACES = (DEPTH_AFFINE, DISPARITY_AFFINE, DEPTH_SCALE, DEPTH_METRIC)
 
+# Point maps (3xHxW camera-space points, OpenCV axes: x right, y down, z forward), MoGe's words.
+# Kept out of OUTPUT_SPACES (the depth spaces every depth protocol and flag accepts) until the
+# run loop can carry a point map; POINT_OUTPUT_SPACES lists them, ALL_OUTPUT_SPACES both.
+POINTS_METRIC = "points_metric"                     # metres, up to an xyz shift (MoGe-2 metric)
+POINTS_SCALE = "points_scale_invariant"             # up to one scale (MoGe)
+POINTS_AFFINE = "points_affine_invariant"           # up to one scale and an xyz shift
+
+POINT_OUTPUT_SPACES = (POINTS_METRIC, POINTS_SCALE, POINTS_AFFINE)
+ALL_OUTPUT_SPACES = OUTPUT_SPACES + POINT_OUTPUT_SPACES
+
 
 def check_output_space(space: str) -> str:
     """``space`` if it is known; otherwise a ValueError listing the known ones."""
     if space not in OUTPUT_SPACES:
         raise ValueError(f"unknown output space {space!r}; known: {', '.join(OUTPUT_SPACES)}")
     return space
+
+
+def is_point_map(space: str) -> bool:
+    """Whether predictions in ``space`` are point maps (one of :data:`POINT_OUTPUT_SPACES`);
+    a ValueError for a word that is no output space at all."""
+    if space not in ALL_OUTPUT_SPACES:
+        raise ValueError(f"unknown output space {space!r}; known: {', '.join(ALL_OUTPUT_SPACES)}")
+    return space in POINT_OUTPUT_SPACES
 
 
 def is_disparity(space: str) -> bool:

@@ -40,7 +40,25 @@ BUILTINS = {
     "synthetic-normals": "marigold_bench.data.synthetic:NORMALS_SPEC",
     "dsine/nyu": "marigold_bench.data.dsine:NYU",
     "dsine/scannet": "marigold_bench.data.dsine:SCANNET",
+    # MoGe's evaluation pack: ten benchmarks of one format, their specs made from one table
+    "moge/nyu": "marigold_bench.data.moge_pack:NYU",
+    "moge/kitti": "marigold_bench.data.moge_pack:KITTI",
+    "moge/eth3d": "marigold_bench.data.moge_pack:ETH3D",
+    "moge/ibims": "marigold_bench.data.moge_pack:IBIMS",
+    "moge/gso": "marigold_bench.data.moge_pack:GSO",
+    "moge/sintel": "marigold_bench.data.moge_pack:SINTEL",
+    "moge/ddad": "marigold_bench.data.moge_pack:DDAD",
+    "moge/diode": "marigold_bench.data.moge_pack:DIODE",
+    "moge/spring": "marigold_bench.data.moge_pack:SPRING",
+    "moge/hammer": "marigold_bench.data.moge_pack:HAMMER",
 }
+
+#: MoGe's ten-benchmark table, in its order (the ``moge-all`` leaderboard preset)
+MOGE_ALL = ("moge/nyu", "moge/kitti", "moge/eth3d", "moge/ibims", "moge/gso", "moge/sintel", "moge/ddad",
+            "moge/diode", "moge/spring", "moge/hammer")
+
+#: names that stand for several benchmarks (``--datasets moge-all``)
+GROUPS = {"moge-all": MOGE_ALL}
 
 #: training sets: not benchmarks (no ``--dataset``), but their official split files are
 #: downloaded and checked like the benchmarks'
@@ -170,6 +188,17 @@ def get_benchmark(name: str, task: str | None = None) -> BenchmarkSpec:
     return tasks[task]
 
 
+def expand_groups(names) -> list[str]:
+    """``names`` with each group name of :data:`GROUPS` replaced by its benchmarks (in order,
+    without repeats): ``["nyu", "moge-all"]`` -> ``["nyu", "moge/nyu", ..., "moge/hammer"]``."""
+    out = []
+    for name in names:
+        for member in GROUPS.get(name, (name,)):
+            if member not in out:
+                out.append(member)
+    return out
+
+
 def title_of(name: str) -> str:
     """How tables print benchmark ``name`` (its spec's title); an unknown name prints as itself."""
     try:
@@ -269,6 +298,6 @@ class BenchmarkNames(Sequence):
 #: live view of :func:`benchmark_names` (0.3's ``DATASETS`` tuple)
 DATASETS = BenchmarkNames()
 
-__all__ = ["BUILTINS", "DATASETS", "TRAINING", "MissingTaskError", "UnknownBenchmarkError", "all_benchmarks",
-           "benchmark_names", "dataset_names", "get_benchmark", "load_dataset", "official_split_files",
-           "plugin_benchmarks", "subsets_of", "tasks_of", "title_of", "training_specs"]
+__all__ = ["BUILTINS", "DATASETS", "GROUPS", "MOGE_ALL", "TRAINING", "MissingTaskError", "UnknownBenchmarkError",
+           "all_benchmarks", "benchmark_names", "dataset_names", "expand_groups", "get_benchmark", "load_dataset",
+           "official_split_files", "plugin_benchmarks", "subsets_of", "tasks_of", "title_of", "training_specs"]
