@@ -54,11 +54,13 @@ FACTS = {
 DEPTH = ["nyu", "kitti", "eth3d", "scannet", "diode", "synthetic"]
 NORMALS = ["nyu-normals", "scannet-normals", "ibims-normals", "diode-normals", "oasis-normals",
            "synthetic-normals", "dsine/nyu", "dsine/scannet"]
+#: MoGe's pack (depth), registered after the normals benchmarks
+MOGE = [f"moge/{n}" for n in ("nyu", "kitti", "eth3d", "ibims", "gso", "sintel", "ddad", "diode", "spring", "hammer")]
 
 
 def test_the_built_ins_in_order():
-    assert benchmark_names() == DEPTH + NORMALS
-    assert benchmark_names(task="depth") == DEPTH and benchmark_names(task="normals") == NORMALS
+    assert benchmark_names() == DEPTH + NORMALS + MOGE
+    assert benchmark_names(task="depth") == DEPTH + MOGE and benchmark_names(task="normals") == NORMALS
     assert [s.name for s in all_benchmarks()] == benchmark_names()
 
 
@@ -189,8 +191,8 @@ def test_synthetic_items_have_a_mask_and_datasets_pickle():
 
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(UnknownBenchmarkError, match="unknown dataset .nyu2.; known datasets: diode, eth3d, kitti, "
-                                                    "nyu, scannet, synthetic; for task normals: diode, dsine/nyu, "
-                                                    "dsine/scannet, ibims, nyu, oasis, scannet, synthetic "):
+                                                    "moge/ddad, .*, moge/spring, nyu, scannet, synthetic; for task normals: "
+                                                    "diode, dsine/nyu, dsine/scannet, ibims, nyu, oasis, scannet, synthetic "):
         get_benchmark("nyu2")
     assert issubclass(UnknownBenchmarkError, BenchError) and issubclass(UnknownBenchmarkError, ValueError)
 
@@ -277,7 +279,7 @@ def test_an_included_benchmark_opens_like_a_built_in(tinyroom):
 def test_benchmarks_lists_builtins_and_the_included_one(tinyroom, capsys):
     assert main(["benchmarks", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert list(rows) == [*DEPTH, *NORMALS, "tinyroom"]
+    assert list(rows) == [*DEPTH, *NORMALS, *MOGE, "tinyroom"]
     assert rows["nyu-normals"]["task"] == "normals" and rows["nyu"]["task"] == "depth"
     tiny = rows["tinyroom"]
     assert (tiny["title"], tiny["task"], tiny["source"], tiny["default_crop"]) == ("Tiny Room", "depth", "folder", "left")
@@ -310,7 +312,7 @@ def test_a_broken_spec_file_warns_and_the_rest_works(tinyroom, capsys):
     assert any("notaspec.py" in m and "not a BenchmarkSpec" in m for m in messages), messages
     assert any("clash.py" in m and "'nyu' is already built in" in m for m in messages), messages
     names = [r["name"] for r in json.loads(capsys.readouterr().out)]
-    assert names == [*DEPTH, *NORMALS, "tinyroom"]
+    assert names == [*DEPTH, *NORMALS, *MOGE, "tinyroom"]
     assert get_benchmark("nyu").origin == "built-in" and get_benchmark("nyu").title == "NYUv2"
 
 
