@@ -29,8 +29,8 @@ from marigold_bench.errors import BenchError, DataRootError, SplitNotFoundError
 from marigold_bench.eval.moge import moge_align, moge_metrics
 from marigold_bench.eval.points import (MissingIntrinsicsError, align_points_scale, align_points_scale_xyz_shift,
                                         align_points_xyz_shift, aligned_spaces, delta1_point, depth_to_points,
-                                        fov_x_error, local_point_metrics, mean_of_scores, moge_point_scores,
-                                        point_metrics, rel_point)
+                                        fov_x_error, lift_depth_prediction, local_point_metrics, mean_of_scores,
+                                        moge_point_scores, point_metrics, rel_point)
 from marigold_bench.output_spaces import ALL_OUTPUT_SPACES, OUTPUT_SPACES, POINT_OUTPUT_SPACES, is_point_map
 
 # --- a writer of the format, from its definition ---------------------------------------------
@@ -337,6 +337,17 @@ def test_depth_lifts_through_normalised_intrinsics_by_hand():
     assert pts[0].tolist() == [pytest.approx([-1.0, 0.0, 2.0]), pytest.approx([2.0, 0.0, 4.0])]
     with pytest.raises(MissingIntrinsicsError):
         depth_to_points(depth, None)
+
+
+def test_a_depth_prediction_lifts_with_the_true_intrinsics():
+    k = [[0.5, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]]
+    pts, space = lift_depth_prediction(np.array([[2.0, 4.0]]), k, "depth_affine_invariant")
+    assert space == "points_affine_invariant" and pts[0, 0].tolist() == pytest.approx([-1.0, 0.0, 2.0])
+    assert lift_depth_prediction(np.ones((1, 1)), k, "depth_metric")[1] == "points_metric"
+    with pytest.raises(ValueError, match="disparity_affine_invariant"):
+        lift_depth_prediction(np.ones((1, 1)), k, "disparity_affine_invariant")
+    with pytest.raises(MissingIntrinsicsError):
+        lift_depth_prediction(np.ones((1, 1)), None, "depth_metric")
 
 
 def test_scale_fit_is_the_weighted_median_of_coordinate_ratios():

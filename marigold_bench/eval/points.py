@@ -34,7 +34,8 @@ import numpy as np
 
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.moge import masked_nearest_subsample
-from marigold_bench.output_spaces import POINTS_AFFINE, POINTS_METRIC, POINTS_SCALE, POINT_OUTPUT_SPACES
+from marigold_bench.output_spaces import (DEPTH_AFFINE, DEPTH_METRIC, DEPTH_SCALE, POINT_OUTPUT_SPACES, POINTS_AFFINE,
+                                          POINTS_METRIC, POINTS_SCALE)
 
 #: MoGe's guard against dividing by a vanishing coordinate in its L1 solver
 EPS = 1e-7
@@ -85,6 +86,28 @@ def depth_to_points(depth, intrinsics) -> np.ndarray:
     uv1 = np.stack([np.broadcast_to(u[None, :], (h, w)), np.broadcast_to(v[:, None], (h, w)),
                     np.ones((h, w))], axis=-1)
     return (uv1 @ np.linalg.inv(k).T) * depth[..., None]
+
+
+#: the point space a depth prediction lifted with the true intrinsics is scored in: what the
+#: depth is known up to carries over (an affine depth's z-shift is covered by an xyz shift).
+#: Disparity has no entry: it must be turned into depth by a depth alignment first.
+LIFTED_SPACE = {DEPTH_METRIC: POINTS_METRIC, DEPTH_SCALE: POINTS_SCALE, DEPTH_AFFINE: POINTS_AFFINE}
+
+
+def lift_depth_prediction(pred_depth, intrinsics, output_space: str) -> tuple[np.ndarray, str]:
+    """A depth prediction as a point map through the ground truth's intrinsics, and the point
+    space to score it in (:data:`LIFTED_SPACE`). MoGe itself scores depth predictions with depth
+    metrics only; a record that uses this should say the points were lifted with the true
+    intrinsics.
+
+    Raises:
+        MissingIntrinsicsError: no intrinsics.
+        ValueError: ``output_space`` has no point counterpart (disparity, or already points).
+    """
+    if output_space not in LIFTED_SPACE:
+        raise ValueError(f"a {output_space} prediction cannot be lifted to points as it is; "
+                         f"liftable: {', '.join(LIFTED_SPACE)}")
+    return depth_to_points(pred_depth, intrinsics), LIFTED_SPACE[output_space]
 
 
 # --- MoGe's weighted-L1 solvers ---------------------------------------------------------------
@@ -342,7 +365,8 @@ def mean_of_scores(records) -> dict:
     return out
 
 
-__all__ = ["EPS", "MIN_SEGMENT_CELLS", "MissingIntrinsicsError", "align_points", "align_points_scale",
+__all__ = ["EPS", "LIFTED_SPACE", "MIN_SEGMENT_CELLS", "MissingIntrinsicsError", "align_points", "align_points_scale",
            "align_points_scale_xyz_shift", "align_points_xyz_shift", "aligned_spaces", "delta1_point",
-           "depth_to_points", "flatten_scores", "fov_x_error", "l1_scale_rows", "local_point_metrics",
+           "depth_to_points", "flatten_scores", "fov_x_error", "l1_scale_rows", "lift_depth_prediction",
+           "local_point_metrics",
            "mean_of_scores", "moge_point_scores", "point_metrics", "rel_point", "require_intrinsics"]
