@@ -23,6 +23,7 @@ from marigold_bench.data import load_dataset
 from marigold_bench.data.moge_format import (DepthRangeMissingError, MetaError, SegmentLabelsMissingError,
                                              decode_depth_codes, read_depth_png)
 from marigold_bench.data.moge_pack import SPECS, MogeSpec
+from marigold_bench.data.moge_resample import masked_nearest_resize, remap_linear_u8, remap_nearest, resize_nearest
 from marigold_bench.data.moge_warp import select_segments, warp_sample
 from marigold_bench.data.registry import GROUPS, MOGE_ALL, benchmark_names, expand_groups, get_benchmark
 from marigold_bench.errors import BenchError, DataRootError, SplitNotFoundError
@@ -154,6 +155,43 @@ def test_bad_intrinsics_are_a_clear_error(tmp_path):
     write_sample(tmp_path / "moge" / "NYUv2" / "a", rgb(), smooth_depth(), [[1, 0], [0, 1]])
     with pytest.raises(MetaError, match="3x3"):
         load_dataset("moge/nyu", root=tmp_path)[0]
+
+
+# --- resampling primitives (OpenCV's and utils3d's rules, checked by hand) --------------------
+
+
+def test_nearest_remap_rounds_half_to_even_and_reads_zero_outside():
+    src = np.arange(1, 11, dtype=np.float32)[None]  # 1..10
+    xs = np.array([[0.5, 1.5, 2.5, 3.49, -0.5, -0.51, 9.5, 9.49, np.nan]], np.float32)
+    out = remap_nearest(src, xs, np.zeros_like(xs))
+    # 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, 3.49 -> 3, -0.5 -> 0, -0.51 -> -1 (outside), 9.5 -> 10 (outside)
+    assert out.tolist() == [[1, 3, 3, 4, 1, 0, 0, 10, 0]]
+
+
+def test_linear_remap_uses_opencv4_fixed_point():
+    src = np.array([[0, 25, 50]], np.uint8)
+    xs = np.array([[1.02, 0.3, 2.5]], np.float32)
+    out = remap_linear_u8(src, xs, np.zeros_like(xs))
+    # 1.02 -> 33/32: (25 * 31 + 50 * 1) / 32 = 25.78 -> 26; 0.3 -> 10/32: 25 * 10 / 32 = 7.81 -> 8;
+    # 2.5 -> half of 50 and half of the zero border: 25
+    assert out.tolist() == [[26, 8, 25]]
+
+
+def test_nearest_resize_takes_floor_of_the_scaled_index():
+    row = np.arange(7)[None]
+    assert resize_nearest(row, (1, 3)).tolist() == [[0, 2, 4]]  # floor(i * 7 / 3)
+    assert resize_nearest(row, (1, 10)).tolist() == [[0, 0, 1, 2, 2, 3, 4, 4, 5, 6]]  # floor(0.7 i)
+
+
+def test_masked_nearest_resize_takes_the_first_nearest_valid_pixel():
+    values = np.arange(16, dtype=np.float32).reshape(4, 4)
+    mask = np.ones((4, 4), bool)
+    mask[0, 0] = False          # the first of four equidistant pixels of cell (0, 0)
+    mask[2:, 2:] = False        # cell (1, 1) has no valid pixel
+    out, valid = masked_nearest_resize(values, mask, (2, 2))
+    # each 2x2 cell's centre is equidistant from its four pixels: the first valid in row order
+    assert valid.tolist() == [[True, True], [True, False]]
+    assert out[valid].tolist() == [1.0, 2.0, 8.0]
 
 
 # --- the warp --------------------------------------------------------------------------------

@@ -131,6 +131,7 @@ class MogeDataset(DepthDataset):
         self.split_file, self.split_sha256, self.root = split_file, split_sha256, root
 
     def load(self, index: int) -> dict:
+        """Sample ``index`` warped to the target size (see the module docstring for its keys)."""
         spec, folder = self.protocol, self.ids[index]
         raw = read_sample(self.source, folder, segmentation=spec.segmentation)
         if raw.intrinsics is None:
@@ -154,6 +155,7 @@ class MogeDataset(DepthDataset):
         return item
 
     def describe(self) -> dict:
+        """Where the samples come from, with the keys split-file benchmarks record."""
         return {
             "dataset": self.protocol.name,
             "root": None if self.root is None else str(self.root),

@@ -28,8 +28,9 @@ _COEF_BITS = 15
 
 
 def _rint_index(coord: np.ndarray) -> np.ndarray:
-    # cvRound: round half to even; clip first so that inf or huge values cast safely (they are
-    # outside the image either way)
+    # cvRound: round half to even; NaN, inf and huge values are moved far outside first, so that
+    # they cast safely and read the border value, as in OpenCV
+    coord = np.nan_to_num(np.asarray(coord), nan=-(1 << 20))
     return np.rint(np.clip(coord, -(1 << 20), 1 << 20)).astype(np.int64)
 
 
