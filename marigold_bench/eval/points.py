@@ -127,7 +127,9 @@ def l1_scale_rows(x, y, w):
     sign = np.sign(x)
     x, y = x * sign, y * sign
     ratio = y / np.maximum(x, EPS)
-    order = np.argsort(ratio, axis=-1, kind="stable")
+    # an unstable sort, as MoGe's torch.sort: among equal ratios either sample gives the same
+    # scale (and the fit recomputes it from the pair), and it is four times faster than stable
+    order = np.argsort(ratio, axis=-1)
     wx = np.take_along_axis(x * w, order, axis=-1)
     slope = 2 * np.cumsum(wx, axis=-1) - wx.sum(axis=-1, keepdims=True)
     first = np.minimum((slope < 0).sum(axis=-1), x.shape[-1] - 1)[..., None]
