@@ -314,6 +314,15 @@ def test_the_pack_opens_from_each_layout(tmp_path, layout):
     assert ds.describe()["count"] == 2
 
 
+def test_a_pack_dataset_pickles_for_workers(tmp_path):
+    import pickle
+
+    _one_sample_pack(tmp_path)
+    ds = load_dataset("moge/nyu", root=tmp_path)
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone.protocol == ds.protocol and np.array_equal(clone[0]["depth"], ds[0]["depth"])
+
+
 def test_named_and_own_split_files(tmp_path):
     _one_sample_pack(tmp_path)
     assert load_dataset("moge/nyu", root=tmp_path, split="test").ids == ["s/2"]
