@@ -77,3 +77,13 @@ class UndefinedAlignmentError(BenchError):
 class FrameError(BenchError, ValueError):
     """A camera frame for surface normals that the suite does not know (see
     :mod:`marigold_bench.frames`), or normals whose last axis is not 3 components."""
+
+
+class DiskFullError(BenchError):
+    """The disk (or quota) holding a run directory is full: nothing more can be written there
+    until space is freed; a rerun of the same command then resumes from the cache."""
+
+
+class DamagedEntryError(PredictionError):
+    """A stored prediction fails its checksum (a write that never reached the disk, or a kill
+    while writing it): it is predicted again by ``run`` and reported, never scored, elsewhere."""

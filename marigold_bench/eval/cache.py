@@ -18,20 +18,52 @@ Layout (HDF5 via h5py):
 Datasets are written with HDF5's shuffle filter and gzip level 1 (readable by any HDF5 tool):
 a fifth smaller for ~50 ms a frame. Every write is flushed, so an interrupted run resumes from
 the samples already written.
+
+Verified entries (0.4). HDF5 does not report every failed chunk write (a full disk left
+half-zero maps that a resumed 0.3 run scored as ``ok``), so each entry carries the attribute
+``sha256`` of the values meant to be written: set to ``""`` when the entry is created, the data
+written and flushed, and only then the digest. Every read checks it: an entry whose digest is
+missing (``""``: killed while writing) or wrong is *damaged* -- a writer (`run`) predicts just
+that entry again, a reader (``rescore``, ``evaluate --predictions``) reports the sample as
+failed with `~marigold_bench.errors.DamagedEntryError`. Entries written by 0.2/0.3 have no
+``sha256`` attribute at all: they are trusted as before (nothing recorded to check them with).
+Before each write the free space is compared with the entry's uncompressed size, so a full disk
+is a one-line `~marigold_bench.errors.DiskFullError`, not a crash inside HDF5.
+
+Sample ids that are path prefixes of each other (``a/b`` and ``a/b/c``) cannot both be HDF5
+paths (one would have to be a dataset and a group). An entry is stored under its id as above
+whenever that path is free; otherwise under ``/__escaped__/merged/<id>`` (members:
+``/__escaped__/members/<id>``) with the id percent-encoded into one name (``a%2Fb``). Readers
+look at the plain path first, so every cache written before keeps reading as it did.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
+import shutil
+import warnings
+from urllib.parse import quote, unquote
 
 import h5py
 import numpy as np
 
-from marigold_bench.errors import CacheMismatchError
+from marigold_bench.errors import CacheMismatchError, DamagedEntryError, DiskFullError
 from marigold_bench.eval.resize import RESIZE_MODES, resize
 
 MEMBERS = "__members__"
+
+#: where entries go whose id's plain path is taken by another id's (see the module docstring)
+ESCAPED = "__escaped__"
+_ESCAPED_GROUP = {"merged": f"{ESCAPED}/merged", "members": f"{ESCAPED}/members"}
+
+#: the digest attribute of a verified entry, and its value while the data is being written
+CHECKSUM, PENDING = "sha256", ""
+
+#: room kept free beside an entry's data for HDF5's own metadata (object headers, B-trees)
+METADATA_MARGIN = 1 << 20
 
 #: how predictions and members are written: byte shuffle + gzip 1 (measured on 504x756 ETH3D
 #: maps of the tiny model: 1.52 MB raw, 1.08-1.20 MB so, ~60 ms to write; lzf saved less)
@@ -47,10 +79,43 @@ def text_attr(attrs, key: str) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def digest(values: np.ndarray) -> str:
+    """The sha256 of an array's dtype, shape and bytes (what an entry's ``sha256`` records)."""
+    values = np.ascontiguousarray(values)
+    h = hashlib.sha256(f"{values.dtype.str}{values.shape}".encode())
+    h.update(values.data if values.size else b"")
+    return h.hexdigest()
+
+
+def read_verified(dataset: h5py.Dataset) -> np.ndarray:
+    """An entry's values, checked against its ``sha256`` (entries of 0.2/0.3 have none and are
+    returned as stored).
+
+    Raises:
+        DamagedEntryError: the digest is missing (a write was cut short), does not match, or the
+            data cannot be decoded.
+    """
+    where = f"{dataset.file.filename}: {dataset.name.lstrip('/')}"
+    try:
+        stored = text_attr(dataset.attrs, CHECKSUM)
+        data = dataset[()]
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        raise DamagedEntryError(f"{where}: stored prediction cannot be read ({exc})") from None
+    if stored is None:
+        return data
+    if stored == PENDING:
+        raise DamagedEntryError(f"{where}: stored prediction is incomplete (its write was cut short)")
+    if stored != digest(data):
+        raise DamagedEntryError(f"{where}: stored prediction fails its checksum (a write that did not "
+                                "reach the disk, e.g. a full disk)")
+    return data
+
+
 def read_prediction(dataset: h5py.Dataset) -> np.ndarray:
     """A merged prediction from its HDF5 dataset, at ground-truth size: a compact entry is
-    resized with its recorded mode to its recorded ``target_shape``, any other returned as stored."""
-    data = dataset[()]
+    resized with its recorded mode to its recorded ``target_shape``, any other returned as stored.
+    Verified first (see `read_verified`)."""
+    data = read_verified(dataset)
     target = dataset.attrs.get(TARGET_SHAPE)
     if target is None:
         return data
@@ -59,6 +124,99 @@ def read_prediction(dataset: h5py.Dataset) -> np.ndarray:
         raise CacheMismatchError(f"{dataset.file.filename}: {dataset.name} is stored with an unknown resize "
                                  f"mode {mode!r} (known: {', '.join(RESIZE_MODES)}); a newer marigold-bench wrote it")
     return resize(data, tuple(int(s) for s in target), mode)
+
+
+# -- where an entry lives ------------------------------------------------------------------
+
+def _plain_key(kind: str, sample_id: str) -> str:
+    return sample_id if kind == "merged" else f"{MEMBERS}/{sample_id}"
+
+
+def _escaped_key(kind: str, sample_id: str) -> str:
+    return f"{_ESCAPED_GROUP[kind]}/{quote(sample_id, safe='')}"
+
+
+def _node(file: h5py.File, key: str):
+    # None where the path does not exist, also when one of its parents is a dataset
+    try:
+        return file.get(key)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def find_entry(file: h5py.File, sample_id: str, kind: str = "merged") -> h5py.Dataset | None:
+    """The dataset holding a sample's merged prediction (``kind="merged"``) or members
+    (``"members"``): at its plain path or, where that is taken, escaped; None if absent."""
+    for key in (_plain_key(kind, sample_id), _escaped_key(kind, sample_id)):
+        node = _node(file, key)
+        if isinstance(node, h5py.Dataset):
+            return node
+    return None
+
+
+def _plain_path_free(file: h5py.File, key: str) -> bool:
+    # free: nothing there (or our own dataset), and no parent of it is a dataset
+    node = _node(file, key)
+    if node is not None:
+        return isinstance(node, h5py.Dataset)
+    parts = key.split("/")
+    for i in range(1, len(parts)):
+        parent = _node(file, "/".join(parts[:i]))
+        if parent is None:
+            return True
+        if isinstance(parent, h5py.Dataset):
+            return False
+    return True
+
+
+def _write_key(file: h5py.File, sample_id: str, kind: str) -> str:
+    plain = _plain_key(kind, sample_id)
+    if kind == "merged" and sample_id.split("/", 1)[0] in (MEMBERS, ESCAPED):
+        return _escaped_key(kind, sample_id)   # never inside the cache's own groups
+    return plain if _plain_path_free(file, plain) else _escaped_key(kind, sample_id)
+
+
+def entry_ids(file: h5py.File, kind: str = "merged") -> list[str]:
+    """The sample ids with a ``kind`` entry (``"merged"`` or ``"members"``), plain and escaped."""
+    found = []
+    inner = (MEMBERS + "/") if kind == "members" else None
+
+    def visit(name, obj):
+        if not isinstance(obj, h5py.Dataset) or name.startswith(ESCAPED + "/"):
+            return
+        if inner is None and not name.startswith(MEMBERS + "/"):
+            found.append(name)
+        elif inner is not None and name.startswith(inner):
+            found.append(name[len(inner):])
+    file.visititems(visit)
+    escaped = _node(file, _ESCAPED_GROUP[kind])
+    if isinstance(escaped, h5py.Group):
+        found.extend(unquote(name) for name, obj in escaped.items() if isinstance(obj, h5py.Dataset))
+    return found
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an OSError (also one h5py raises for HDF5) says the disk or the quota is full."""
+    text = str(exc)
+    return (getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+            or "No space left" in text or f"errno = {errno.ENOSPC}," in text or "Disk quota" in text)
+
+
+def check_free_space(folder: str, needed: int) -> None:
+    """Refuse, in one line, to start a write of ``needed`` bytes into ``folder`` that cannot fit."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # nothing to measure with: the write itself will say
+    if free < needed + METADATA_MARGIN:
+        raise DiskFullError(f"disk full: {folder} has {free / 1e6:.1f} MB free and the next cache entry "
+                            f"needs up to {(needed + METADATA_MARGIN) / 1e6:.1f} MB; free some space and "
+                            "rerun the same command (it resumes from the cache)")
+
+
+def _fault_point(stage: str) -> None:
+    """Called between the write stages of an entry (``created``, ``data``, ``checksum``); the
+    fault-injection tests (tests/test_faults.py) stop a process here."""
 
 
 def _diff(old: dict, new: dict) -> list[str]:
@@ -75,26 +233,33 @@ class PredictionCache:
             seed, ...). ``None`` opens the file for reading whatever made it.
         legacy: the same identity as versions before 0.2 wrote it (the model's path instead of
             its ``weights_sha256``); a cache stored so is taken over and its identity rewritten.
+        recompute_damaged: what a damaged entry (see the module docstring) reads as: None with a
+            warning, so that it is predicted again (default when writing), or a
+            `DamagedEntryError` (default when reading: the caller reports the sample).
     """
 
-    def __init__(self, path: str | os.PathLike, settings: dict | None = None, legacy: dict | None = None):
+    def __init__(self, path: str | os.PathLike, settings: dict | None = None, legacy: dict | None = None,
+                 recompute_damaged: bool | None = None):
         self.path = os.fspath(path)
+        self.recompute_damaged = settings is not None if recompute_damaged is None else recompute_damaged
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         try:
             self.file = h5py.File(self.path, "a" if settings is not None else "r")
+            stored = self.file.attrs.get("settings")
         except OSError as exc:
-            raise CacheMismatchError(
-                f"cannot open the prediction cache {self.path} ({exc}); it may be damaged: "
-                "move it away to start afresh, or choose another --out") from None
+            self.file = None
+            raise CacheMismatchError(open_error(self.path, exc, settings is not None)) from None
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            self.close()
+            raise CacheMismatchError(open_error(self.path, exc, settings is not None)) from None
         if settings is not None:
             settings = json.loads(json.dumps(settings))  # normalise tuples etc.
             legacy = None if legacy is None else json.loads(json.dumps(legacy))
-            stored = self.file.attrs.get("settings")
             if stored is not None and legacy is not None and json.loads(stored) == legacy:
                 stored = None  # same model at the same path: the old identity, upgraded in place
             if stored is None:
-                self.file.attrs["settings"] = json.dumps(settings, sort_keys=True)
-                self.file.flush()
+                self._guard(lambda: self.file.attrs.__setitem__("settings", json.dumps(settings, sort_keys=True)))
+                self._guard(self.file.flush)
             elif json.loads(stored) != settings:
                 differences = "\n  ".join(_diff(json.loads(stored), settings))
                 self.close()
@@ -104,38 +269,50 @@ class PredictionCache:
         self.settings = settings
         self.legacy = legacy
 
+    # -- reading, verified -------------------------------------------------------------------
+    def _read(self, dataset: h5py.Dataset, read):
+        try:
+            return read(dataset)
+        except DamagedEntryError as exc:
+            if not self.recompute_damaged:
+                raise
+            warnings.warn(f"{exc}; predicting it again")
+            return None
+
     # -- members ---------------------------------------------------------------------------
     def members(self, sample_id: str) -> np.ndarray | None:
-        """The cached raw members of a sample (KxhxW) or None."""
-        key = f"{MEMBERS}/{sample_id}"
-        return self.file[key][()] if key in self.file else None
+        """The cached raw members of a sample (KxhxW) or None (also when damaged and
+        ``recompute_damaged``)."""
+        ds = find_entry(self.file, sample_id, "members")
+        return None if ds is None else self._read(ds, read_verified)
 
     def put_members(self, sample_id: str, members: np.ndarray) -> None:
-        key = f"{MEMBERS}/{sample_id}"
-        if key in self.file:
-            del self.file[key]
-        self.file.create_dataset(key, data=np.asarray(members, dtype=np.float32), **COMPRESSION)
-        self.file.flush()
+        """Store a sample's raw members (replacing any stored ones), verified (see the module)."""
+        self._store("members", sample_id, members, {})
 
     # -- merged predictions ---------------------------------------------------------------
     def _merged(self, sample_id: str, merge: dict | None) -> h5py.Dataset | None:
-        if sample_id not in self.file or not isinstance(self.file[sample_id], h5py.Dataset):
+        ds = find_entry(self.file, sample_id, "merged")
+        if ds is None:
             return None
-        ds = self.file[sample_id]
         if merge is not None and json.loads(ds.attrs.get("merge", "null")) != json.loads(json.dumps(merge)):
             return None
         return ds
 
     def prediction(self, sample_id: str, merge: dict | None = None) -> np.ndarray | None:
         """The merged prediction at ground-truth size (a compact entry resized as recorded), or
-        None if absent or merged with other ``merge`` settings."""
+        None if absent or merged with other ``merge`` settings (or damaged, when
+        ``recompute_damaged``; else `DamagedEntryError`)."""
         ds = self._merged(sample_id, merge)
-        return None if ds is None else read_prediction(ds)
+        return None if ds is None else self._read(ds, read_prediction)
 
     def stored_prediction(self, sample_id: str, merge: dict | None = None) -> tuple[np.ndarray, dict] | None:
         """The merged prediction as stored (compact or not) and its attributes, or None."""
         ds = self._merged(sample_id, merge)
-        return None if ds is None else (ds[()], dict(ds.attrs))
+        if ds is None:
+            return None
+        data = self._read(ds, read_verified)
+        return None if data is None else (data, dict(ds.attrs))
 
     def put_prediction(self, sample_id: str, depth: np.ndarray, merge: dict | None = None,
                        target_shape: tuple[int, int] | None = None, resample: str | None = None) -> None:
@@ -146,14 +323,46 @@ class PredictionCache:
         if compact and resample not in RESIZE_MODES:
             raise ValueError(f"a prediction of shape {depth.shape} for {tuple(target_shape)} needs a resize mode "
                              f"({', '.join(RESIZE_MODES)}), got {resample!r}")
-        if sample_id in self.file:
-            del self.file[sample_id]
-        ds = self.file.create_dataset(sample_id, data=depth, **COMPRESSION)
-        ds.attrs["merge"] = json.dumps(merge)
+        attrs = {"merge": json.dumps(merge)}
         if compact:
-            ds.attrs[TARGET_SHAPE] = np.asarray(target_shape, dtype=np.int64)
-            ds.attrs[RESAMPLE] = resample
-        self.file.flush()
+            attrs[TARGET_SHAPE] = np.asarray(target_shape, dtype=np.int64)
+            attrs[RESAMPLE] = resample
+        self._store("merged", sample_id, depth, attrs)
+
+    def _store(self, kind: str, sample_id: str, values: np.ndarray, attrs: dict) -> None:
+        # the order is what makes an entry verifiable: created marked incomplete, data written
+        # and flushed, and only then its digest (of the values we meant to write)
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        check_free_space(os.path.dirname(os.path.abspath(self.path)), values.nbytes)
+
+        def write():
+            key = _write_key(self.file, sample_id, kind)
+            for old in (_plain_key(kind, sample_id), _escaped_key(kind, sample_id)):
+                if isinstance(_node(self.file, old), h5py.Dataset):  # never a group of other ids
+                    del self.file[old]
+            ds = self.file.create_dataset(key, shape=values.shape, dtype=np.float32, **COMPRESSION)
+            ds.attrs[CHECKSUM] = PENDING
+            for name, value in attrs.items():
+                ds.attrs[name] = value
+            self.file.flush()
+            _fault_point("created")
+            ds[...] = values
+            self.file.flush()
+            _fault_point("data")
+            ds.attrs[CHECKSUM] = digest(values)
+            self.file.flush()
+            _fault_point("checksum")
+        self._guard(write)
+
+    def _guard(self, action):
+        # HDF5 reports a full disk as an OSError somewhere inside h5py: say it in one line
+        try:
+            return action()
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(f"disk full while writing {self.path}; free some space and rerun the "
+                                    "same command (it resumes from the cache, checking every entry)") from None
+            raise
 
     def put_merged(self, sample_id: str, predictor, members: np.ndarray, target_shape: tuple[int, int],
                    merge: dict | None = None) -> np.ndarray:
@@ -179,23 +388,58 @@ class PredictionCache:
 
     def ids(self) -> list[str]:
         """Ids of all merged predictions in the file."""
-        found = []
+        return entry_ids(self.file, "merged")
 
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and not name.startswith(MEMBERS + "/"):
-                found.append(name)
-        self.file.visititems(visit)
-        return found
+    def member_ids(self) -> list[str]:
+        """Ids of all samples with stored members."""
+        return entry_ids(self.file, "members")
+
+    def take_entries(self, part: "PredictionCache") -> int:
+        """Copy every verified entry of ``part`` (a rank's cache) into this cache; a damaged one
+        is left out with a warning (it is predicted again). Returns the merged entries copied."""
+        copied = 0
+        for sample_id in part.member_ids():
+            ds = find_entry(part.file, sample_id, "members")
+            values = part._read(ds, read_verified)
+            if values is not None:
+                self.put_members(sample_id, values)
+        for sample_id in part.ids():
+            ds = find_entry(part.file, sample_id, "merged")
+            values = part._read(ds, read_verified)
+            if values is None:
+                continue
+            target = ds.attrs.get(TARGET_SHAPE)   # a compact entry keeps its target size and mode
+            self.put_prediction(sample_id, values, json.loads(ds.attrs.get("merge", "null")),
+                                None if target is None else tuple(int(v) for v in target),
+                                text_attr(ds.attrs, RESAMPLE))
+            copied += 1
+        return copied
 
     def close(self) -> None:
         if getattr(self, "file", None) is not None and self.file.id.valid:
-            self.file.close()
+            self._guard(self.file.close)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def open_error(path: str, exc: BaseException, writing: bool) -> str:
+    """One line on why ``path`` cannot be opened as a prediction cache, and what to do."""
+    text = str(exc)
+    if "unable to lock file" in text.lower() or getattr(exc, "errno", None) == errno.EAGAIN:
+        return (f"the prediction cache {path} is open in another process (HDF5 file lock: a run or a reader "
+                "is using it); wait for that process to finish, then rerun")
+    if isinstance(exc, (IsADirectoryError, PermissionError)) or getattr(exc, "errno", None) in (
+            errno.EISDIR, errno.EACCES, errno.EROFS):
+        return f"cannot open the prediction cache {path}: {exc.__class__.__name__}: {text}"
+    if is_disk_full(exc):
+        return f"disk full: cannot open the prediction cache {path}; free some space and rerun"
+    fix = ("move it away (e.g. to predictions.h5.damaged) to predict everything afresh, or choose "
+           "another --out" if writing else "it cannot be scored: rerun the run that made it")
+    return f"{path} is damaged (its HDF5 metadata cannot be read: {text.splitlines()[0] if text else exc!r}); {fix}"
 
 
 # --- the cache's identity: which settings make the members, which only merge or describe them ---

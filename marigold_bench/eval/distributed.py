@@ -17,8 +17,6 @@ import os
 import socket
 import warnings
 
-import h5py
-
 from marigold_bench.errors import BenchError
 
 
@@ -164,29 +162,25 @@ def part_path(out_dir: str, rank: int) -> str:
 def fold_parts(out_dir: str, cache) -> int:
     """Copy every sample of ``parts/*.h5`` into ``cache`` (the main ``predictions.h5``) and
     delete the parts. A part that cannot be read (a rank killed mid-write) is set aside as
-    ``*.damaged``: its samples are simply predicted again. Returns the number of samples folded."""
-    from marigold_bench.eval.cache import MEMBERS, RESAMPLE, TARGET_SHAPE, text_attr
+    ``*.damaged``, and an entry of a part that fails its checksum is left out: their samples
+    are simply predicted again. Returns the number of samples folded."""
+    from marigold_bench.eval.cache import PredictionCache
 
     folded = 0
     for path in sorted(glob.glob(os.path.join(out_dir, "parts", "rank*.h5"))):
         try:
-            with h5py.File(path, "r") as part:
-                stored = part.attrs.get("settings")
+            part = PredictionCache(path, recompute_damaged=True)
+        except BenchError as exc:
+            warnings.warn(f"setting aside unreadable cache part {path} ({exc}); its samples will be redone")
+            os.replace(path, path + ".damaged")
+            continue
+        try:
+            with part:
+                stored = part.file.attrs.get("settings")
                 if stored is not None and json.loads(stored) not in (cache.settings, cache.legacy):
                     raise BenchError(f"{path} was made with other settings than {cache.path}")
-                names = []
-                part.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
-                for name in names:
-                    if name.startswith(MEMBERS + "/"):
-                        cache.put_members(name[len(MEMBERS) + 1:], part[name][()])
-                    else:
-                        attrs = part[name].attrs   # a compact entry keeps its target size and mode
-                        target = attrs.get(TARGET_SHAPE)
-                        cache.put_prediction(name, part[name][()], json.loads(attrs.get("merge", "null")),
-                                             None if target is None else tuple(int(v) for v in target),
-                                             text_attr(attrs, RESAMPLE))
-                        folded += 1
-        except OSError as exc:
+                folded += cache.take_entries(part)
+        except (OSError, RuntimeError, KeyError) as exc:  # metadata a killed rank left broken
             warnings.warn(f"setting aside unreadable cache part {path} ({exc}); its samples will be redone")
             os.replace(path, path + ".damaged")
             continue
