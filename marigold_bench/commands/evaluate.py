@@ -18,8 +18,11 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from marigold_bench.eval.loop import evaluate_source
+    from marigold_bench.eval.outdir import check_out
     from marigold_bench.eval.predictions import PredictionSource
 
+    out = args.out or args.predictions.rstrip("/").removesuffix(".h5") + "_eval"
+    check_out("evaluate", out)  # a file, unwritable, or a run's own folder: refused first
     dataset = open_dataset(args)
     scoring = scoring_for(args, dataset)  # --output-space, default depth_affine_invariant
     source = PredictionSource(args.predictions)
@@ -28,7 +31,6 @@ def run(args) -> int:
         # a wrong folder or naming scores nothing: say where we looked instead of NaN means
         raise BenchError(f"no prediction found for any of the {len(dataset.ids)} {args.dataset} samples "
                          f"in {args.predictions} (for the first, looked for {source.where(dataset.ids[0])})")
-    out = args.out or args.predictions.rstrip("/").removesuffix(".h5") + "_eval"
     try:
         summary = evaluate_source(dataset, source, out, skip_missing=args.skip_missing,
                                   score_device=args.score_device, scoring=scoring)

@@ -7,6 +7,7 @@ import os
 from marigold_bench.commands.common import add_inference_flags, build_predictor, default_run_dir, summary_table
 from marigold_bench.data import DATASETS, get_protocol, load_dataset
 from marigold_bench.errors import BenchError
+from marigold_bench.eval.outdir import check_run_dir
 from marigold_bench.eval.protocols import ALIGNMENTS, EVALUATION_PROTOCOLS, get_evaluation_protocol, resolve_scoring
 from marigold_bench.output_spaces import DEPTH_AFFINE, OUTPUT_SPACES
 
@@ -104,6 +105,7 @@ def run(args) -> int:
     from marigold_bench.eval.loop import run_predictor
 
     dataset = open_dataset(args)
+    check_run_dir(args.out, dataset)  # a file, unwritable, another command's or a fuller run's folder
     check_scoring_names(args)  # before a model is loaded
     predictor = build_predictor(args, processing_res=dataset.protocol.processing_res)
     scoring = scoring_for(args, dataset, declared_output_space(predictor))

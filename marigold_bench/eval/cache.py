@@ -279,11 +279,17 @@ class PredictionCache:
             warnings.warn(f"{exc}; predicting it again")
             return None
 
+    def _find(self, sample_id: str, kind: str) -> h5py.Dataset | None:
+        try:
+            return find_entry(self.file, sample_id, kind)
+        except (OSError, RuntimeError) as exc:  # the file's own index is broken, not one entry
+            raise CacheMismatchError(open_error(self.path, exc, self.settings is not None)) from None
+
     # -- members ---------------------------------------------------------------------------
     def members(self, sample_id: str) -> np.ndarray | None:
         """The cached raw members of a sample (KxhxW) or None (also when damaged and
         ``recompute_damaged``)."""
-        ds = find_entry(self.file, sample_id, "members")
+        ds = self._find(sample_id, "members")
         return None if ds is None else self._read(ds, read_verified)
 
     def put_members(self, sample_id: str, members: np.ndarray) -> None:
@@ -292,7 +298,7 @@ class PredictionCache:
 
     # -- merged predictions ---------------------------------------------------------------
     def _merged(self, sample_id: str, merge: dict | None) -> h5py.Dataset | None:
-        ds = find_entry(self.file, sample_id, "merged")
+        ds = self._find(sample_id, "merged")
         if ds is None:
             return None
         if merge is not None and json.loads(ds.attrs.get("merge", "null")) != json.loads(json.dumps(merge)):

@@ -17,7 +17,7 @@ import os
 import socket
 import warnings
 
-from marigold_bench.errors import BenchError
+from marigold_bench.errors import BenchError, DiskFullError
 
 
 class Context:
@@ -75,6 +75,12 @@ class RunLock:
 
     A second launch on the same directory is refused instead of interleaving writes into the
     cache. A lock left by a process that no longer runs on this host is taken over.
+
+    Both steps are atomic, also on NFS: the lock appears complete or not at all (its content
+    is written to a file of our own and hard-linked to ``run.lock``, which fails if it exists),
+    and a stale lock is removed only by the one launch that creates ``run.lock.takeover``
+    (``O_EXCL``) and finds it stale again while holding that; every other relaunch is refused
+    or finds the new owner's live lock. So of any number of relaunches exactly one gets in.
     """
 
     def __init__(self, out_dir: str, context: Context):
@@ -88,30 +94,111 @@ class RunLock:
             try:
                 self._acquire()
             except BenchError as exc:
-                error = str(exc)
+                error = exc
         error = self.context.broadcast(error)
         if error:
-            raise BenchError(error)
+            raise error
         return self
 
+    def _owner_text(self) -> str:
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
+
     def _acquire(self):
-        me = {"host": socket.gethostname(), "pid": os.getpid()}
-        for _ in range(2):
+        for _ in range(3):
+            if self._link_new():
+                self.held = True
+                self._catch_sigterm()
+                return
+            if not self._stale():
+                break
+            self._take_over()
+        raise BenchError(self._held_message())
+
+    def _link_new(self) -> bool:
+        # the whole lock, written beside it, then linked into place: True when it is ours
+        mine = f"{self.path}.{socket.gethostname()}.{os.getpid()}.tmp"
+        try:
+            fd = os.open(mine, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                os.write(fd, self._owner_text().encode())
+            finally:
+                os.close(fd)
+            try:
+                os.link(mine, self.path)
             except FileExistsError:
-                if self._stale():
+                return False
+            return True
+        except OSError as exc:
+            raise _lock_error(self.path, exc) from None
+        finally:
+            try:
+                os.remove(mine)
+            except OSError:
+                pass
+
+    def _take_over(self) -> None:
+        """Remove the stale lock, as the only launch doing so (see the class docstring)."""
+        claim = self.path + ".takeover"
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise BenchError(self._claim_message(claim)) from None
+        except OSError as exc:
+            raise _lock_error(claim, exc) from None
+        try:
+            try:
+                os.write(fd, self._owner_text().encode())
+            finally:
+                os.close(fd)
+            if self._stale():   # judged again while no other launch can act on it
+                try:
                     os.remove(self.path)
-                    continue
-                with open(self.path) as f:
-                    owner = f.read().strip()
-                raise BenchError(f"{os.path.dirname(self.path)} is in use by another launch ({owner}); "
-                                 f"wait for it to finish, or delete {self.path} if it is dead")
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            self.held = True
-            self._catch_sigterm()
-            return
+                except FileNotFoundError:
+                    pass
+        except OSError as exc:
+            raise _lock_error(claim, exc) from None
+        finally:
+            try:
+                os.remove(claim)
+            except OSError:
+                pass
+
+    def _read(self, path: str) -> dict | None:
+        try:
+            with open(path) as f:
+                owner = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return owner if isinstance(owner, dict) else None
+
+    def _alive(self, owner: dict) -> bool | None:
+        """True/False for a process on this host; None for one on another host (unknowable)."""
+        if owner.get("host") != socket.gethostname():
+            return None
+        try:
+            os.kill(int(owner["pid"]), 0)
+        except ProcessLookupError:
+            return False
+        except (PermissionError, KeyError, ValueError, TypeError):
+            return True
+        return True
+
+    def _held_message(self) -> str:
+        folder = os.path.dirname(self.path)
+        owner = self._read(self.path)
+        if owner is None:
+            return f"{folder} is in use by another launch (taking it over now); wait for it to finish"
+        if self._alive(owner) is None:
+            return (f"{folder} is in use by another launch (pid {owner.get('pid')} on {owner.get('host')}); "
+                    f"wait for it to finish (only if that launch is no longer running, remove {self.path})")
+        return f"{folder} is in use by another launch (pid {owner.get('pid')} on this host, running); wait for it to finish"
+
+    def _claim_message(self, claim: str) -> str:
+        owner = self._read(claim)
+        if owner is not None and self._alive(owner) is False:
+            return (f"{claim} was left by an interrupted takeover (pid {owner.get('pid')}, no longer running); "
+                    "no launch is using it: remove it and rerun")
+        return f"{os.path.dirname(self.path)} is in use by another launch (taking over its stale lock); wait for it to finish"
 
     def _catch_sigterm(self) -> None:
         # torchrun ends the surviving ranks with SIGTERM when one dies; turning it into
@@ -128,20 +215,12 @@ class RunLock:
         signal.signal(signal.SIGTERM, stop)
 
     def _stale(self) -> bool:
-        try:
-            with open(self.path) as f:
-                owner = json.load(f)
-        except (OSError, ValueError):
-            return True  # an unreadable lock protects nothing
-        if owner.get("host") != socket.gethostname():
-            return False  # cannot tell whether a process on another node is alive
-        try:
-            os.kill(int(owner["pid"]), 0)
-        except ProcessLookupError:
+        """Whether the lock there protects nothing: unreadable (the lock is always linked in
+        whole), or left by a process that no longer runs on this host."""
+        owner = self._read(self.path)
+        if owner is None:
             return True
-        except PermissionError:
-            return False
-        return False
+        return self._alive(owner) is False
 
     def __exit__(self, *exc):
         if self.held:
@@ -153,6 +232,14 @@ class RunLock:
             if getattr(self, "_previous", None) is not None:
                 import signal
                 signal.signal(signal.SIGTERM, self._previous)
+
+
+def _lock_error(path: str, exc: OSError) -> BenchError:
+    from marigold_bench.eval.cache import is_disk_full
+
+    if is_disk_full(exc):
+        return DiskFullError(f"disk full: cannot write the run lock {path}; free some space and rerun")
+    return BenchError(f"cannot write the run lock {path}: {exc.strerror or exc}")
 
 
 def part_path(out_dir: str, rank: int) -> str:

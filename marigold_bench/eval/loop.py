@@ -23,7 +23,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from marigold_bench.data.protocol import Protocol
-from marigold_bench.errors import BenchError, PredictionError, SampleError
+from marigold_bench.errors import BenchError, DamagedEntryError, PredictionError, SampleError
+from marigold_bench.eval.outdir import check_run_dir
 from marigold_bench.eval.predictions import fit_to_shape
 from marigold_bench.eval.protocols import Scoring, default_scoring
 from marigold_bench.eval.rundir import FAILED, NO_VALID, OK, SKIPPED, summarize, write_run
@@ -343,6 +344,8 @@ class CachedRunSource(Source):
         t0 = time.perf_counter()
         try:
             pred = self.cache.prediction(sample_id, self.merge)
+        except DamagedEntryError:
+            raise  # fails its checksum: the loop reports the sample as failed, never scores it
         except Exception as exc:  # h5py raises OSError/KeyError/RuntimeError on damaged data
             raise BenchError(f"{self.path}: damaged prediction cache: cannot read {sample_id} ({exc})") from None
         self.timings["read_s"] += time.perf_counter() - t0
@@ -473,6 +476,7 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
     scoring = scoring or default_scoring(dataset.protocol, getattr(predictor, "output_space", DEPTH_AFFINE))
     score_device = resolve_score_device(score_device, predictor)
     images_per_batch = resolve_images_per_batch(images_per_batch, predictor)
+    check_run_dir(out_dir, dataset)  # never another command's folder, nor over a fuller run
     os.makedirs(out_dir, exist_ok=True)
     member_settings, merge_key = split_settings(predictor.settings)
     legacy = legacy_member_settings(predictor.settings)
@@ -487,7 +491,7 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
         if context.world == 1:
             reader = writer = PredictionCache(main_path, member_settings, legacy)
         else:
-            reader = PredictionCache(main_path)
+            reader = PredictionCache(main_path, recompute_damaged=True)
             writer = PredictionCache(part_path(out_dir, context.rank), member_settings, legacy)
         try:
             source = PredictorSource(predictor, reader, writer, merge_key, images_per_batch)

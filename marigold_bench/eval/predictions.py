@@ -52,15 +52,15 @@ class PredictionSource:
     def get(self, sample_id: str) -> np.ndarray:
         """The raw prediction of ``sample_id``; PredictionError when it is missing or unreadable."""
         if self._h5 is not None:
-            if sample_id not in self._h5:
+            from marigold_bench.eval.cache import find_entry, read_prediction
+
+            try:  # our own predictions.h5 may keep an id that prefixes another's escaped
+                node = find_entry(self._h5, sample_id)
+            except (OSError, RuntimeError, KeyError, ValueError) as exc:
+                raise BenchError(f"{self.path} is damaged (its HDF5 metadata cannot be read: {exc}); it cannot "
+                                 "be scored: rerun the run that made it, or give other predictions") from None
+            if node is None:
                 raise PredictionError(f"no prediction for {sample_id} in {self.path}")
-            import h5py
-
-            from marigold_bench.eval.cache import read_prediction
-
-            node = self._h5[sample_id]
-            if not isinstance(node, h5py.Dataset):
-                raise PredictionError(f"{sample_id} in {self.path} is a group, not a prediction")
             # our own predictions.h5 stores compact maps: read them back at ground-truth size
             return np.asarray(read_prediction(node), dtype=np.float32)
         for ext in (".npy", ".png"):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,8 +21,10 @@ import pandas as pd
 import marigold_bench
 from marigold_bench.data.registry import subsets_of
 from marigold_bench.errors import BenchError
+from marigold_bench.eval import outdir
 from marigold_bench.eval.metrics import METRIC_KEYS, mean_metrics
 from marigold_bench.eval.protocols import Scoring, default_scoring
+from marigold_bench.eval.subset import subset_mark
 from marigold_bench.output_spaces import DEPTH_AFFINE
 
 #: a sample's status in ``per_sample.csv``: scored; prediction missing or unusable; sample files
@@ -37,14 +38,8 @@ PER_SAMPLE, SUMMARY, PREDICTIONS = "per_sample.csv", "summary.json", "prediction
 
 def atomic_write(path: str, text: str) -> None:
     """Write ``text`` to ``path`` so that a crash never leaves half a file: written next to
-    the target, then renamed over it."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
-    os.replace(tmp, path)
+    the target, then renamed over it; a full disk is a one-line error (eval/outdir.py)."""
+    outdir.atomic_write(path, text)
 
 
 def _version(module: str) -> str | None:
@@ -114,6 +109,7 @@ def summarize(records: list[dict], dataset, settings: dict, extra: dict | None =
     halves = subsets(records, dataset.protocol.name, scoring.columns)
     if halves is not None:
         summary["subsets"] = halves
+    summary.update(subset_mark(dataset))  # a --max-samples run says so wherever it is shown
     return {**summary, **(extra or {})}
 
 

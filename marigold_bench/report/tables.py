@@ -42,6 +42,7 @@ from marigold_bench.data import DATASETS
 from marigold_bench.data.registry import title_of
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.metrics import HIGHER_IS_BETTER, METRIC_KEYS
+from marigold_bench.eval.subset import subset_text
 from marigold_bench.report.rundir import RunDir, differences, recorded_choices, result_settings, sample_set
 
 #: fractions that papers print ×100
@@ -117,6 +118,11 @@ class Row:
     output_space: str = ""
     alignment: str = ""
     failures: dict = field(default_factory=dict)  # dataset -> message
+    subsets: dict = field(default_factory=dict)   # dataset -> "first n of N" (a --max-samples run)
+
+
+#: the mark of a cell measured on part of a benchmark (``--max-samples``), explained under the table
+SUBSET_MARK = "†"
 
 
 @dataclass
@@ -330,6 +336,8 @@ def group_runs(runs: list[RunDir], metrics, always=ALWAYS_LABELLED, subsets=DIOD
             for column, values, n, total in run_cells(run, subsets):
                 row.paths[column] = run.path
                 row.counts[column] = (n, total)
+                if subset_text(run.summary):
+                    row.subsets[column] = subset_text(run.summary)
                 for metric in metrics:
                     value = values.get(metric)
                     if value is not None and math.isfinite(value):
@@ -516,6 +524,8 @@ def format_cells(table: Table, digits: int, bold, count):
                     text = bold(text)
                 if n is not None and n < total and not table.show_n:
                     text += count(n, total)
+                if dataset in row.subsets:
+                    text += SUBSET_MARK
                 cells.append(text)
             if table.show_n:
                 cells.append(_count_text(n, total))
@@ -544,6 +554,10 @@ def table_notes(table: Table) -> list[str]:
     if len(groups) > 1:
         notes.append("Rows scored under different protocols are not ranked together: bold marks the best "
                      f"among rows scored alike ({'; '.join(groups)}).")
+    for row in table.rows:
+        for dataset, text in row.subsets.items():
+            notes.append(f"{SUBSET_MARK} {row.label}, {column_title(dataset)}: a subset run ({text} samples, "
+                         "--max-samples), not the whole benchmark.")
     for key, citation in table.sources.items():
         notes.append(f"[{key}] quoted from {citation}.")
     return notes
