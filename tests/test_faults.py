@@ -491,3 +491,53 @@ def test_damaged_cache_metadata_is_one_line_in_run_and_evaluate(clean, tmp_path,
             frame = _csv(run if argv[0] == "run" else tmp_path / "evaluated")
             ok = frame["status"] == "ok"
             np.testing.assert_allclose(frame["abs_rel"][ok], _csv(clean)["abs_rel"][ok], rtol=1e-7)
+
+
+# -- caches of 0.2/0.3 and the parts of sharded runs ----------------------------------------
+
+def test_entries_without_a_checksum_are_read_as_before(clean, tmp_path, capsys):
+    """Caches of 0.2/0.3 carry no checksum: they are trusted as they always were."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(clean, run)
+    with h5py.File(run / "predictions.h5", "a") as f:
+        entries = []
+        f.visititems(lambda k, o: entries.append(o) if isinstance(o, h5py.Dataset) else None)
+        assert len(entries) == 2 * N
+        for entry in entries:
+            del entry.attrs["sha256"]
+    again = Counting()
+    from marigold_bench.eval.evaluator import run_predictor
+
+    run_predictor(load_dataset("synthetic", split=f"test:{N}"), again, str(run), progress=False)
+    assert again.asked == []
+    pd.testing.assert_frame_equal(_csv(run), _csv(clean))
+    assert main(["rescore", str(run), "--out", str(tmp_path / "rescored")]) == 0
+    pd.testing.assert_frame_equal(_csv(tmp_path / "rescored"), _csv(clean))
+
+
+def test_a_damaged_entry_of_a_rank_part_is_not_folded(tmp_path):
+    from marigold_bench.eval.cache import PredictionCache
+    from marigold_bench.eval.distributed import fold_parts, part_path
+
+    out = tmp_path / "run"
+    good, bad = np.full((3, 4), 0.25, np.float32), np.full((3, 4), 0.75, np.float32)
+    with PredictionCache(part_path(str(out), 1), {"model": "m"}) as part:
+        part.put_prediction("x/good", good, {"n_members": 1})
+        part.put_prediction("x/bad", bad, {"n_members": 1})
+        part.put_members("x/bad", bad[None])
+    _damage(part_path(str(out), 1), "x/bad", members=True)
+    with PredictionCache(out / "predictions.h5", {"model": "m"}) as cache:
+        with pytest.warns(UserWarning, match="checksum"):
+            assert fold_parts(str(out), cache) == 1
+        assert cache.ids() == ["x/good"] and cache.member_ids() == []
+        np.testing.assert_array_equal(cache.prediction("x/good"), good)
+    assert not os.path.exists(part_path(str(out), 1))
+
+
+def test_rescore_refuses_a_file_valued_out_with_the_same_guard(clean, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["rescore", str(clean), "--out", str(afile / "below")]) == 2
+    _one_line_error(capsys, str(afile), "not a folder")

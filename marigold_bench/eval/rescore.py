@@ -157,10 +157,11 @@ def check_out(run: CachedRun, out: str) -> None:
     """
     import json
 
+    from marigold_bench.eval.outdir import check_writable
+
     if os.path.abspath(out) == os.path.abspath(run.path):
         raise BenchError(f"--out {out} is the run directory itself; choose another folder")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise BenchError(f"--out {out} exists and is not a folder")
+    check_writable(out)  # a file, a path under a file, or unwritable: the guard run and evaluate use
     if os.path.isfile(os.path.join(out, PREDICTIONS)):
         raise BenchError(f"--out {out} holds a run's {PREDICTIONS}; rescore results go to a folder of "
                          "their own: choose a new or empty folder")
