@@ -177,10 +177,10 @@ class RunLock:
             return None
         try:
             os.kill(int(owner["pid"]), 0)
-        except ProcessLookupError:
-            return False
-        except (PermissionError, KeyError, ValueError, TypeError):
-            return True
+        except (ProcessLookupError, KeyError, ValueError, TypeError):
+            return False  # gone, or no process named at all: the lock protects nothing
+        except PermissionError:
+            return True   # another user's process, alive
         return True
 
     def _held_message(self) -> str:
@@ -191,14 +191,16 @@ class RunLock:
         if self._alive(owner) is None:
             return (f"{folder} is in use by another launch (pid {owner.get('pid')} on {owner.get('host')}); "
                     f"wait for it to finish (only if that launch is no longer running, remove {self.path})")
-        return f"{folder} is in use by another launch (pid {owner.get('pid')} on this host, running); wait for it to finish"
+        return (f"{folder} is in use by another launch (pid {owner.get('pid')} on this host, running); "
+                "wait for it to finish")
 
     def _claim_message(self, claim: str) -> str:
         owner = self._read(claim)
         if owner is not None and self._alive(owner) is False:
             return (f"{claim} was left by an interrupted takeover (pid {owner.get('pid')}, no longer running); "
                     "no launch is using it: remove it and rerun")
-        return f"{os.path.dirname(self.path)} is in use by another launch (taking over its stale lock); wait for it to finish"
+        return (f"{os.path.dirname(self.path)} is in use by another launch (taking over its stale lock); "
+                "wait for it to finish")
 
     def _catch_sigterm(self) -> None:
         # torchrun ends the surviving ranks with SIGTERM when one dies; turning it into
