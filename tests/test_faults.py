@@ -541,3 +541,16 @@ def test_rescore_refuses_a_file_valued_out_with_the_same_guard(clean, tmp_path, 
     afile.write_text("x")
     assert main(["rescore", str(clean), "--out", str(afile / "below")]) == 2
     _one_line_error(capsys, str(afile), "not a folder")
+
+
+def test_an_id_named_like_the_caches_own_groups_clobbers_nothing(tmp_path):
+    from marigold_bench.eval.cache import PredictionCache
+
+    ones, zeros = np.ones((1, 2, 2), np.float32), np.zeros((2, 2), np.float32)
+    with PredictionCache(tmp_path / "p.h5", {"model": "m"}) as cache:
+        cache.put_members("x", ones)
+        assert cache.prediction("__members__/x") is None       # x's members are not a prediction
+        cache.put_prediction("__members__/x", zeros)
+        np.testing.assert_array_equal(cache.members("x"), ones)
+        np.testing.assert_array_equal(cache.prediction("__members__/x"), zeros)
+        assert cache.ids() == ["__members__/x"] and cache.member_ids() == ["x"]

@@ -197,7 +197,7 @@ def test_bundled_tiny_transformers_and_baseline_in_one_table(tmp_path, capsys):
     record = json.loads((out / "leaderboard.json").read_text())
     for row, cell in zip(rows, record["cells"]):
         frame = pd.read_csv(f"{cell['run_dir']}/per_sample.csv")
-        shown = [float(v.strip("* ")) for v in row.split(" | ")[3:5]]
+        shown = [float(v.strip("*† ")) for v in row.split(" | ")[3:5]]
         assert shown == [round(100 * frame["abs_rel"].mean(), 1), round(100 * frame["delta1"].mean(), 1)]
 
 

@@ -144,10 +144,23 @@ def _node(file: h5py.File, key: str):
         return None
 
 
+def _inside_own_groups(sample_id: str) -> bool:
+    return sample_id.split("/", 1)[0] in (MEMBERS, ESCAPED)
+
+
+def _locations(kind: str, sample_id: str) -> tuple[str, ...]:
+    # where an entry may be, in the order readers look; an id inside the cache's own groups is
+    # always stored escaped (its plain path belongs to the cache)
+    escaped = _escaped_key(kind, sample_id)
+    if kind == "merged" and _inside_own_groups(sample_id):
+        return (escaped,)
+    return _plain_key(kind, sample_id), escaped
+
+
 def find_entry(file: h5py.File, sample_id: str, kind: str = "merged") -> h5py.Dataset | None:
     """The dataset holding a sample's merged prediction (``kind="merged"``) or members
     (``"members"``): at its plain path or, where that is taken, escaped; None if absent."""
-    for key in (_plain_key(kind, sample_id), _escaped_key(kind, sample_id)):
+    for key in _locations(kind, sample_id):
         node = _node(file, key)
         if isinstance(node, h5py.Dataset):
             return node
@@ -171,7 +184,7 @@ def _plain_path_free(file: h5py.File, key: str) -> bool:
 
 def _write_key(file: h5py.File, sample_id: str, kind: str) -> str:
     plain = _plain_key(kind, sample_id)
-    if kind == "merged" and sample_id.split("/", 1)[0] in (MEMBERS, ESCAPED):
+    if kind == "merged" and _inside_own_groups(sample_id):
         return _escaped_key(kind, sample_id)   # never inside the cache's own groups
     return plain if _plain_path_free(file, plain) else _escaped_key(kind, sample_id)
 
@@ -343,7 +356,7 @@ class PredictionCache:
 
         def write():
             key = _write_key(self.file, sample_id, kind)
-            for old in (_plain_key(kind, sample_id), _escaped_key(kind, sample_id)):
+            for old in _locations(kind, sample_id):
                 if isinstance(_node(self.file, old), h5py.Dataset):  # never a group of other ids
                     del self.file[old]
             ds = self.file.create_dataset(key, shape=values.shape, dtype=np.float32, **COMPRESSION)
