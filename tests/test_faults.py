@@ -10,6 +10,7 @@ again or reported as failed.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import multiprocessing
 import os
@@ -260,6 +261,8 @@ def test_a_subset_is_marked_in_its_summary_and_in_table(clean, tmp_path, capsys)
     assert main(["table", str(sub)]) == 0
     shown = capsys.readouterr().out
     assert "†" in shown and "first 2 of 4" in shown
+    assert main(["table", str(sub), "--format", "csv"]) == 0
+    assert pd.read_csv(io.StringIO(capsys.readouterr().out))["subset"].tolist() == ["synthetic: first 2 of 4"]
     assert main(["table", str(clean)]) == 0
     assert "†" not in capsys.readouterr().out
 

@@ -554,10 +554,9 @@ def table_notes(table: Table) -> list[str]:
     if len(groups) > 1:
         notes.append("Rows scored under different protocols are not ranked together: bold marks the best "
                      f"among rows scored alike ({'; '.join(groups)}).")
-    for row in table.rows:
-        for dataset, text in row.subsets.items():
-            notes.append(f"{SUBSET_MARK} {row.label}, {column_title(dataset)}: a subset run ({text} samples, "
-                         "--max-samples), not the whole benchmark.")
+    subsets = [f"{row.label}, {column_title(d)} ({text})" for row in table.rows for d, text in row.subsets.items()]
+    if subsets:
+        notes.append(f"{SUBSET_MARK} measured on part of the benchmark (--max-samples): " + "; ".join(subsets) + ".")
     for key, citation in table.sources.items():
         notes.append(f"[{key}] quoted from {citation}.")
     return notes
@@ -638,7 +637,8 @@ def render_csv(table: Table) -> str:
     """One line per row: label, quoted/source, output space and alignment, then
     ``<dataset>_<metric>`` (display units) and ``<dataset>_n`` / ``<dataset>_n_total`` for
     measured rows, at full precision; a ``failed`` column (``dataset: message; ...``) when a run
-    did not finish."""
+    did not finish, a ``subset`` column (``dataset: first n of N; ...``) when one ran on part of
+    its benchmark."""
     records = []
     any_failed = any(row.failures for row in table.rows)
     for row in table.rows:
@@ -651,6 +651,8 @@ def render_csv(table: Table) -> str:
             record[f"{dataset}_n"], record[f"{dataset}_n_total"] = n, total
         if any_failed:
             record["failed"] = "; ".join(f"{d}: {m}" for d, m in row.failures.items())
+        if any(r.subsets for r in table.rows):
+            record["subset"] = "; ".join(f"{d}: {t}" for d, t in row.subsets.items())
         records.append({csv_text(k): csv_text(v) for k, v in record.items()})
     buffer = io.StringIO()
     frame = pd.DataFrame.from_records(records)
