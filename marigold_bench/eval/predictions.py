@@ -40,7 +40,7 @@ class PredictionSource:
     def has(self, sample_id: str) -> bool:
         """Whether a prediction for ``sample_id`` is there (readable or not)."""
         if self._h5 is not None:
-            return sample_id in self._h5
+            return self._entry(sample_id) is not None
         return any(os.path.isfile(os.path.join(self.path, sample_id + ext)) for ext in (".npy", ".png"))
 
     def where(self, sample_id: str) -> str:
@@ -49,16 +49,23 @@ class PredictionSource:
             return f"a dataset named {sample_id!r} in {self.path}"
         return f"{os.path.join(self.path, sample_id)}.npy or .png"
 
+    def _entry(self, sample_id: str):
+        # the HDF5 dataset of a sample, or None; our own predictions.h5 may keep an id that is a
+        # path prefix of another escaped (eval/cache.py)
+        from marigold_bench.eval.cache import find_entry
+
+        try:
+            return find_entry(self._h5, sample_id)
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            raise BenchError(f"{self.path} is damaged (its HDF5 metadata cannot be read: {exc}); it cannot "
+                             "be scored: rerun the run that made it, or give other predictions") from None
+
     def get(self, sample_id: str) -> np.ndarray:
         """The raw prediction of ``sample_id``; PredictionError when it is missing or unreadable."""
         if self._h5 is not None:
-            from marigold_bench.eval.cache import find_entry, read_prediction
+            from marigold_bench.eval.cache import read_prediction
 
-            try:  # our own predictions.h5 may keep an id that prefixes another's escaped
-                node = find_entry(self._h5, sample_id)
-            except (OSError, RuntimeError, KeyError, ValueError) as exc:
-                raise BenchError(f"{self.path} is damaged (its HDF5 metadata cannot be read: {exc}); it cannot "
-                                 "be scored: rerun the run that made it, or give other predictions") from None
+            node = self._entry(sample_id)
             if node is None:
                 raise PredictionError(f"no prediction for {sample_id} in {self.path}")
             # our own predictions.h5 stores compact maps: read them back at ground-truth size
