@@ -5,9 +5,11 @@ of the VAE factor, encode once (posterior mode x scaling factor). Per ensemble m
 a latent seeded by (seed, sample id, member), run DDIM conditioned on the image latent and the
 empty-prompt embedding, decode, average the three channels, clip, map to [0, 1] and unpad.
 With ``padding="none"`` the geometry is the official pipeline's instead (no padding, the decoded
-map stretched back; see `images`). A checkpoint whose scheduler is an ``LCMScheduler``
-(marigold-depth-lcm) runs LCM instead of DDIM, its between-step noise drawn from each member's
-own generator; the ``e2e-ft`` recipe (`recipes`) runs one DDIM step at t = T from zeros.
+map stretched back). A checkpoint whose scheduler is an ``LCMScheduler`` (marigold-depth-lcm)
+runs LCM instead of DDIM, its between-step noise drawn from each member's own generator; the
+``e2e-ft`` recipe (`recipes`) runs one DDIM step at t = T from zeros. The two choices are two
+objects the predictor holds and never branches on: its geometry (`geometry.PaddedGeometry`,
+`geometry.StretchGeometry`) and its sampler (`samplers.DDIMSampler`, `samplers.LCMSampler`).
 
 What differs from calling the pipeline image by image:
 
@@ -36,14 +38,15 @@ import torch
 from ..errors import InferenceSettingsError, PredictionError
 from ..output_spaces import DEPTH_AFFINE, DISPARITY_AFFINE
 from . import images as imgs
+from .devices import PRECISIONS, check_precision, resolve_device, resolve_placement
 from .ensemble import ensemble_depth, resolve_ensembling
+from .geometry import is_eight_bit, make_geometry
+from .samplers import TIMESTEP_SPACINGS, make_sampler
 from .seeding import member_generator
 
 #: Starting-latent kinds. ``annealed`` is the multi-resolution pyramid with the strength it has
 #: at the first timestep during annealed training (0.9 * t / 1000).
 NOISE_KINDS = ("gaussian", "multires", "annealed", "zeros")
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
 
 #: Used when a checkpoint's model_index.json has no defaults (checkpoints from the original
 #: Marigold code): the values diffusers' port of marigold-depth-v1-0 declares.
@@ -62,31 +65,6 @@ _AUTO_MAX_BATCH = 32
 _AUTO_CPU_BATCH = 4
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> CUDA, else Apple MPS, else CPU; an explicit device must exist."""
-    name = str(device)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise InferenceSettingsError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InferenceSettingsError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__})")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InferenceSettingsError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise InferenceSettingsError(f"--device {name}: Apple MPS is not available on this machine")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise InferenceSettingsError(f"--device {name}: unsupported device type {dev.type!r}")
-    return dev
-
-
 def check_settings(*, steps=None, timestep_spacing=None, noise="gaussian", ensemble=1, processing_res=None,
                    batch_size=0, precision="fp32", device=None, ensembling=None, padding=None) -> None:
     """Reject invalid inference settings before any weights are loaded.
@@ -94,8 +72,7 @@ def check_settings(*, steps=None, timestep_spacing=None, noise="gaussian", ensem
     Raises:
         InferenceSettingsError: naming the setting and the accepted values.
     """
-    if precision not in PRECISIONS:
-        raise InferenceSettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     if noise not in NOISE_KINDS:
         raise InferenceSettingsError(f"noise must be one of {', '.join(NOISE_KINDS)}, got {noise!r}")
     if int(ensemble) < 1:
@@ -147,20 +124,13 @@ class MarigoldPredictor:
                  ensembling: str | dict | None = "diffusers", compile: bool = False,
                  tiny_vae: str | None = None, weights_sha256: str | None = None, padding: str = imgs.PADDING_MODE,
                  recipe: str = "marigold"):
-        from diffusers import DDIMScheduler, LCMScheduler
-
         check_settings(steps=steps, timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
                        processing_res=processing_res, batch_size=batch_size, precision=precision,
                        ensembling=ensembling, padding=padding)
         self.ensembling = resolve_ensembling(ensembling)
-        #: "replicate" (diffusers' geometry) or "none" (the official pipeline's): see `images`
-        self.padding = padding
 
-        self.device = resolve_device(device)
+        self.device, self.dtype = resolve_placement(device, precision)
         self.precision = precision
-        self.dtype = PRECISIONS[precision]
-        if self.device.type == "cpu" and self.dtype == torch.float16:
-            warnings.warn("fp16 on the CPU is slow and overflow-prone; prefer fp32 or bf16 there", stacklevel=3)
         self.model = model
         self.model_path = model_path
         self.model_source = model_source
@@ -194,22 +164,8 @@ class MarigoldPredictor:
 
         #: "marigold" or "e2e-ft" (`recipes`): recorded, its settings are resolved by the callers
         self.recipe = recipe
-        # A consistency-distilled checkpoint (marigold-depth-lcm) keeps its LCMScheduler; every
-        # other one runs DDIM, as the Marigold recipe does.
-        self.lcm = isinstance(scheduler, LCMScheduler)
-        if self.lcm:
-            if timestep_spacing is not None:
-                raise InferenceSettingsError("this checkpoint runs an LCMScheduler, which places its own timesteps; "
-                                             "--timestep-spacing cannot apply to it")
-            self.checkpoint_spacing = self.timestep_spacing = None
-            self.scheduler = LCMScheduler.from_config(scheduler.config)
-            try:
-                self.scheduler.set_timesteps(self.steps, device=self.device)
-            except ValueError as exc:
-                raise InferenceSettingsError(f"steps {self.steps} for an LCM checkpoint: {exc}") from None
-            self.timesteps = [int(t) for t in self.scheduler.timesteps]
-        else:
-            self._init_ddim(DDIMScheduler, scheduler, timestep_spacing)
+        #: the denoising loop (`samplers`): DDIM, or an LCM checkpoint's own scheduler
+        self.sampler = make_sampler(scheduler, self.steps, timestep_spacing, self.device)
 
         self.noise = noise
         self.ensemble = int(ensemble)
@@ -234,6 +190,8 @@ class MarigoldPredictor:
                 f"{smallest // self.vae_scale_factor}); give {smallest} or more, or 0 for the native resolution")
         self.latent_channels = self.vae.config.latent_channels
         self.scaling_factor = self.vae.config.scaling_factor
+        #: how images reach the VAE and predictions come back (`geometry`): padded or stretched
+        self.geometry = make_geometry(padding, self.processing_res, self.vae_scale_factor)
         self.empty_text_embedding = self._encode_empty_prompt(text_encoder, tokenizer)
         self._text_cache: dict[int, torch.Tensor] = {}
         self.tiny_vae = tiny_vae
@@ -249,24 +207,28 @@ class MarigoldPredictor:
             self._compile()
         self._batch_cap = 0      # set after a CUDA out-of-memory error under batch_size "auto"
 
-    def _init_ddim(self, DDIMScheduler, scheduler, timestep_spacing) -> None:
-        """The DDIM scheduler of the run, with the checkpoint's spacing unless one is given."""
-        self.checkpoint_spacing = scheduler.config.get("timestep_spacing", "leading")
-        if timestep_spacing is None:
-            timestep_spacing = self.checkpoint_spacing
-        elif timestep_spacing not in TIMESTEP_SPACINGS:
-            raise InferenceSettingsError(f"timestep spacing must be one of {', '.join(TIMESTEP_SPACINGS)}, "
-                                         f"got {timestep_spacing!r}")
-        elif timestep_spacing != self.checkpoint_spacing:
-            warnings.warn(f"timestep spacing {timestep_spacing!r} differs from the checkpoint's scheduler config "
-                          f"({self.checkpoint_spacing!r}); results will differ from the model's defaults",
-                          stacklevel=4)
-        self.timestep_spacing = timestep_spacing
-        # One scheduler for every batch: DDIM's step() keeps no per-run state, so the timesteps
-        # are set once here instead of once per batch as in the pipeline.
-        self.scheduler = DDIMScheduler.from_config(scheduler.config, timestep_spacing=timestep_spacing)
-        self.scheduler.set_timesteps(self.steps, device=self.device)
-        self.timesteps = [int(t) for t in self.scheduler.timesteps]
+    # the sampler's facts, under the names the adapter has always had
+    @property
+    def scheduler(self):
+        """The scheduler the sampler steps (its ``config`` holds ``num_train_timesteps``)."""
+        return self.sampler.scheduler
+
+    @property
+    def timesteps(self) -> list[int]:
+        return self.sampler.timesteps
+
+    @property
+    def timestep_spacing(self) -> str | None:
+        return self.sampler.timestep_spacing
+
+    @property
+    def checkpoint_spacing(self) -> str | None:
+        return self.sampler.checkpoint_spacing
+
+    @property
+    def padding(self) -> str:
+        """``"replicate"`` (diffusers' geometry) or ``"none"`` (the official pipeline's): see `geometry`."""
+        return self.geometry.name
 
     # ------------------------------------------------------------------ construction
 
@@ -422,15 +384,15 @@ class MarigoldPredictor:
             "timestep_spacing": self.timestep_spacing,
             "checkpoint_timestep_spacing": self.checkpoint_spacing,
             "timesteps": list(self.timesteps),
-            "scheduler": "LCMScheduler" if self.lcm else "DDIMScheduler",
+            "scheduler": self.sampler.name,
             **({"recipe": self.recipe} if self.recipe != "marigold" else {}),
             "noise": self.noise,
             "ensemble": self.ensemble,
             "processing_res": self.processing_res,
             # the official path rounds the resized 8-bit image back to 8-bit levels, and its
             # output step is antialiased (equal to plain bilinear when enlarging)
-            "resample_input": "bilinear-antialias" if self.padding == "replicate" else "bilinear-antialias-8bit",
-            "resample_output": "bilinear" if self.padding == "replicate" else "bilinear-antialias",
+            "resample_input": self.geometry.resample_input,
+            "resample_output": self.geometry.resample_output,
             "padding": self.padding,
             "vae_scale_factor": self.vae_scale_factor,
             "precision": self.precision,
@@ -449,11 +411,7 @@ class MarigoldPredictor:
 
     def latent_size(self, height: int, width: int) -> tuple[int, int]:
         """Latent height and width for an input image of ``height`` x ``width``."""
-        if self.padding == "none":
-            h, w = imgs.official_processing_size(height, width, self.processing_res)
-        else:
-            h, w = imgs.padded_size(*imgs.processing_size(height, width, self.processing_res), self.vae_scale_factor)
-        return self._latent_hw((h, w))
+        return self.geometry.latent_size(height, width)
 
     def initial_latents(self, sample_id: str, members: Sequence[int], latent_hw: tuple[int, int]) -> torch.Tensor:
         """The starting latents of ``members`` of ``sample_id``: float32, CPU, M x C x h x w.
@@ -514,17 +472,14 @@ class MarigoldPredictor:
 
     def _denoise(self, image_latent: torch.Tensor, latent: torch.Tensor,
                  generators: list[torch.Generator] | None = None) -> torch.Tensor:
-        """The scheduler's loop; ``generators`` (one per row, LCM only) draw its between-step noise."""
+        """The sampler's loop; ``generators`` (one per row) draw any between-step noise (LCM)."""
         text = self._text(latent.shape[0])
-        if self.lcm:
-            # LCM's step() counts its steps: restart the count for every batch, as the pipeline does
-            self.scheduler.set_timesteps(self.steps, device=self.device)
-        step_kwargs = {"generator": generators} if self.lcm else {}
-        for t in self.scheduler.timesteps:
-            unet_in = torch.cat([image_latent, latent], dim=1).contiguous(memory_format=self.memory_format)
-            model_out = self.unet(unet_in, t, encoder_hidden_states=text, return_dict=False)[0]
-            latent = self.scheduler.step(model_out, t, latent, **step_kwargs).prev_sample
-        return latent
+
+        def model(noisy: torch.Tensor, t) -> torch.Tensor:
+            unet_in = torch.cat([image_latent, noisy], dim=1).contiguous(memory_format=self.memory_format)
+            return self.unet(unet_in, t, encoder_hidden_states=text, return_dict=False)[0]
+
+        return self.sampler.denoise(model, latent, generators)
 
     def _decode(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """B x 1 x H x W maps in [0, 1], and which of the B are finite (checked before clipping)."""
@@ -540,12 +495,6 @@ class MarigoldPredictor:
         finite = torch.isfinite(mean).flatten(1).all(dim=1)
         return (mean.clip(-1.0, 1.0) + 1.0) / 2.0, finite
 
-    def _latent_hw(self, vae_input_hw) -> tuple[int, int]:
-        # each of the encoder's stride-2 convolutions (input padded by one row and column) halves
-        # a side rounding down, so an unpadded side that is no multiple of the factor loses its
-        # remainder (ETH3D's 756 at factor 8: 94 latent rows, 752 decoded)
-        return vae_input_hw[0] // self.vae_scale_factor, vae_input_hw[1] // self.vae_scale_factor
-
     def _run_units(self, units, size, jobs, image_latents, prepared, results, failed) -> None:
         """Denoise and decode ``units`` (job, slot, member) of one padded size into ``results``."""
         latent_hw = tuple(image_latents[units[0][0]].shape[-2:])  # what the encoder made of ``size``
@@ -557,13 +506,13 @@ class MarigoldPredictor:
             start = torch.cat([latent for latent, _ in starts]).float()
             # LCM draws between-step noise, continuing each member's generator; DDIM draws none
             latent = self._denoise(image_latent, start.to(device=self.device, dtype=self.dtype),
-                                   generators=[g for _, g in starts] if self.lcm else None)
+                                   generators=[g for _, g in starts] if self.sampler.draws_noise else None)
             for first in range(0, len(chunk), vae_batch):
                 maps, finite = self._decode(latent[first:first + vae_batch])
                 maps, finite = maps.float().cpu(), finite.cpu()
                 for (j, slot, _), m, ok in zip(chunk[first:first + vae_batch], maps, finite):
                     if ok:
-                        results[j][slot] = imgs.unpad(m[0], prepared[j][1]).numpy()
+                        results[j][slot] = self.geometry.restore(m[0], prepared[j][1]).numpy()
                     else:
                         failed.add(j)
 
@@ -594,12 +543,7 @@ class MarigoldPredictor:
             # on a GPU the resize and padding run there too
             tensor = imgs.to_model_tensor(image, name=f"sample {sample_id}",
                                           device=self.device if self.device.type == "cuda" else None)
-            if self.padding == "none":
-                eight_bit = isinstance(image, np.ndarray) and image.dtype == np.uint8
-                padded, padding = imgs.prepare_image_unpadded(tensor, self.processing_res, eight_bit), (0, 0)
-            else:
-                padded, padding = imgs.prepare_image(tensor, self.processing_res, self.vae_scale_factor)
-            prepared.append((padded, padding))
+            prepared.append(self.geometry.prepare(tensor, is_eight_bit(image)))
 
         # Encode every image once, batching images of the same padded size.
         by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -614,11 +558,10 @@ class MarigoldPredictor:
 
         results: list[np.ndarray | None] = []
         for j, (sample_id, _, members) in enumerate(jobs):
-            padded, (pad_h, pad_w) = prepared[j]
-            # what the decoder gives back, less the padding: the processing size, or with
-            # padding "none" the part of it that the latent covers
-            decoded_h, decoded_w = (n * self.vae_scale_factor for n in image_latents[j].shape[-2:])
-            results.append(np.empty((len(members), decoded_h - pad_h, decoded_w - pad_w), dtype=np.float32))
+            # what the decoder gives back, restored by the geometry: the processing size, or
+            # unpadded the part of it that the latent covers
+            h, w = self.geometry.restored_size(tuple(image_latents[j].shape[-2:]), prepared[j][1])
+            results.append(np.empty((len(members), h, w), dtype=np.float32))
         failed: set[int] = set()
 
         # Then all members of all images of one latent size, in batches.
@@ -631,7 +574,7 @@ class MarigoldPredictor:
                 except torch.cuda.OutOfMemoryError:
                     # "auto" guessed too big for this size: halve it and redo the size group.
                     # Results do not depend on the batch size, so nothing else changes.
-                    unet_batch = self._unet_batch(self._latent_hw(size))
+                    unet_batch = self._unet_batch(self.geometry.latent_of(size))
                     if self.batch_size > 0 or unet_batch <= 1:
                         raise
                     torch.cuda.empty_cache()
@@ -680,20 +623,18 @@ class MarigoldPredictor:
         else:
             depth, uncertainty = stack[0], None
         size = tuple(int(s) for s in (out_shape if out_shape is not None else members.shape[-2:]))
-        # the official pipeline's output step is antialiased (the same numbers when enlarging)
-        antialias = self.padding == "none"
-        depth = self._resize(depth, size, antialias)
+        # the geometry's output step (the official one is antialiased: the same numbers when enlarging)
+        depth = self._resize(depth, size)
         if uncertainty is not None:
-            uncertainty = self._resize(uncertainty, size, antialias)
+            uncertainty = self._resize(uncertainty, size)
         return depth, uncertainty
 
-    @staticmethod
-    def _resize(prediction, size: tuple[int, int], antialias: bool = False) -> np.ndarray:
-        """An h x w map (numpy, or a tensor on any device) resized (bilinear) to ``size`` where
-        it lies, returned as a float32 numpy array."""
+    def _resize(self, prediction, size: tuple[int, int]) -> np.ndarray:
+        """An h x w map (numpy, or a tensor on any device) resized to ``size`` by the geometry
+        where it lies, returned as a float32 numpy array."""
         if not torch.is_tensor(prediction):
             prediction = torch.from_numpy(np.ascontiguousarray(prediction, dtype=np.float32))
-        return imgs.resize_prediction(prediction.float()[None, None], size, antialias)[0, 0].cpu().numpy()
+        return self.geometry.resize(prediction.float()[None, None], size)[0, 0].cpu().numpy()
 
     def predict_images(self, items: Sequence[tuple[str, Any]], members: Sequence[int] | None = None
                        ) -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -708,4 +649,5 @@ class MarigoldPredictor:
                 f"N={s['ensemble']}, res={s['processing_res']}, {s['precision']} on {s['device']})")
 
 
-__all__ = ["MarigoldPredictor", "InferenceSettingsError", "check_settings", "NOISE_KINDS", "PRECISIONS", "resolve_device"]
+__all__ = ["MarigoldPredictor", "InferenceSettingsError", "check_settings", "NOISE_KINDS", "PRECISIONS", "resolve_device",
+           "TIMESTEP_SPACINGS"]

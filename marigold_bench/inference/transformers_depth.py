@@ -40,7 +40,7 @@ import torch
 
 from ..errors import CheckpointError, InferenceSettingsError, PredictionError
 from ..output_spaces import DEPTH_METRIC, DISPARITY_AFFINE, check_output_space
-from .predictor import PRECISIONS, check_settings, resolve_device
+from .devices import PRECISIONS, check_common_settings, resolve_placement
 
 #: Architectures (``config.model_type``) whose outputs are in metres.
 METRIC_ARCHITECTURES = ("glpn", "zoedepth", "depth_pro", "prompt_depth_anything")
@@ -137,7 +137,7 @@ class TransformersDepthPredictor:
                 (default: for the architectures in `RESIZE_ONLY_POSTPROCESS` whose processor's
                 post-processing is found to be exactly that resize).
         """
-        check_settings(ensemble=ensemble, batch_size=batch_size, precision=precision)
+        check_common_settings(ensemble=ensemble, batch_size=batch_size, precision=precision)
         self.architecture = getattr(model.config, "model_type", type(model).__name__)
         _check_vision_extra(self.architecture)
         if output_space is None:
@@ -156,11 +156,8 @@ class TransformersDepthPredictor:
             warnings.warn(f"{model_name}: a transformers depth model is deterministic; its {ensemble} ensemble "
                           "members are copies of one prediction and merging them changes nothing", stacklevel=3)
 
-        self.device = resolve_device(device)
+        self.device, self.dtype = resolve_placement(device, precision)
         self.precision = precision
-        self.dtype = PRECISIONS[precision]
-        if self.device.type == "cpu" and self.dtype == torch.float16:
-            warnings.warn("fp16 on the CPU is slow and overflow-prone; prefer fp32 or bf16 there", stacklevel=3)
         if next(model.parameters()).dtype != self.dtype:
             model = model.to(dtype=self.dtype)
         self.model = model.to(self.device).eval().requires_grad_(False)
@@ -212,7 +209,7 @@ class TransformersDepthPredictor:
         from ..model.load import check_transformers_checkpoint, resolve_checkpoint, weights_fingerprint
         from .registry import resolve_name
 
-        check_settings(precision=precision, device=device)   # before anything is read from disk
+        check_common_settings(precision=precision, device=device)   # before anything is read from disk
         path, source = resolve_checkpoint(resolve_name(model))   # a registry name loads its hub id
         config = check_transformers_checkpoint(path)
         _check_vision_extra(config.get("model_type"))
