@@ -195,13 +195,16 @@ def test_ablate_command_passes_study_settings_to_the_model_loader(tmp_path, monk
         return _FakePredictor(settings, _Recorder())
 
     monkeypatch.setattr(inference, "load_predictor", fake_load_predictor)
+    # the folders only have to be recognised as Marigold checkpoints (the loader is faked)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (tmp_path, a, b):
+        folder.mkdir(exist_ok=True)
+        (folder / "model_index.json").write_text('{"_class_name": "MarigoldDepthPipeline"}')
     common = ["--max-samples", "2", "--seeds", "1"]
     assert main(["ablate", "--study", "spacing", "--model", str(tmp_path), "--values", "1,2",
                  "--out", str(tmp_path / "sp"), *common]) == 0
     assert [(c["steps"], c["timestep_spacing"]) for c in loaded] == [
         (1, "trailing"), (2, "trailing"), (1, "leading"), (2, "leading")]
-    a, b = tmp_path / "a", tmp_path / "b"
-    a.mkdir(), b.mkdir()
     loaded.clear()
     assert main(["ablate", "--study", "noise", "--checkpoints", f"gaussian={a},annealed={b}",
                  "--out", str(tmp_path / "tn"), *common]) == 0

@@ -56,132 +56,83 @@ def add_inference_flags(p: argparse.ArgumentParser) -> None:
                         "(the official pipeline); default: replicate, none for ETH3D under --protocol marigold")
 
 
-#: flags of the Marigold recipe, their defaults, and how they read on the command line; a
-#: family that cannot honour one refuses it when it is set (`inapplicable_flags`)
-_MARIGOLD_ONLY = (("steps", None, "--steps"), ("timestep_spacing", None, "--timestep-spacing"),
-                  ("noise", "gaussian", "--noise"), ("processing_res", None, "--processing-res"),
-                  ("compile", False, "--compile"), ("tiny_vae", None, "--tiny-vae"),
-                  ("ensembling", "diffusers", "--ensembling"), ("recipe", None, "--recipe"),
-                  ("padding", None, "--padding"))
+def _flag_defaults() -> dict:
+    """Every inference setting's key and its default, read off the flags themselves (so the two
+    cannot drift apart); ``output_space`` comes from the scoring flags of ``run``/``predict``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_inference_flags(parser)
+    defaults = {action.dest: action.default for action in parser._actions if action.dest != "model"}
+    defaults["output_space"] = None
+    return defaults
 
 
-def inapplicable_flags(args, family: str) -> list[str]:
-    """The flags set in ``args`` that a ``family`` ("baseline", "transformers", "marigold")
-    predictor cannot honour, as the user wrote them (``--steps 4``); empty when all apply.
+def settings_from_args(args) -> dict:
+    """The inference settings the user SET in ``args``: ``{key: value}`` for each inference flag
+    whose value is not its default (``--steps 4`` -> ``{"steps": 4}``), in the flags' order.
 
-    Baselines are image-independent guesses: no diffusion flags, and fp32 only (they compute on
-    the host). Transformers depth models run their own image processor at their own resolution
-    and are deterministic: no diffusion, resolution or decoder flags.
+    A model's family is asked about these only (`Family.check`, `Family.drop`): an unset flag
+    is no request, so it never makes a model refuse to run.
     """
-    if family == "marigold":
-        return []
-    found = []
-    for name, default, flag in _MARIGOLD_ONLY:
-        value = getattr(args, name, default)
-        if value not in (default, None) and not (name == "compile" and not value):
-            found.append(flag if value is True else f"{flag} {value}")
-    precision = getattr(args, "precision", "fp32")
-    if family == "baseline" and precision not in (None, "fp32"):
-        found.append(f"--precision {precision}")
-    return found
+    settings = {}
+    for key, default in _flag_defaults().items():
+        value = getattr(args, key, default)
+        if value is not None and value is not False and value != default:
+            settings[key] = value
+    return settings
 
 
-def refuse_inapplicable(args, family: str, model: str) -> None:
-    """`InferenceSettingsError` naming the flags ``family`` cannot honour, instead of ignoring them."""
-    from marigold_bench.errors import InferenceSettingsError
-
-    found = inapplicable_flags(args, family)
-    if found:
-        what = {"baseline": "a baseline (an image-independent guess)",
-                "transformers": "a transformers depth model (its image processor sets the resolution; "
-                                "one deterministic forward pass)"}.get(family, family)
-        raise InferenceSettingsError(f"--model {model} is {what}: {', '.join(found)} cannot apply to it; "
-                                     "drop the flag(s)")
+def suggested_settings(args, processing_res: int | None = None) -> dict:
+    """What the benchmark suggests where the user set nothing: its protocol's processing
+    resolution and padding. A family takes those it honours; the user's settings win."""
+    suggested = {"processing_res": processing_res, "padding": default_padding(args)}
+    return {key: value for key, value in suggested.items() if value is not None}
 
 
-def drop_inapplicable(args, model: str) -> tuple[argparse.Namespace, list[str]]:
-    """``args`` with the flags ``model``'s family cannot honour reset to their defaults, and
-    those flags as written (``--steps 4``).
+def drop_unhonoured(args) -> tuple[argparse.Namespace, list[str]]:
+    """``args`` with the settings ``args.model``'s family cannot honour reset to their
+    defaults, and those settings as written (``--steps 4``).
 
     For commands that run several families under one set of flags (``leaderboard``): a
-    Marigold-only flag applies to the Marigold rows and is reported, not refused, for the
-    others. ``run`` itself refuses such flags (`refuse_inapplicable`).
+    setting one family cannot take applies to the others and is reported, not refused, for its
+    models. ``run`` itself refuses such settings (`build_predictor`).
     """
-    if model.startswith("baseline:"):
-        family = "baseline"
-    else:
-        family = "transformers" if _kind(model) == "transformers" else "marigold"
-    dropped = inapplicable_flags(args, family)
+    from marigold_bench.inference.families import family_for
+
+    given = settings_from_args(args)
+    kept, dropped = family_for(args.model or default_model()).drop(given)
     if not dropped:
         return args, []
+    defaults = _flag_defaults()
     values = dict(vars(args))
-    for name, default, _ in _MARIGOLD_ONLY:
-        values[name] = default
-    if family == "baseline":
-        values["precision"] = "fp32"
+    for key in given:
+        if key not in kept:
+            values[key] = defaults[key]
     return argparse.Namespace(**values), dropped
 
 
-def _kind(model: str) -> str | None:
-    """"transformers" or "marigold" from the files of ``model``; None when it cannot be found or
-    is neither kind: the Marigold loader then reports why, with the same messages."""
-    from marigold_bench.errors import CheckpointError
-    from marigold_bench.inference.registry import resolve_name
-    from marigold_bench.model.load import resolve_model
-
-    try:
-        return resolve_model(resolve_name(model))[2]
-    except CheckpointError:
-        return None
-
-
 def build_predictor(args, processing_res: int | None = None):
-    """The predictor the flags describe: a baseline, a Marigold checkpoint or a transformers
-    depth model. ``--model`` is a folder, a hub id in the local cache or a registry name
-    (`marigold_bench.inference.registry`, whose entry also brings the ``e2e-ft`` recipe); the
-    kind is read from the files (`marigold_bench.model.load.detect_kind`). ``processing_res`` is
-    the dataset protocol's resolution for Marigold checkpoints (``--processing-res`` wins);
-    other families ignore it.
+    """The predictor the flags describe, built by the family of its model.
+
+    ``--model`` is a folder, a hub id in the local cache, a registry name
+    (`marigold_bench.inference.registry`, whose entry also brings the ``e2e-ft`` recipe) or a
+    name a family claims (``baseline:ramp``); which family's it is comes from the registry of
+    families (`marigold_bench.inference.families.family_for`), which reads the files. The
+    settings the user set go to the family, which refuses those it cannot honour; what the
+    benchmark suggests (``processing_res``, the protocol's resolution, and its padding) fills
+    in where the family takes it and the user set nothing.
 
     Raises:
-        CheckpointError: the model cannot be found or is neither kind.
+        CheckpointError: the model cannot be found, or no family recognises it.
         InferenceSettingsError: a flag the model's family cannot honour, or an invalid setting.
     """
+    from marigold_bench.inference.families import family_for
+
     model = args.model or default_model()
-    if model.startswith("baseline:"):
-        from marigold_bench.inference.baseline import BaselinePredictor
-        refuse_inapplicable(args, "baseline", model)
-        return BaselinePredictor(model.split(":", 1)[1], ensemble=args.ensemble)
-    if _kind(model) == "transformers":
-        from marigold_bench.inference.transformers_depth import TransformersDepthPredictor
-
-        refuse_inapplicable(args, "transformers", model)
-        return TransformersDepthPredictor.from_pretrained(
-            model, output_space=getattr(args, "output_space", None), ensemble=args.ensemble,
-            batch_size=args.batch_size, precision=args.precision, device=args.device)
-    from marigold_bench.inference import load_predictor
-    from marigold_bench.inference.registry import lookup, lookup_path
-
-    res = args.processing_res if args.processing_res is not None else processing_res
-    entry = lookup(model) or lookup_path(model)
-    # E2E-FT checkpoints are known by their registry entry (name, hub id or cache folder);
-    # --recipe overrides
-    recipe = getattr(args, "recipe", None) or (entry.recipe if entry is not None else None)
-    # what the flags and the protocol leave open, a registry entry fills with its authors'
-    # recommendation (before the checkpoint's own model_index defaults)
-    steps = args.steps
-    if entry is not None and entry.family == "marigold":
-        steps = steps if steps is not None else entry.steps
-        res = res if res is not None else entry.processing_res
-    noise = args.noise
-    if recipe == "e2e-ft" and noise == "gaussian":
-        noise = None   # --noise's default: the recipe's zeros (an explicit other kind is refused)
-    return load_predictor(model, steps=steps, timestep_spacing=args.timestep_spacing,
-                          noise=noise, ensemble=args.ensemble, processing_res=res,
-                          batch_size=args.batch_size, precision=args.precision, device=args.device,
-                          seed=args.seed, ensembling=args.ensembling,
-                          compile=args.compile or None, tiny_vae=args.tiny_vae, recipe=recipe,
-                          padding=getattr(args, "padding", None) or default_padding(args))
+    family = family_for(model)
+    given = settings_from_args(args)
+    family.check(given, model)
+    suggested = {k: v for k, v in suggested_settings(args, processing_res).items() if k in family.settings}
+    return family.build(model, {**suggested, **given})
 
 
 def default_padding(args) -> str | None:

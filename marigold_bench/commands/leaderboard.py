@@ -16,7 +16,7 @@ import os
 import sys
 import traceback
 
-from marigold_bench.commands.common import add_inference_flags, build_predictor, drop_inapplicable
+from marigold_bench.commands.common import add_inference_flags, build_predictor, drop_unhonoured
 from marigold_bench.commands.run import (add_dataset_flags, check_scoring_names, declared_output_space,
                                          open_dataset, scoring_for)
 from marigold_bench.commands.table import add_subset_flag, parse_subsets
@@ -213,9 +213,9 @@ def run(args) -> int:
     def make_predictor(model, name, dataset):
         # built per cell: what a model is built with may depend on the benchmark (its processing
         # resolution, ETH3D's padding), and loading costs seconds beside a benchmark's inference
-        # every flag applies to every model that can take it: a Marigold-only flag is reported
-        # and left out for baselines and transformers models instead of failing their rows
-        flags, dropped = drop_inapplicable(namespace(model, name), model)
+        # every flag applies to every model whose family can take it: one another family cannot
+        # honour (a Marigold-only flag for a baseline) is reported and left out for its rows
+        flags, dropped = drop_unhonoured(namespace(model, name))
         if dropped:
             log(f"{model}: {', '.join(dropped)} does not apply to this model; not used for its runs")
         return build_predictor(flags, processing_res=dataset.protocol.processing_res)

@@ -18,7 +18,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="List the registry of known public depth checkpoints (usable as --model NAME) and say "
                     "which are in the local Hugging Face cache. Never downloads.")
     parser.add_argument("--cached", action="store_true", help="only the checkpoints in the local cache")
-    parser.add_argument("--family", choices=("marigold", "transformers"), default=None, help="only this family")
+    parser.add_argument("--family", default=None, metavar="NAME",
+                        help="only this model family (the family column; a plugin may add families)")
     parser.add_argument("--format", choices=("md", "csv"), default="md", help="table format (default: md)")
     parser.add_argument("--papers", action="store_true", help="add each checkpoint's paper")
     parser.set_defaults(func=run)
@@ -52,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..model.hub import download_command, hf_cache_dir
 
+    from ..inference.families import all_families, get_family
+
+    if args.family is not None:
+        get_family(args.family)   # an unknown family is an error listing the known ones
     table = rows(args.cached, args.family)
     columns = ["name", "family", "output_space", "steps", "processing_res", "recipe", "hub_id", "cached"]
     if args.papers:
@@ -67,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             for r in table]
     print(tabulate(body, headers=columns, tablefmt="github"))
     n_cached = sum(r["cached"] for r in table)
+    print("\nmodel families: " + "; ".join(f"{f.name} ({f.origin}): {f.description}" for f in all_families()))
     print(f"\n{n_cached} of {len(table)} in the local cache ({hf_cache_dir()}). Use a name as --model NAME; "
           f"fetch a missing one on a machine with internet: {download_command('<hub_id>')}")
     return 0

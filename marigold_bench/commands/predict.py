@@ -14,9 +14,10 @@ it writes into ``--out``:
 Models whose output space is a disparity (Marigold disparity checkpoints, DPT, relative Depth
 Anything) write ``_disparity`` instead of ``_depth``: the ``.npy`` holds the model's raw output
 at the input resolution, in its own output space (``settings.json`` records ``output_space``).
-Marigold maps lie in [0, 1] and their PNGs are that map; other models' outputs (metres, or
-disparity of any scale) are min-max normalised per image for the PNGs only, as the
-``depth-estimation`` pipeline does for display (``png_scaling`` in ``settings.json``).
+A family that declares its maps' range (`Family.value_range`: Marigold and the baselines,
+[0, 1]) gets PNGs of that range; other models' outputs (metres, or disparity of any scale) are
+min-max normalised per image for the PNGs only, as the ``depth-estimation`` pipeline does for
+display (``png_scaling`` in ``settings.json``).
 ``--model`` and the inference flags are shared with ``run`` (``commands/common.py``): without
 ``--model`` the bundled tiny checkpoint is used; transformers depth models, registry names
 and ``baseline:*`` models work too.
@@ -32,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BenchError, PredictionError
+from ..inference.families import family_for
 from ..output_spaces import OUTPUT_SPACES, is_disparity
-from .common import add_inference_flags, build_predictor
+from .common import add_inference_flags, build_predictor, default_model
 
 #: Images handed to the predictor together (their members share UNet batches).
 IMAGES_PER_CALL = 4
@@ -65,12 +67,26 @@ def colorize(depth: np.ndarray, cmap: str = "Spectral") -> np.ndarray:
     return matplotlib.colormaps[cmap](np.clip(depth, 0.0, 1.0), bytes=True)[..., :3]
 
 
+def png_scaling(value_range: tuple[float, float] | None) -> str:
+    """How the PNGs show a family's maps (`display_map`), from the range its values lie in
+    (`Family.value_range`): ``"none"`` for [0, 1] maps (Marigold, the baselines), ``"lo..hi"``
+    for another declared range, ``"min-max"`` per image where the range is open (metres, or
+    disparity of any scale), as the ``depth-estimation`` pipeline does for display."""
+    if value_range is None:
+        return "min-max"
+    lo, hi = (float(v) for v in value_range)
+    return "none" if (lo, hi) == (0.0, 1.0) else f"{lo:g}..{hi:g}"
+
+
 def display_map(depth: np.ndarray, scaling: str = "none") -> np.ndarray:
-    """The [0, 1] map the PNGs show: ``depth`` itself (``"none"``) or min-max normalised
-    (``"min-max"``; a constant map shows as 0)."""
+    """The [0, 1] map the PNGs show: ``depth`` itself (``"none"``), min-max normalised
+    (``"min-max"``; a constant map shows as 0), or a declared range ``"lo..hi"`` mapped to [0, 1]."""
     if scaling == "none":
         return depth
-    lo, hi = float(depth.min()), float(depth.max())
+    if scaling == "min-max":
+        lo, hi = float(depth.min()), float(depth.max())
+    else:
+        lo, hi = (float(v) for v in scaling.split(".."))
     return (depth - lo) / (hi - lo) if hi > lo else np.zeros_like(depth)
 
 
@@ -116,8 +132,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = build_predictor(args)
     space = getattr(args, "output_space", None) or getattr(predictor, "output_space", None) \
         or predictor.settings.get("output_space", "depth_affine_invariant")
-    # Marigold and the baselines give [0, 1] maps; other families raw values of any range
-    scaling = "none" if predictor.settings.get("family") in ("marigold", "baseline") else "min-max"
+    scaling = png_scaling(family_for(args.model or default_model()).value_range)
     out.mkdir(parents=True, exist_ok=True)
     settings = {**predictor.settings, "output_space": space, "png_scaling": scaling}
     (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
@@ -167,4 +182,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_parser", "run", "save_outputs", "colorize", "display_map"]
+__all__ = ["add_parser", "run", "save_outputs", "colorize", "display_map", "png_scaling"]

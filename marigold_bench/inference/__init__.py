@@ -1,13 +1,17 @@
 """Inference: one Predictor interface (`interface`), one adapter per model family.
 
-Marigold checkpoints (`predictor`: batched DDIM/LCM prediction, per-member seeding, ensembling),
-transformers depth estimators (`transformers_depth`), image-independent baselines (`baseline`);
-`registry` lists known public checkpoints.
+Marigold checkpoints (`predictor`: batched DDIM/LCM prediction, per-member seeding, ensembling;
+its geometry in `geometry`, its sampler in `samplers`), transformers depth estimators
+(`transformers_depth`), image-independent baselines (`baseline`); `devices` resolves device and
+precision for all of them; `registry` lists known public checkpoints.
 
 Entry points:
 
-* `load_predictor(model, **settings)` -> `MarigoldPredictor` (``commands.common.build_predictor``
-  picks the family from the model's files and builds any of them);
+* `families.family_for(model)` -> the `families.Family` whose model it is (from its name or
+  files); ``family.check(settings)`` refuses what it cannot honour, ``family.build(model,
+  settings)`` gives its predictor. Built-in families: `baseline`, `marigold_family`,
+  `transformers_family`; plugins add more;
+* `load_predictor(model, **settings)` -> `MarigoldPredictor` (what the Marigold family builds);
 * `TransformersDepthPredictor.from_pretrained(model)`: any transformers depth estimator;
 * ``predictor.predict(jobs)`` -> raw members, ``predictor.merge`` -> the prediction (every family);
 * `ensemble_depth` and `ENSEMBLING_PRESETS`: test-time ensembling (paper Eq. 4);
@@ -23,7 +27,8 @@ from __future__ import annotations
 _LAZY = {"ENSEMBLING_PRESETS": "ensemble", "ensemble_depth": "ensemble", "resolve_ensembling": "ensemble",
          "member_seed": "seeding", "member_generator": "seeding", "MarigoldPredictor": "predictor",
          "InferenceSettingsError": "predictor", "NOISE_KINDS": "predictor",
-         "TransformersDepthPredictor": "transformers_depth", "BaselinePredictor": "baseline"}
+         "TransformersDepthPredictor": "transformers_depth", "BaselinePredictor": "baseline",
+         "Family": "families", "family_for": "families", "get_family": "families", "all_families": "families"}
 
 
 def load_predictor(model: str, **settings):
@@ -50,4 +55,4 @@ def __getattr__(name):
 
 __all__ = ["ENSEMBLING_PRESETS", "ensemble_depth", "resolve_ensembling", "member_seed", "member_generator",
            "load_predictor", "MarigoldPredictor", "InferenceSettingsError", "NOISE_KINDS",
-           "TransformersDepthPredictor", "BaselinePredictor"]
+           "TransformersDepthPredictor", "BaselinePredictor", "Family", "family_for", "get_family", "all_families"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..output_spaces import DEPTH_AFFINE
+from .families import Family
 
 KINDS = ("constant", "ramp")
 
@@ -47,3 +48,32 @@ class BaselinePredictor:
         if out_shape is not None and merged.shape != tuple(out_shape):
             merged = self._guess(*out_shape)
         return merged, None
+
+
+class BaselineFamily(Family):
+    """``baseline:<kind>``: image-independent guesses, computed on the host in fp32. They take
+    the settings every family takes (an ensemble of identical guesses, a device they ignore)
+    and no diffusion, resolution or precision setting."""
+
+    name = "baseline"
+    description = "a baseline (an image-independent guess)"
+    prefix = "baseline"
+    output_space = DEPTH_AFFINE
+    value_range = (0.0, 1.0)
+
+    def build(self, model, settings):
+        """A `BaselinePredictor`; an unknown kind is an `InferenceSettingsError` listing the known."""
+        from ..errors import InferenceSettingsError
+
+        kind = str(model).split(":", 1)[1]
+        try:
+            return BaselinePredictor(kind, ensemble=settings.get("ensemble", 1))
+        except ValueError as exc:
+            raise InferenceSettingsError(str(exc)) from None
+
+    def example(self, folder):
+        return "baseline:ramp"
+
+
+#: the family of ``baseline:*`` models (`marigold_bench.inference.families`)
+FAMILY = BaselineFamily()

@@ -9,7 +9,7 @@ them when ``--steps`` is not given. ``--model <name>`` resolves
 through here to the hub id, and the hub id to the local Hugging Face cache; nothing is ever
 downloaded. ``marigold-bench models`` lists the table and says which checkpoints are cached.
 
-The kind of a checkpoint is still read from its files once found (`model.load.detect_kind`);
+The family of a checkpoint is still read from its files once found (`families.family_for`);
 the table's ``family`` and ``output_space`` say what the authors publish, for listings and
 tables. ``processing_res`` is the longer side Marigold-family models are run at, and for
 transformers models the size their image processor resizes to (informational: their

@@ -10,9 +10,10 @@ fetch the files.
 Problems a user can fix are reported as `CheckpointError` with the component and file named,
 before any weights are read.
 
-From 0.3 a ``--model`` may also be a transformers depth estimator; `detect_kind` tells the two
-apart from the files (``model_index.json``: a diffusers/Marigold checkpoint; ``config.json`` with
-``preprocessor_config.json``: transformers), never from the name.
+From 0.3 a ``--model`` may also be a transformers depth estimator; `is_marigold_checkpoint` and
+`is_transformers_checkpoint` tell the two apart from the files (``model_index.json`` naming a
+Marigold pipeline; ``config.json`` with ``preprocessor_config.json``), never from the name. The
+model families (`marigold_bench.inference.families`) claim checkpoints with them.
 """
 
 from __future__ import annotations
@@ -82,50 +83,98 @@ def _from_hf_cache(repo_id: str) -> Path:
 #: what ``detect_kind`` answers
 KINDS = ("marigold", "transformers")
 
+#: ``model_index.json`` classes of Marigold depth checkpoints: diffusers' port (prs-eth's
+#: marigold-depth-*, and what the suite's trainer and converter export) and the original
+#: Marigold code's (Bingxin/Marigold, prs-eth/marigold-v1-0)
+MARIGOLD_PIPELINES = ("MarigoldDepthPipeline", "MarigoldPipeline")
 
-def detect_kind(path: str | os.PathLike) -> str:
-    """Which family of checkpoint the folder ``path`` holds, from its files.
 
-    Returns:
-        ``"marigold"`` for a diffusers pipeline folder (``model_index.json``), ``"transformers"``
-        for a model folder with ``config.json`` and ``preprocessor_config.json``.
+def pipeline_class(path: str | os.PathLike) -> str | None:
+    """The ``_class_name`` the folder's ``model_index.json`` names; None without a readable one."""
+    return _diffusers_component(Path(path) / "model_index.json")
 
-    Raises:
-        CheckpointError: for anything else, saying what the folder holds.
+
+def is_marigold_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether the folder holds a Marigold depth checkpoint, from its files alone.
+
+    Yes for a `MARIGOLD_PIPELINES` class, and for a ``StableDiffusionPipeline`` whose UNet takes
+    the image latent beside the noisy one (8 input channels): that is how E2E-FT's checkpoints
+    (GonzaloMG/marigold-e2e-ft-depth, stable-diffusion-e2e-ft-depth) were saved. Any other
+    pipeline (Lotus, Marigold normals, Stable Diffusion itself) is not a Marigold depth model.
     """
     path = Path(path)
-    if (path / "model_index.json").is_file():
+    name = pipeline_class(path)
+    if name in MARIGOLD_PIPELINES:
+        return True
+    if name == "StableDiffusionPipeline":
+        try:
+            unet = json.loads((path / "unet" / "config.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(unet, dict) and unet.get("in_channels") == MARIGOLD_IN_CHANNELS
+    return False
+
+
+def is_transformers_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether the folder holds a transformers model with its image processor saved beside it."""
+    path = Path(path)
+    return (path / "config.json").is_file() and (path / "preprocessor_config.json").is_file()
+
+
+def detect_kind(path: str | os.PathLike) -> str:
+    """Which kind of checkpoint the folder ``path`` holds, from its files.
+
+    Returns:
+        ``"marigold"`` for a Marigold depth pipeline folder (`is_marigold_checkpoint`),
+        ``"transformers"`` for a model folder with ``config.json`` and ``preprocessor_config.json``.
+
+    Raises:
+        CheckpointError: for anything else, saying what the folder holds (`why_unrecognised`).
+    """
+    if is_marigold_checkpoint(path):
         return "marigold"
-    has_config = (path / "config.json").is_file()
-    if has_config and (path / "preprocessor_config.json").is_file():
+    if is_transformers_checkpoint(path):
         return "transformers"
+    raise CheckpointError(why_unrecognised(path))
+
+
+def why_unrecognised(path: str | os.PathLike) -> str:
+    """What a folder that is neither kind of checkpoint holds, and what it would need: the
+    message of `detect_kind` (and of a model no family claims)."""
+    path = Path(path)
     try:
         names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir() if not p.name.startswith("."))
     except OSError:
         names = []
     shown = ", ".join(names[:12]) + (f", ... ({len(names)} entries)" if len(names) > 12 else "") if names else "nothing"
-    if has_config:
+    if (path / "model_index.json").is_file():
+        name = pipeline_class(path)
+        if name == "StableDiffusionPipeline":
+            return (f"{path} looks like a Stable Diffusion checkpoint: its UNet does not take the "
+                    f"{MARIGOLD_IN_CHANNELS} input channels of a Marigold depth UNet (image latent + depth latent). "
+                    "Convert it with marigold_bench.model.expand_conv_in and fine-tune it (marigold-bench train) first.")
+        return (f"{path} is a diffusers checkpoint of a {name or 'unnamed'} pipeline, not a Marigold depth "
+                f"pipeline ({', '.join(MARIGOLD_PIPELINES)} in model_index.json)")
+    if (path / "config.json").is_file():
         component = _diffusers_component(path / "config.json")
         if component:
-            raise CheckpointError(
-                f"{path} is one component ({component}) of a diffusers checkpoint, not a whole one: pass the "
-                f"folder that holds model_index.json (here probably {path.parent})")
+            return (f"{path} is one component ({component}) of a diffusers checkpoint, not a whole one: pass the "
+                    f"folder that holds model_index.json (here probably {path.parent})")
         what = _config_summary(path / "config.json")
-        raise CheckpointError(
-            f"{path} is not a diffusers (Marigold) checkpoint (no model_index.json) and has config.json ({what}) "
-            f"but no preprocessor_config.json: a transformers depth model needs its image processor saved "
-            f"beside it (image_processor.save_pretrained). Found: {shown}")
-    raise CheckpointError(
-        f"{path} is neither a diffusers (Marigold) checkpoint, which has model_index.json, nor a transformers "
-        f"depth model, which has config.json and preprocessor_config.json. Found: {shown}")
+        return (f"{path} is not a diffusers (Marigold) checkpoint (no model_index.json) and has config.json ({what}) "
+                f"but no preprocessor_config.json: a transformers depth model needs its image processor saved "
+                f"beside it (image_processor.save_pretrained). Found: {shown}")
+    return (f"{path} is neither a diffusers (Marigold) checkpoint, which has model_index.json, nor a transformers "
+            f"depth model, which has config.json and preprocessor_config.json. Found: {shown}")
 
 
 def _diffusers_component(config_file: Path) -> str | None:
-    """The class a diffusers component config names (``UNet2DConditionModel``), or None."""
+    """The class a diffusers config names (``UNet2DConditionModel``), or None."""
     try:
-        return json.loads(config_file.read_text()).get("_class_name")
+        name = json.loads(config_file.read_text()).get("_class_name")
     except (OSError, ValueError, AttributeError):
         return None
+    return name if isinstance(name, str) else None
 
 
 def _config_summary(config_file: Path) -> str:
@@ -150,8 +199,10 @@ def check_transformers_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES
 
     path = Path(path)
-    if detect_kind(path) != "transformers":
-        raise CheckpointError(f"{path} is a diffusers checkpoint, not a transformers model")
+    if not is_transformers_checkpoint(path):
+        if (path / "model_index.json").is_file():
+            raise CheckpointError(f"{path} is a diffusers checkpoint, not a transformers model")
+        raise CheckpointError(why_unrecognised(path))
     try:
         config = json.loads((path / "config.json").read_text())
     except ValueError as exc:
@@ -204,8 +255,10 @@ def check_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     index_file = path / "model_index.json"
     if not index_file.is_file():
-        if path.is_dir() and detect_kind(path) == "transformers":   # detect_kind explains other folders
+        if path.is_dir() and is_transformers_checkpoint(path):
             raise CheckpointError(f"{path} is a transformers model, not a diffusers (Marigold) checkpoint")
+        if path.is_dir():   # say what the folder is instead
+            raise CheckpointError(why_unrecognised(path))
         raise CheckpointError(f"{path} is not a diffusers checkpoint: model_index.json is missing")
     try:
         index = json.loads(index_file.read_text())
@@ -385,4 +438,6 @@ def load_components(model: str | os.PathLike, torch_dtype: torch.dtype = torch.f
 
 __all__ = ["CheckpointError", "REQUIRED_COMPONENTS", "MARIGOLD_IN_CHANNELS", "MarigoldComponents",
            "resolve_checkpoint", "check_checkpoint", "load_components", "detect_kind", "resolve_model",
-           "check_transformers_checkpoint", "cached_snapshot", "hf_cache_dir", "download_command", "KINDS"]
+           "check_transformers_checkpoint", "cached_snapshot", "hf_cache_dir", "download_command", "KINDS",
+           "MARIGOLD_PIPELINES", "pipeline_class", "is_marigold_checkpoint", "is_transformers_checkpoint",
+           "why_unrecognised"]
