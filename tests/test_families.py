@@ -257,3 +257,75 @@ def test_models_family_filter_reads_the_registry(capsys):
     assert rows and all(r.split(",")[1] == "transformers" for r in rows)
     assert main(["models", "--family", "lotus"]) == 2
     assert "unknown model family 'lotus'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def fresh_registry():
+    """The registry found anew for the test and forgotten after it (entry points are read once)."""
+    from marigold_bench.inference.families import reset_registry
+
+    reset_registry()
+    yield
+    reset_registry()
+
+
+def test_an_installed_plugin_family_claims_what_no_built_in_does(tiny_checkpoint, tmp_path, monkeypatch,
+                                                                  fresh_registry):
+    """An entry point (group ``marigold_bench.families``) adds a family for a pipeline the
+    built-ins do not know, and the registry asks it after them."""
+    from importlib import metadata
+
+    class LotusFamily(Family):
+        name = "lotus"
+        description = "a Lotus depth checkpoint"
+
+        def claims(self, model, path):
+            from marigold_bench.model.load import pipeline_class
+
+            return path is not None and pipeline_class(path) == "LotusGPipeline"
+
+    class Point:
+        name, value = "lotus", "lotus_plugin:FAMILY"
+        dist = argparse.Namespace(name="lotus-plugin")
+
+        def load(self):
+            return LotusFamily()
+
+    real = metadata.entry_points
+    monkeypatch.setattr(metadata, "entry_points",
+                        lambda group=None, **kw: [Point()] if group == "marigold_bench.families" else real(group=group))
+    lotus = _copy_with_index(tiny_checkpoint, tmp_path / "lotus", _class_name="LotusGPipeline")
+    family = family_for(str(lotus))
+    assert family.name == "lotus" and family.origin == "plugin lotus-plugin (lotus = lotus_plugin:FAMILY)"
+    assert family_for(str(tiny_checkpoint)).name == "marigold"
+
+
+def _compared_strings(node):
+    """The string constants a comparison compares against (``x == "a"``, ``x in ("a", "b")``)."""
+    import ast
+
+    found = []
+    for operand in [node.left, *node.comparators]:
+        items = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
+        found += [i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)]
+    return found
+
+
+def test_no_module_outside_the_families_compares_a_family_name():
+    """What a family is lives in its `Family`; the rest of the package asks the registry."""
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "marigold_bench"
+    inside = {"inference/families.py", "inference/marigold_family.py", "inference/transformers_family.py",
+              "inference/baseline.py", "inference/registry.py"}
+    offending = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package).as_posix()
+        if rel in inside:
+            continue
+        source = path.read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Compare) and "family" in ast.get_source_segment(source, node) \
+                    and _compared_strings(node):
+                offending.append(f"{rel}:{node.lineno}: {ast.get_source_segment(source, node)}")
+    assert not offending, "family names compared outside the families:\n  " + "\n  ".join(offending)
