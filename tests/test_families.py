@@ -220,7 +220,7 @@ def test_a_plugin_that_is_no_family_or_shadows_a_built_in_is_left_out_with_a_war
     with pytest.warns(PluginWarning) as record:
         names = family_names()
     messages = " | ".join(str(w.message) for w in record)
-    assert "not_a_family.py: FAMILY is a str, not a marigold_bench Family" in messages
+    assert "not_a_family.py: provides a str, not a marigold_bench Family" in messages
     assert "shadow.py: a family named 'marigold' exists already (built-in)" in messages
     assert names == BUILT_INS and get_family("marigold").description != "an impostor"
 
@@ -329,3 +329,9 @@ def test_no_module_outside_the_families_compares_a_family_name():
                     and _compared_strings(node):
                 offending.append(f"{rel}:{node.lineno}: {ast.get_source_segment(source, node)}")
     assert not offending, "family names compared outside the families:\n  " + "\n  ".join(offending)
+
+
+def test_a_mistyped_family_prefix_lists_the_prefixes_families_claim(plane_family):
+    with pytest.raises(CheckpointError, match=r"'baselin:ramp'.*model names families claim: baseline:\.\.\., "
+                                              r"plane:\.\.\."):
+        family_for("baselin:ramp")

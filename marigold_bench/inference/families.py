@@ -47,7 +47,7 @@ from typing import Any, Mapping
 
 from ..errors import CheckpointError, InferenceSettingsError
 from ..output_spaces import DEPTH_AFFINE
-from ..plugins import PluginWarning, discover
+from ..plugins import PluginWarning, discover, included_folders
 
 #: settings every family takes: how many members, their seed, where and in which batches the
 #: model runs, and what its numbers mean (an ``--output-space`` override is the scorer's)
@@ -172,8 +172,6 @@ def _load_built_in(name: str, target: str) -> Family:
 def _registry() -> dict[str, Family]:
     """Built-ins, then the plugin families (checked, and never shadowing a built-in)."""
     global _FAMILIES
-    from ..plugins import included_folders
-
     key = tuple(included_folders())   # an --include given later adds its spec files
     if _FAMILIES is not None and _FAMILIES[0] == key:
         return _FAMILIES[1]
@@ -183,7 +181,7 @@ def _registry() -> dict[str, Family]:
         if isinstance(family, type) and issubclass(family, Family):
             family = family()   # a spec file may name the class itself
         if not isinstance(family, Family):
-            warnings.warn(f"{found.origin}: FAMILY is a {type(family).__name__}, not a marigold_bench Family; "
+            warnings.warn(f"{found.origin}: provides a {type(family).__name__}, not a marigold_bench Family; "
                           "left out", PluginWarning, stacklevel=3)
             continue
         if not family.name:
@@ -242,7 +240,15 @@ def family_for(model: str) -> Family:
     for family in families:
         if family.claims(model, None):
             return family
-    path = model_path(model)
+    try:
+        path = model_path(model)
+    except CheckpointError as exc:
+        prefixes = [f"{f.prefix}:..." for f in families if f.prefix]
+        head = str(model).partition(":")[0]
+        if ":" in str(model) and "/" not in head and "\\" not in head and prefixes:
+            # "baselin:ramp": a name meant for a family, not a folder
+            raise CheckpointError(f"{exc}; model names families claim: {', '.join(prefixes)}") from None
+        raise
     for family in families:
         if family.claims(model, path):
             return family

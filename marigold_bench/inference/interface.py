@@ -2,8 +2,9 @@
 
 Every model family has one small adapter that follows it: `MarigoldPredictor` (diffusers
 checkpoints), `TransformersDepthPredictor` (any transformers depth estimator) and
-`BaselinePredictor` (image-independent guesses). Nothing downstream looks at the family: the
-evaluator calls `predict` for the members it lacks, caches them, and calls `merge`.
+`BaselinePredictor` (image-independent guesses), and one `families.Family` that recognises its
+models and builds the adapter. Nothing downstream looks at the family: the evaluator calls
+`predict` for the members it lacks, caches them, and calls `merge`.
 
 The contract:
 
