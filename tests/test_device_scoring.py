@@ -148,14 +148,14 @@ def test_mixed_numpy_and_torch_inputs_score_on_the_host():
 
 
 def test_out_of_memory_on_the_device_falls_back_to_the_host(monkeypatch):
-    from marigold_bench.eval import scoring
+    from marigold_bench.eval.protocols import marigold
 
     protocol, item, pred = _case("nyu", (48, 64), 1.0, seed=2)
 
     def no_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(scoring, "_on_device", no_memory)
+    monkeypatch.setattr(marigold, "_on_device", no_memory)
     with pytest.warns(UserWarning, match="out of GPU memory"):
         record = score_sample(item, pred, protocol, device="cpu")
     host = score_sample(item, pred, protocol)

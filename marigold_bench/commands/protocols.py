@@ -8,9 +8,10 @@ from tabulate import tabulate
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "protocols", help="list the evaluation protocols (--protocol) with their sources",
-        description="Each protocol is one small definition in marigold_bench/eval/protocols.py: the "
-                    "alignment per output space, fit resolution and weights, clipping, metric "
-                    "definitions and extra metrics, with the code it was read from.")
+        description="Each protocol is one small definition (marigold_bench/eval/protocols/<name>.py, "
+                    "or a plugin's, see --include): the alignment per output space, fit resolution "
+                    "and weights, clipping, metric definitions and extra metrics, with the code it "
+                    "was read from and where the definition came from (built-in or plugin).")
     p.add_argument("--format", choices=("text", "md"), default="text",
                    help="text (tables for the terminal) or md (GitHub Markdown)")
     p.set_defaults(func=run)
@@ -19,6 +20,7 @@ def add_parser(subparsers) -> None:
 def describe(fmt: str = "text") -> str:
     """The listing: one block per protocol."""
     from marigold_bench.eval.protocols import EVALUATION_PROTOCOLS
+    from marigold_bench.eval.protocols.base import never
     from marigold_bench.output_spaces import OUTPUT_SPACES
 
     tablefmt = "github" if fmt == "md" else "simple"
@@ -32,14 +34,18 @@ def describe(fmt: str = "text") -> str:
         others = ", ".join(f"{a} in {s}" for a, s in spec.realisations)
         head = [f"{'## ' if fmt == 'md' else ''}{spec.name}: {spec.description}", "",
                 f"source: {spec.source}",
+                f"origin: {spec.origin}",
                 "fit resolution: " + ("the benchmark's (full; ETH3D: longer side <= 1024, the official "
                                       "width-only nearest downsample)" if spec.fit_resolution == "dataset"
                                       else spec.fit_resolution)
                 + ("; weights 1/g on the subsampled fits" if spec.subsampled_fits else "; unweighted"),
                 f"clip to the dataset's depth range: {'yes, then >= 1e-6' if spec.clip_to_range else 'no'}",
-                f"metrics ({spec.metric_definitions} definitions): {', '.join(spec.metric_keys)}",
-                "boundary F1: " + (f"radius {spec.boundary_f1_radius} on {', '.join(sorted(spec.boundary_f1_datasets))}"
-                                   if spec.boundary_f1_datasets else "only with --boundary-f1 R"),
+                f"disparity floor before inversion: {spec.disparity_floor:g}",
+                "crop: " + (spec.crop or "the benchmark's own"),
+                f"metrics ({spec.metric_definitions or spec.name} definitions): {', '.join(spec.metric_keys)}",
+                "boundary F1: " + (f"radius {spec.boundary_f1_radius} where the benchmark's ground truth has "
+                                   "sharp edges" if spec.boundary_f1_on is not never
+                                   else "only with --boundary-f1 R"),
                 f"--alignment choices: {others}", ""]
         notes = [f"note: {n}" for n in spec.notes]
         blocks.append("\n".join(head) + tabulate(rows, headers=["output space", "default alignment", "fit"],

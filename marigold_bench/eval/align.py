@@ -1,8 +1,14 @@
-"""Least-squares alignment of an affine-invariant prediction to metric ground truth.
+"""Alignment of a prediction to metric ground truth: the fits, and the one dispatcher.
 
 The protocol's order per sample: fit scale ``s`` and shift ``t`` over the valid pixels (in depth
 or in disparity space, optionally on a downsized copy), apply them at full resolution, clip to
 the benchmark's depth range, then to >= 1e-6 (see :func:`align_and_clip`).
+
+`align` is the one entry for "align this prediction as it was scored": given a resolved
+:class:`~marigold_bench.eval.protocols.Scoring` it calls the evaluation protocol's own ``align``
+callable (Marigold's least squares and clipping, MoGe's fits, a plugin's), so every caller --
+the scorer, pictures, reports -- aligns alike. Given an alignment name it applies the plain fit
+of `FITS` (no clipping), the building block the Marigold protocol is made of.
 
 torch is imported only inside the calls that get tensors, so scoring cached predictions on the
 host (``rescore``, ``table``) never loads it.
@@ -15,7 +21,8 @@ import sys
 
 import numpy as np
 
-#: fitted disparity is clipped here before inversion, as in the official evaluation
+#: fitted disparity is clipped here before inversion, as in the official evaluation (the
+#: Marigold protocol's ``disparity_floor``; a protocol sets its own)
 MIN_DISPARITY = 1e-3
 
 #: the alignments `align` knows: least-squares scale and shift, least-squares scale, median
@@ -179,14 +186,15 @@ def _fit_inputs(pred, gt, valid, space, max_resolution, downsample):
     return p, g, target, m, on_device
 
 
-def apply_scale_shift(pred, scale: float, shift: float, space: str = "depth"):
+def apply_scale_shift(pred, scale: float, shift: float, space: str = "depth",
+                      disparity_floor: float = MIN_DISPARITY):
     """``scale * pred + shift`` in float64 (any shape: a map, or only its valid pixels); in
-    disparity space the result is clipped to >= 1e-3 and inverted back to depth."""
+    disparity space the result is clipped to >= ``disparity_floor`` and inverted back to depth."""
     on_device = _is_tensor(pred)
     xp = sys.modules["torch"] if on_device else np
     fitted = scale * (pred.to(xp.float64) if on_device else np.asarray(pred, dtype=np.float64)) + shift
     if space == "disparity":
-        fitted = 1.0 / xp.clip(fitted, MIN_DISPARITY, None)
+        fitted = 1.0 / xp.clip(fitted, disparity_floor, None)
     return fitted
 
 
@@ -229,9 +237,13 @@ def align_least_squares(pred, gt, valid, space: str = "depth", max_resolution: i
 def align_and_clip(pred, gt, valid, protocol):
     """The protocol's alignment: fit as the protocol says, then clip to its range and >= 1e-6.
 
-    numpy inputs give a numpy result; tensors are aligned on their device (see
-    `align_least_squares`).
+    ``protocol`` is a resolved :class:`~marigold_bench.eval.protocols.Scoring` (then this is
+    `align`) or a benchmark protocol (its own fit space, least squares: the ``marigold``
+    protocol's default for depth predictions). numpy inputs give a numpy result; tensors are
+    aligned on their device (see `align_least_squares`).
     """
+    if _is_scoring(protocol):
+        return align(pred, gt, valid, protocol)
     aligned, scale, shift = align_least_squares(
         pred, gt, valid, space=protocol.fit_space, max_resolution=protocol.fit_max_resolution,
         downsample=protocol.fit_downsample)
@@ -316,16 +328,59 @@ def fit_median_scale(pred, gt, valid, space: str = "depth", max_resolution: int 
     return _median(target[m]) / median_pred
 
 
-def align(pred, gt, valid, alignment: str, space: str = "depth", max_resolution: int | None = None,
+#: alignment name -> ``fit(pred, gt, valid, space, max_resolution, downsample) -> (scale, shift)``
+#: in the fit space: the plain fits the Marigold protocol (and `align` given a name) applies
+FITS = {
+    "affine": fit_scale_shift,
+    "scale": lambda *a: (float(fit_scale_least_squares(*a)), 0.0),
+    "median": lambda *a: (float(fit_median_scale(*a)), 0.0),
+    "none": lambda *a: (1.0, 0.0),
+}
+
+
+def fit_alignment(pred, gt, valid, alignment: str, space: str = "depth", max_resolution: int | None = None,
+                  downsample: str = "width_only") -> tuple[float, float]:
+    """``(scale, shift)`` of the plain fit called ``alignment`` (see `FITS`), in its fit space.
+
+    numpy or tensors (a tensor is fitted in float64 on its device); ``none`` is ``(1, 0)``.
+
+    Raises:
+        ValueError: an unknown alignment, space or downsample mode (the message lists the
+            accepted values), mismatched shapes, or too few pixels to fit.
+    """
+    if alignment not in FITS:
+        raise ValueError(f"unknown alignment {alignment!r}; accepted: {', '.join(ALIGNMENTS)}")
+    if space not in FIT_SPACES:
+        raise ValueError(f"unknown fit space {space!r}; accepted: {', '.join(FIT_SPACES)}")
+    if downsample not in DOWNSAMPLE_MODES:
+        raise ValueError(f"unknown downsample mode {downsample!r}; accepted: {', '.join(DOWNSAMPLE_MODES)}")
+    if alignment == "none":  # nothing is fitted, but a misshapen map is still an error
+        shapes = [tuple(getattr(a, "shape", None) or np.shape(a)) for a in (pred, gt, valid)]
+        if not shapes[0] == shapes[1] == shapes[2]:
+            raise ValueError(f"shapes differ: pred {shapes[0]}, gt {shapes[1]}, valid {shapes[2]}")
+    return FITS[alignment](pred, gt, valid, space, max_resolution, downsample)
+
+
+def _is_scoring(how) -> bool:
+    """A resolved scoring (anything carrying its evaluation protocol), not an alignment name."""
+    return not isinstance(how, str) and hasattr(how, "definition")
+
+
+def align(pred, gt, valid, how, space: str = "depth", max_resolution: int | None = None,
           downsample: str = "width_only"):
-    """Align a prediction to the ground truth with one of `ALIGNMENTS`, then return it as depth.
+    """Align a prediction to the ground truth: THE alignment dispatcher of the package.
 
     Args:
         pred: prediction, HxW (numpy, or a torch tensor: then everything is computed in float64 on
-            the tensor's device and the result is a tensor there).
+            the tensor's device and the result is a tensor there; a protocol may only take numpy).
         gt: ground-truth depth in metres, HxW.
-        valid: boolean HxW mask of the pixels the fit may use.
-        alignment: ``"affine"``: least-squares scale and shift (`align_least_squares`, Marigold's
+        valid: boolean HxW mask of the pixels the fit may use (the scored pixels, see
+            `marigold_bench.eval.scoring.scored_pixels`).
+        how: a resolved :class:`~marigold_bench.eval.protocols.Scoring`: the map is aligned by
+            its evaluation protocol's ``align`` -- exactly what the scorer scores (fit, disparity
+            floor, clipping); ``space`` and the rest are then ignored. Or an alignment name, one of
+            `ALIGNMENTS`: the plain fit (`FITS`) without clipping:
+            ``"affine"``: least-squares scale and shift (`align_least_squares`, Marigold's
             protocol). ``"scale"``: least-squares scale, no shift (`fit_scale_least_squares`).
             ``"median"``: median scaling (`fit_median_scale`). ``"none"``: no fit, scale 1 and
             shift 0; the prediction must already be metric (depth in metres, or with
@@ -338,26 +393,13 @@ def align(pred, gt, valid, alignment: str, space: str = "depth", max_resolution:
 
     Returns:
         ``(aligned_depth, scale, shift)``: the whole map as depth (float64) and the fitted
-        parameters in the fit space. No clipping to a depth range (see `clip_to_range`).
+        parameters in the fit space. By name: no clipping to a depth range (see `clip_to_range`).
 
     Raises:
         ValueError: an unknown alignment, space or downsample mode (the message lists the
             accepted values), mismatched shapes, or too few pixels to fit.
     """
-    if alignment not in ALIGNMENTS:
-        raise ValueError(f"unknown alignment {alignment!r}; accepted: {', '.join(ALIGNMENTS)}")
-    if space not in FIT_SPACES:
-        raise ValueError(f"unknown fit space {space!r}; accepted: {', '.join(FIT_SPACES)}")
-    if downsample not in DOWNSAMPLE_MODES:
-        raise ValueError(f"unknown downsample mode {downsample!r}; accepted: {', '.join(DOWNSAMPLE_MODES)}")
-    if alignment == "affine":
-        return align_least_squares(pred, gt, valid, space, max_resolution, downsample)
-    if alignment == "none":
-        shapes = [tuple(getattr(a, "shape", None) or np.shape(a)) for a in (pred, gt, valid)]
-        if not shapes[0] == shapes[1] == shapes[2]:
-            raise ValueError(f"shapes differ: pred {shapes[0]}, gt {shapes[1]}, valid {shapes[2]}")
-        scale = 1.0
-    else:
-        fit = fit_scale_least_squares if alignment == "scale" else fit_median_scale
-        scale = fit(pred, gt, valid, space, max_resolution, downsample)
-    return apply_scale_shift(pred, scale, 0.0, space), scale, 0.0
+    if _is_scoring(how):
+        return how.definition.align(pred, gt, valid, how)
+    scale, shift = fit_alignment(pred, gt, valid, how, space, max_resolution, downsample)
+    return apply_scale_shift(pred, scale, shift, space), scale, shift

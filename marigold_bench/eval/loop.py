@@ -28,7 +28,7 @@ from marigold_bench.eval.outdir import check_run_dir
 from marigold_bench.eval.predictions import fit_to_shape
 from marigold_bench.eval.protocols import Scoring, default_scoring
 from marigold_bench.eval.rundir import FAILED, NO_VALID, OK, SKIPPED, summarize, write_run
-from marigold_bench.eval.scoring import align_and_score, as_scoring
+from marigold_bench.eval.scoring import align_and_score, as_scoring, scored_pixels
 from marigold_bench.output_spaces import DEPTH_AFFINE
 
 # torch is imported inside the calls that need a device: scoring cached predictions on the host
@@ -45,12 +45,13 @@ def score_sample(item: dict, pred: np.ndarray, protocol: Protocol | Scoring, dev
     the numbers of the default numpy path to float64 round-off, and milliseconds instead of
     seconds for ETH3D's 24 M-pixel frames on a GPU. None scores with numpy on the host.
     """
-    record = {"id": item["id"], "status": OK, "n_valid": int(item["valid"].sum()), "message": ""}
+    valid = scored_pixels(item, protocol)
+    record = {"id": item["id"], "status": OK, "n_valid": int(valid.sum()), "message": ""}
     if record["n_valid"] == 0:
         return {**record, "status": NO_VALID, "message": "no valid ground-truth pixel"}
     try:
         pred = fit_to_shape(pred, item["depth"].shape, item["id"])
-        record.update(align_and_score(item["id"], pred, item["depth"], item["valid"], protocol, device))
+        record.update(align_and_score(item["id"], pred, item["depth"], valid, protocol, device))
     except (PredictionError, ValueError) as exc:
         record.update(status=FAILED, message=str(exc))
     return record

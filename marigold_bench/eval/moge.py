@@ -418,7 +418,12 @@ def _affine(pred, scale: float, shift: float) -> np.ndarray:
     return out
 
 
-def moge_boundary_depth(pred, gt, valid, output_space: str, fit=None) -> np.ndarray:
+#: MoGe clamps a fitted disparity here before inverting it for its boundary metric
+BOUNDARY_DISPARITY_FLOOR = 1e-6
+
+
+def moge_boundary_depth(pred, gt, valid, output_space: str, fit=None,
+                        disparity_floor: float = BOUNDARY_DISPARITY_FLOOR) -> np.ndarray:
     """The depth map MoGe's boundary F1 reads for a prediction in ``output_space``.
 
     It is `moge_align`'s depth, except for ``disparity_affine_invariant``: MoGe inverts the fitted
@@ -426,12 +431,13 @@ def moge_boundary_depth(pred, gt, valid, output_space: str, fit=None) -> np.ndar
     smallest ground-truth disparity it uses for rel and delta1.
 
     Arguments and errors as `moge_align`; ``fit`` is `moge_align`'s result when the caller has it
-    already (the disparity fit reads every valid pixel: on an ETH3D frame it costs seconds).
+    already (the disparity fit reads every valid pixel: on an ETH3D frame it costs seconds);
+    ``disparity_floor`` is the clamp (the protocol's `disparity_floor`, MoGe's 1e-6).
     """
     aligned, scale, shift = fit if fit is not None else moge_align(pred, gt, valid, output_space)
     if output_space != DISPARITY_AFFINE:
         return aligned
-    return 1.0 / np.maximum(np.asarray(pred, dtype=np.float64) * scale + shift, 1e-6)
+    return 1.0 / np.maximum(np.asarray(pred, dtype=np.float64) * scale + shift, disparity_floor)
 
 
 def moge_metrics(aligned, gt, valid) -> dict[str, float]:

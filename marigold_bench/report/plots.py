@@ -133,16 +133,12 @@ def recorded_scoring(summary: dict, dataset_protocol):
 
 
 def aligned_as_scored(pred: np.ndarray, depth: np.ndarray, valid: np.ndarray, scoring) -> np.ndarray:
-    """``pred`` aligned to ``depth`` the way ``scoring`` aligned it for its metrics: the scorer's
-    own fit (`marigold_bench.eval.scoring.fit`), applied in the fit space, clipped to the
-    benchmark's range where the protocol clips. The one place figures align a prediction."""
-    from marigold_bench.eval.align import apply_scale_shift, clip_to_range
-    from marigold_bench.eval.scoring import fit
+    """``pred`` aligned to ``depth`` the way ``scoring`` aligned it for its metrics: the package's
+    one alignment dispatcher (`marigold_bench.eval.align.align`), which runs the scoring's own
+    protocol (fit, disparity floor, clipping). The one place figures align a prediction."""
+    from marigold_bench.eval.align import align
 
-    valid = np.asarray(valid, dtype=bool)
-    scale, shift = fit(pred, depth, valid, scoring)
-    aligned = apply_scale_shift(pred, scale, shift, scoring.fit_space)
-    return clip_to_range(aligned, scoring) if scoring.clip_to_range else aligned
+    return align(pred, depth, np.asarray(valid, dtype=bool), scoring)[0]
 
 
 def pick_samples(run, k: int = 3, metric: str = "abs_rel") -> list[str]:

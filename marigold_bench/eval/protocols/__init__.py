@@ -1,22 +1,30 @@
-"""Evaluation protocols as data: how each suite aligns and scores a prediction.
+"""Evaluation protocols: how each suite aligns and scores a prediction, and their registry.
 
 A benchmark's own facts (depth range, crop, fit resolution, split) live in
 :mod:`marigold_bench.data.protocol`. What differs between suites -- which alignment an output
 space gets, whether the aligned depth is clipped to the range, how AbsRel and δ1 are defined,
-which extra metrics are reported -- is written here, one small frozen definition per suite, in
-the spirit of lm-evaluation-harness's task configs. :func:`resolve_scoring` combines the two
+which extra metrics are reported -- is written in one small definition per suite (``marigold.py``,
+``moge.py``, or a plugin: see `marigold_bench.plugins`), holding its rules and the callables that
+apply them (:class:`~marigold_bench.eval.protocols.base.EvaluationProtocol`), in the spirit of
+lm-evaluation-harness's task configs. :func:`resolve_scoring` combines the two
 with the run's output space and the user's overrides into one :class:`Scoring`, the only thing
 the scorer (:mod:`marigold_bench.eval.scoring`) reads; ``summary.json`` records it whole.
 
-Light on purpose (no numpy, no torch): ``marigold-bench protocols`` and ``--help`` import it.
+Light on purpose (no numpy, no torch): ``--help`` imports it; a definition is imported on
+the registry's first lookup.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from marigold_bench import plugins
 from marigold_bench.errors import BenchError, UndefinedAlignmentError
+from marigold_bench.eval.protocols.base import EvaluationProtocol, has_sharp_edges
 from marigold_bench.output_spaces import (DEPTH_AFFINE, DEPTH_METRIC, DEPTH_SCALE, DISPARITY_AFFINE,
                                           OUTPUT_SPACES, is_disparity)
 
@@ -39,124 +47,62 @@ ALLOWED_ALIGNMENTS = {
     DEPTH_METRIC: ALIGNMENTS,
 }
 
-MARIGOLD_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3",
-                    "i_rmse", "silog_rmse")
-MOGE_METRICS = ("abs_rel", "delta1")
+#: built-in protocols: name -> "module:OBJECT" (imported on first use); plugins add more
+BUILT_INS = {
+    "marigold": "marigold_bench.eval.protocols.marigold:PROTOCOL",
+    "moge": "marigold_bench.eval.protocols.moge:PROTOCOL",
+}
 
 
-@dataclass(frozen=True)
-class EvaluationProtocol:
-    """One suite's evaluation rules.
+class _Registry(Mapping):
+    """name -> :class:`EvaluationProtocol`: the built-ins, then what `plugins.discover` finds.
 
-    Attributes:
-        name: the ``--protocol`` value.
-        source: where the rules were read (paper and code).
-        description: one line for ``marigold-bench protocols``.
-        default_alignment: output space -> (alignment, fit space) the suite's code uses.
-        realisations: (alignment, fit space) -> how this suite computes it (what ``summary.json``
-            records as ``fit``); a pair not listed is refused with the pairs that are.
-        fit_resolution: ``"dataset"`` (the benchmark's ``fit_max_resolution``, e.g. ETH3D 1024)
-            or the fixed subsample the suite fits on.
-        subsampled_fits: the (alignment, fit space) pairs fitted on that subsample with
-            weights ``1/g``; all others use every valid pixel, unweighted.
-        clip_to_range: clip the aligned depth to the benchmark's range, then to >= 1e-6.
-        metric_definitions: ``"marigold"`` (`marigold_bench.eval.metrics`) or ``"moge"``
-            (`marigold_bench.eval.moge.moge_metrics`).
-        metric_keys: the per-sample metric columns.
-        boundary_f1_datasets: benchmarks whose ground truth has sharp edges, where the suite
-            reports boundary F1 by default.
-        boundary_f1_radius: the radius reported there.
-        notes: what the definition does not say by itself (quirks, choices made here).
+    Loaded on first lookup and again when the ``--include`` folders change. A plugin object that
+    is not an :class:`EvaluationProtocol`, or whose name is taken (a built-in always wins), is a
+    `PluginWarning` and left out.
     """
 
-    name: str
-    source: str
-    description: str
-    default_alignment: dict
-    realisations: dict
-    fit_resolution: str
-    subsampled_fits: frozenset
-    clip_to_range: bool
-    metric_definitions: str
-    metric_keys: tuple
-    boundary_f1_datasets: frozenset = frozenset()
-    boundary_f1_radius: int = 1
-    notes: tuple = ()
+    def __init__(self, built_ins: dict):
+        self._built_ins = built_ins
+        self._loaded: dict | None = None
+        self._key = None
+
+    def _entries(self) -> dict:
+        key = tuple(plugins.included_folders())
+        if self._loaded is None or key != self._key:
+            self._loaded, self._key = self._load(), key
+        return self._loaded
+
+    def _load(self) -> dict:
+        entries = {}
+        for name, target in self._built_ins.items():
+            module, _, attr = target.partition(":")
+            entries[name] = getattr(importlib.import_module(module), attr)
+        for found in plugins.discover("protocols"):
+            obj = found.obj
+            if not isinstance(obj, EvaluationProtocol):
+                warnings.warn(f"{found.origin}: PROTOCOL is a {type(obj).__name__}, not an "
+                              "EvaluationProtocol; left out", plugins.PluginWarning, stacklevel=4)
+            elif obj.name in entries:
+                warnings.warn(f"{found.origin}: protocol {obj.name!r} is already defined "
+                              f"({entries[obj.name].origin}); the plugin's is left out",
+                              plugins.PluginWarning, stacklevel=4)
+            else:
+                entries[obj.name] = dataclasses.replace(obj, origin=found.origin)
+        return entries
+
+    def __getitem__(self, name):
+        return self._entries()[name]
+
+    def __iter__(self):
+        return iter(self._entries())
+
+    def __len__(self):
+        return len(self._entries())
 
 
-MARIGOLD = EvaluationProtocol(
-    name="marigold",
-    source="Ke et al., Marigold, CVPR 2024, Sec. 4.1 and appendix A.3; "
-           "https://github.com/prs-eth/Marigold (eval.py, src/util/alignment.py, src/util/metric.py)",
-    description="least squares on all valid pixels (ETH3D: on a copy downsized to 1024), "
-                "clip to the dataset's range, ten metrics",
-    default_alignment={
-        DEPTH_AFFINE: ("affine", "depth"),        # eval.py --alignment least_square
-        DISPARITY_AFFINE: ("affine", "disparity"),  # least_square_disparity (A.3: MiDaS, DPT)
-        DEPTH_SCALE: ("scale", "depth"),          # the code has no scale-only mode: ours, documented
-        DEPTH_METRIC: ("none", "depth"),          # --alignment None (metric scoring)
-    },
-    realisations={
-        ("affine", "depth"): "least-squares scale and shift of p onto g",
-        ("affine", "disparity"): "least-squares scale and shift of p onto 1/g (p > 0, g > 0), "
-                                 "disparity clipped at 1e-3, inverted",
-        ("scale", "depth"): "least-squares scale of p onto g",
-        ("scale", "disparity"): "least-squares scale of p onto 1/g, clipped at 1e-3, inverted",
-        ("median", "depth"): "median(g) / median(p) (Monodepth2)",
-        ("median", "disparity"): "median scaling of 1/p to g (Monodepth2 on disparity output)",
-        ("none", "depth"): "none",
-    },
-    fit_resolution="dataset",
-    subsampled_fits=frozenset(),
-    clip_to_range=True,
-    metric_definitions="marigold",
-    metric_keys=MARIGOLD_METRICS,
-    notes=("the aligned depth is clipped to the dataset's range, then to >= 1e-6, for every "
-           "alignment (also none), as eval.py does",
-           "scale and median alignment are not in Marigold's code; they reuse its fit "
-           "resolution and clipping"),
-)
-
-MOGE = EvaluationProtocol(
-    name="moge",
-    source="Wang et al., MoGe, CVPR 2025; https://github.com/microsoft/MoGe "
-           "(moge/test/metrics.py, moge/utils/alignment.py; utils3d 3fab839 masked_nearest_resize)",
-    description="exact weighted-L1 fits (w = 1/g) on a 64x64 masked-nearest subsample; disparity "
-                "by full-resolution least squares; no clipping; rel and δ1 as MoGe defines them",
-    default_alignment={
-        DEPTH_AFFINE: ("affine", "depth"),
-        DISPARITY_AFFINE: ("affine", "disparity"),
-        DEPTH_SCALE: ("scale", "depth"),
-        DEPTH_METRIC: ("none", "depth"),
-    },
-    realisations={
-        ("affine", "depth"): "argmin sum w|a p + b - g| by MoGe's two-point anchor search (its result, also "
-                             "where ties in the data make it miss the true L1 optimum), 64x64 subsample, w = 1/g",
-        ("affine", "disparity"): "least squares of p onto 1/g on all valid pixels, "
-                                 "depth = 1 / max(disparity, 1 / max(g))",
-        ("scale", "depth"): "argmin sum w|a p - g| exactly (weighted median), 64x64 subsample, w = 1/g",
-        ("median", "depth"): "median(g) / median(p) on all valid pixels (not in MoGe's code; "
-                             "Monodepth2's rule under MoGe's metrics)",
-        ("none", "depth"): "none",
-    },
-    fit_resolution="64x64 masked-nearest subsample",
-    subsampled_fits=frozenset({("affine", "depth"), ("scale", "depth")}),
-    clip_to_range=False,
-    metric_definitions="moge",
-    metric_keys=MOGE_METRICS,
-    # MoGe reports boundary F1 only where the ground truth has sharp edges (its has_sharp_boundary:
-    # iBims-1, Sintel, Spring, HAMMER); of our benchmarks only the procedural synthetic set has
-    # exact edges -- NYU/ScanNet are filled Kinect maps, KITTI sparse LiDAR, ETH3D/DIODE scans
-    # with holes at edges, none flagged by MoGe
-    boundary_f1_datasets=frozenset({"synthetic"}),
-    boundary_f1_radius=1,
-    notes=("rel = mean(|p - g| / (g + 1e-6)); δ1 = mean(max(g/p, p/g) < 1.25), so a negative "
-           "aligned depth makes both ratios negative and counts as an inlier",
-           "no clipping to the dataset's range",
-           "boundary F1 (radius 1) on benchmarks with sharp ground truth: synthetic"),
-)
-
-EVALUATION_PROTOCOLS: dict[str, EvaluationProtocol] = {p.name: p for p in (MARIGOLD, MOGE)}
+#: every evaluation protocol by name (built-ins and plugins; a read-only mapping)
+EVALUATION_PROTOCOLS: Mapping[str, EvaluationProtocol] = _Registry(BUILT_INS)
 
 
 def get_evaluation_protocol(name: str) -> EvaluationProtocol:
@@ -166,6 +112,25 @@ def get_evaluation_protocol(name: str) -> EvaluationProtocol:
     except KeyError:
         raise BenchError(f"unknown protocol {name!r}; known protocols: "
                          f"{', '.join(EVALUATION_PROTOCOLS)} (see `marigold-bench protocols`)") from None
+
+
+def default_crop(benchmark) -> str:
+    """The crop a benchmark's own protocol scores (``"none"`` for none): `BenchmarkSpec.default_crop`,
+    or a benchmark description's ``eval_mask``."""
+    return getattr(benchmark, "default_crop", None) or getattr(benchmark, "eval_mask", None) or "none"
+
+
+def _resolve_crop(benchmark, wanted: str | None) -> str:
+    """The crop scored on ``benchmark``: ``wanted``, or its default; refused if it does not offer it."""
+    own = default_crop(benchmark)
+    if wanted is None or wanted == own:
+        return own
+    offered = getattr(benchmark, "crops", None)
+    if offered is None:
+        raise BenchError(f"benchmark {benchmark.name} offers only its own crop ({own}), not {wanted!r}")
+    if wanted not in offered:
+        raise BenchError(f"benchmark {benchmark.name} has no crop {wanted!r}; its crops: {', '.join(offered)}")
+    return wanted
 
 
 @dataclass(frozen=True)
@@ -195,15 +160,32 @@ class Scoring:
     metric_keys: tuple
     boundary_f1_radius: int | None = None
     overrides: tuple = field(default=())
+    crop: str = "none"
+    disparity_floor: float = 1e-3
+    #: the evaluation protocol itself (its ``align`` and ``score``); not recorded
+    definition: EvaluationProtocol | None = field(default=None, compare=False, repr=False)
+    #: the benchmark description the crop is taken from; not recorded
+    benchmark: object = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        if self.definition is None:  # a Scoring made by hand names its protocol
+            object.__setattr__(self, "definition", get_evaluation_protocol(self.protocol))
 
     @property
     def columns(self) -> tuple:
         """Per-sample metric columns: the protocol's metrics, then boundary F1 when scored."""
         return self.metric_keys + (("boundary_f1",) if self.boundary_f1_radius else ())
 
+    @property
+    def default_crop(self) -> bool:
+        """Whether the crop scored is the benchmark's own (then the items' ``valid`` is scored)."""
+        return self.benchmark is None or self.crop == default_crop(self.benchmark)
+
     def to_dict(self) -> dict:
-        """JSON-ready record for ``summary.json["scoring"]``."""
-        out = dataclasses.asdict(self)
+        """JSON-ready record for ``summary.json["scoring"]`` (the protocol and benchmark objects
+        are left out: they are recorded by name and under ``"protocol"``)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in ("definition", "benchmark")}
         out["metric_keys"] = list(self.metric_keys)
         out["overrides"] = list(self.overrides)
         return out
@@ -215,7 +197,8 @@ def _fit_space_of(output_space: str) -> str:
 
 def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: str = DEPTH_AFFINE,
                     alignment: str | None = None, fit_space: str | None = None,
-                    boundary_f1: int | None = None, declared_output_space: str | None = None) -> Scoring:
+                    boundary_f1: int | None = None, declared_output_space: str | None = None,
+                    crop: str | None = None) -> Scoring:
     """Combine a benchmark's facts, an evaluation protocol, the output space and overrides.
 
     Args:
@@ -226,16 +209,19 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
         fit_space: ``depth|disparity``, the space the predictions are fitted in; None: the
             alignment's default (disparity for disparity outputs, depth otherwise).
         boundary_f1: radius of a boundary-F1 column (1, 2 or 3); None: the protocol's default
-            for the benchmark (MoGe: radius 1 on sharp ground truth); 0: none.
+            for the benchmark (MoGe: radius 1 where the benchmark's ground truth has sharp
+            edges); 0: none.
         declared_output_space: what the model itself declares, when ``output_space`` is the
             user's override of it: then ``output_space`` is listed in ``overrides``.
+        crop: a crop the benchmark offers; None: the protocol's (None there: the benchmark's
+            own default crop, e.g. NYU's Eigen crop).
 
     Returns:
         :class:`Scoring`.
 
     Raises:
-        BenchError: unknown protocol, alignment, fit space or output space; an alignment the
-            output space cannot take (``none`` on affine- or scale-invariant predictions).
+        BenchError: unknown protocol, alignment, fit space, output space or crop; an alignment
+            the output space cannot take (``none`` on affine- or scale-invariant predictions).
         UndefinedAlignmentError: an (alignment, fit space) pair the protocol does not define.
     """
     spec = get_evaluation_protocol(protocol)
@@ -265,7 +251,7 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
     if declared_output_space is not None and declared_output_space != output_space:
         overrides = ("output_space", *overrides)
     if boundary_f1 is None:
-        radius = spec.boundary_f1_radius if dataset_protocol.name in spec.boundary_f1_datasets else None
+        radius = spec.default_boundary_f1(dataset_protocol)
     else:
         if boundary_f1 not in (0, 1, 2, 3):
             raise BenchError(f"--boundary-f1 {boundary_f1}: the radius is 1, 2 or 3 (0: none)")
@@ -290,8 +276,10 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
         weights="1/g" if subsampled else "none",
         clip_to_range=spec.clip_to_range,
         min_depth=dataset_protocol.min_depth, max_depth=dataset_protocol.max_depth,
-        metric_definitions=spec.metric_definitions, metric_keys=tuple(spec.metric_keys),
-        boundary_f1_radius=radius, overrides=overrides)
+        metric_definitions=spec.metric_definitions or spec.name, metric_keys=tuple(spec.metric_keys),
+        boundary_f1_radius=radius, overrides=overrides,
+        crop=_resolve_crop(dataset_protocol, crop if crop is not None else spec.crop),
+        disparity_floor=spec.disparity_floor, definition=spec, benchmark=dataset_protocol)
 
 
 def default_scoring(dataset_protocol, output_space: str = DEPTH_AFFINE) -> Scoring:
