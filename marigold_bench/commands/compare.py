@@ -7,6 +7,7 @@ import math
 from tabulate import tabulate
 
 from marigold_bench.errors import BenchError
+from marigold_bench.tasks import METRICS, display_value, metric_heading
 
 
 def add_parser(subparsers) -> None:
@@ -25,7 +26,6 @@ def add_parser(subparsers) -> None:
 
 
 def _interval(metric: str, iv) -> str:
-    from marigold_bench.report.tables import display_value
     if math.isnan(iv.low):
         return f"{display_value(metric, iv.mean):.3f}"
     return (f"{display_value(metric, iv.mean):.3f} [{display_value(metric, iv.low):.3f}, "
@@ -33,7 +33,6 @@ def _interval(metric: str, iv) -> str:
 
 
 def _difference(metric: str, iv) -> str:
-    from marigold_bench.report.tables import display_value
     return (f"{display_value(metric, iv.mean):+.3f} [{display_value(metric, iv.low):+.3f}, "
             f"{display_value(metric, iv.high):+.3f}]")
 
@@ -41,7 +40,6 @@ def _difference(metric: str, iv) -> str:
 def run(args) -> int:
     from marigold_bench.report.rundir import load_run
     from marigold_bench.report.stats import compare_runs
-    from marigold_bench.report.tables import display_value, metric_title
 
     if not 0 < args.alpha < 1:
         raise BenchError("--alpha must lie between 0 and 1")
@@ -65,8 +63,8 @@ def run(args) -> int:
         verdict = "no significant difference" if r.better is None else f"{r.better} better"
         if result.unranked:
             verdict = "not ranked (scored differently)"
-        scaled = " ×100" if display_value(r.metric, 1.0) != 1.0 else ""
-        rows.append([metric_title(r.metric) + scaled, _interval(r.metric, r.a), _interval(r.metric, r.b),
+        scaled = " ×100" if r.metric in METRICS and METRICS[r.metric].percent else ""
+        rows.append([metric_heading(r.metric) + scaled, _interval(r.metric, r.a), _interval(r.metric, r.b),
                      _difference(r.metric, r.difference), f"{r.t_p:.3g}", f"{r.wilcoxon_p:.3g}", verdict])
     print(tabulate(rows, headers=["metric", "A mean [95% CI]", "B mean [95% CI]", "B − A [95% CI]",
                                   "paired t p", "Wilcoxon p", f"verdict (α={args.alpha:g})"],

@@ -12,11 +12,12 @@ import sys
 import numpy as np
 
 from marigold_bench.eval.threads import map_in_threads
+from marigold_bench.tasks import METRICS
 
 METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3",
                "i_rmse", "silog_rmse")
-#: metrics where larger is better; all others are errors
-HIGHER_IS_BETTER = frozenset({"delta1", "delta2", "delta3", "boundary_f1"})
+#: metrics where larger is better; all others are errors (from the metric specs)
+HIGHER_IS_BETTER = frozenset(k for k, spec in METRICS.items() if spec.higher_is_better)
 
 
 def _is_tensor(x) -> bool:

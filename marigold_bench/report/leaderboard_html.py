@@ -13,6 +13,7 @@ from html import escape
 
 from marigold_bench.report.tables import (Table, best_values, column_title, format_cells, header_cells,
                                           metric_digits, metric_title, rank_group, table_notes)
+from marigold_bench.tasks import higher_is_better
 
 #: bar colours of measured rows, in row order (Tableau 10); quoted rows are grey
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -108,8 +109,8 @@ def render_html(table: Table, digits: int = 1, title: str = "Leaderboard", conte
     notes = "".join(f"<p>{escape(n)}</p>" for n in table_notes(table))
     figures = []
     for metric in table.metrics:
-        caption = escape(metric_title(metric)) + (" (lower is better)" if metric_title(metric).endswith("↓")
-                                                 else " (higher is better)")
+        caption = escape(metric_title(metric)) + (" (higher is better)" if higher_is_better(metric)
+                                                 else " (lower is better)")
         figures.append(f"<figure><figcaption>{caption}</figcaption>\n{render_chart_svg(table, metric, digits)}"
                        "\n</figure>")
     return "\n".join([

@@ -33,9 +33,8 @@ from dataclasses import dataclass, field
 from tabulate import tabulate
 
 from marigold_bench.errors import BenchError
-from marigold_bench.eval.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 from marigold_bench.report.rundir import RunDir, recorded_choices, result_settings, sample_set
-from marigold_bench.report.tables import display_value
+from marigold_bench.tasks import METRICS, display_value, higher_is_better
 
 #: exit codes of `marigold-bench regress`
 OK, REGRESSED, MISMATCH = 0, 1, 2
@@ -81,14 +80,14 @@ def parse_tolerances(text: str | None) -> dict[str, float]:
         return {}
     try:
         if "=" not in text:
-            out = dict.fromkeys(METRIC_KEYS, float(text))
+            out = dict.fromkeys(METRICS, float(text))
         else:
             pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
             out = {k.strip(): float(v) for k, v in pairs}
     except ValueError:
         raise BenchError(f"--tolerance {text!r}: give one number or metric=number pairs, "
                          "e.g. abs_rel=0.001,delta1=0.002") from None
-    unknown = [k for k in out if k not in METRIC_KEYS]
+    unknown = [k for k in out if k not in METRICS]
     if unknown:
         raise BenchError(f"--tolerance: unknown metric(s) {', '.join(unknown)}")
     if not all(math.isfinite(v) and v >= 0 for v in out.values()):
@@ -173,7 +172,7 @@ def make_baseline(run: RunDir, previous: dict | None = None, tolerances: dict | 
             baseline of NaN means would pass every later run).
     """
     kept = (previous or {}).get("tolerances") or DEFAULT_TOLERANCES
-    metrics = {k: v for k, v in run.metrics.items() if k in METRIC_KEYS}
+    metrics = {k: v for k, v in run.metrics.items() if k in METRICS}
     if run.n < 1 or not metrics:
         raise BenchError(f"{run.path} scored {run.n} samples; a baseline must come from a run that "
                          "scored some (see its per_sample.csv)")
@@ -253,7 +252,7 @@ def _mismatches(baseline: dict, run: RunDir) -> list[str]:
 def _status(metric: str, stored: float, now: float, tolerance: float) -> str:
     if now is None or not math.isfinite(now):
         return "REGRESSED"
-    gain = (now - stored) if metric in HIGHER_IS_BETTER else (stored - now)
+    gain = (now - stored) if higher_is_better(metric) else (stored - now)
     if gain < -tolerance:
         return "REGRESSED"
     return "improved" if gain > tolerance else "ok"
@@ -305,7 +304,7 @@ def format_verdict(verdict: Verdict) -> str:
             continue
         scale = display_value(metric, 1.0)
         fmt = (lambda v: "nan" if v is None else f"{v * scale:.4f}")
-        table.append([metric + (" ×100" if scale != 1 else ""), "↑" if metric in HIGHER_IS_BETTER else "↓",
+        table.append([metric + (" ×100" if scale != 1 else ""), "↑" if higher_is_better(metric) else "↓",
                       fmt(r["baseline"]), fmt(r["run"]),
                       "nan" if r["delta"] is None else f"{r['delta'] * scale:+.4f}",
                       f"{r['tolerance'] * scale:.4f}", r["status"]])

@@ -21,8 +21,9 @@ import numpy as np
 from scipy import stats
 
 from marigold_bench.errors import BenchError
-from marigold_bench.eval.metrics import HIGHER_IS_BETTER, METRIC_KEYS
+from marigold_bench.eval.metrics import METRIC_KEYS
 from marigold_bench.report.rundir import RunDir, differences, recorded_choices, sample_set
+from marigold_bench.tasks import METRICS, higher_is_better
 
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_SEED = 0
@@ -141,7 +142,7 @@ def paired_comparison(a, b, metric: str = "abs_rel", alpha: float = 0.05, confid
     better = None
     if max(t_p, w_p) < alpha:
         b_higher = d.mean() > 0
-        better = "B" if b_higher == (metric in HIGHER_IS_BETTER) else "A"
+        better = "B" if b_higher == higher_is_better(metric) else "A"
     return PairedResult(metric, int(a.size), bootstrap_ci(a, **kwargs), bootstrap_ci(b, **kwargs),
                         bootstrap_ci(d, **kwargs), t_p, w_p, better)
 
@@ -183,7 +184,7 @@ def compare_runs(run_a: RunDir, run_b: RunDir, metrics=("abs_rel",), **kwargs) -
                          f"{run_b.path}: {run_b.dataset}); a paired comparison needs the same samples")
     ok_a, ok_b = run_a.ok_samples(), run_b.ok_samples()
     # the metrics of both runs' protocols (a moge run scores abs_rel and delta1, maybe boundary_f1)
-    known = [m for m in (*METRIC_KEYS, "boundary_f1") if m in ok_a.columns and m in ok_b.columns]
+    known = [m for m in METRICS if m in ok_a.columns and m in ok_b.columns]
     unknown = [m for m in metrics if m not in known]
     if unknown:
         raise BenchError(f"unknown metric(s) {', '.join(unknown)}; known in both runs: {', '.join(known)}")

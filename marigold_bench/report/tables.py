@@ -41,16 +41,12 @@ import pandas as pd
 from marigold_bench.data import DATASETS
 from marigold_bench.data.registry import title_of
 from marigold_bench.errors import BenchError
-from marigold_bench.eval.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 from marigold_bench.eval.subset import subset_text
 from marigold_bench.report.rundir import RunDir, differences, recorded_choices, result_settings, sample_set
+from marigold_bench.tasks import METRICS, higher_is_better, metric_heading
+from marigold_bench.tasks import display_value as _display_value
 
-#: fractions that papers print ×100
-PERCENT_METRICS = frozenset({"abs_rel", "delta1", "delta2", "delta3"})
 DEFAULT_METRICS = ("abs_rel", "delta1")
-
-_METRIC_NAMES = {"abs_rel": "AbsRel", "sq_rel": "SqRel", "rmse": "RMSE", "rmse_log": "RMSElog",
-                 "log10": "log10", "i_rmse": "iRMSE", "silog_rmse": "SIlog"}
 
 #: settings that follow each benchmark's protocol, so they may differ inside one row (ETH3D runs
 #: Marigold checkpoints at 756 without padding, as the official evaluation did)
@@ -85,20 +81,19 @@ REFERENCE_CSV = Path(__file__).resolve().parents[1] / "resources" / "reference.c
 
 
 def metric_title(metric: str, latex: bool = False) -> str:
-    """Column title with the direction arrow, e.g. ``AbsRel↓`` or (LaTeX) ``$\\delta_1\\uparrow$``."""
-    up = metric in HIGHER_IS_BETTER
-    if latex:
-        arrow = r"\uparrow" if up else r"\downarrow"
-        if metric.startswith("delta"):
-            return rf"$\delta_{metric[5:]}{arrow}$"
-        return _METRIC_NAMES.get(metric, metric).replace("_", r"\_") + f"${arrow}$"
-    name = _METRIC_NAMES.get(metric, metric.replace("delta", "δ"))
-    return name + ("↑" if up else "↓")
+    """Column title with the direction arrow, e.g. ``AbsRel↓`` or (LaTeX) ``$\\delta_1\\uparrow$``
+    (`marigold_bench.tasks.METRICS`)."""
+    return metric_heading(metric, latex)
 
 
 def display_value(metric: str, value: float) -> float:
-    """A metric in the unit tables print: ×100 for fractions."""
-    return value * 100.0 if metric in PERCENT_METRICS else value
+    """A metric in the unit tables print: ×100 for percentages (`MetricSpec.percent`)."""
+    return _display_value(metric, value)
+
+
+def is_percent(metric: str) -> bool:
+    """Whether tables print ``metric`` ×100."""
+    return metric in METRICS and METRICS[metric].percent
 
 
 @dataclass
@@ -394,7 +389,7 @@ def load_reference(path: str | os.PathLike | None = None) -> tuple[list[Row], di
         sources[str(line["source"])] = str(line["citation"])
         for column, value in line.items():
             dataset, _, metric = str(column).partition("_")
-            if metric in METRIC_KEYS and pd.notna(value):
+            if metric in METRICS and pd.notna(value):
                 row.values[(dataset, metric)] = float(value)  # already in percent
         rows.append(row)
     return rows, sources
@@ -428,9 +423,9 @@ def build_table(runs: list[RunDir], metrics=DEFAULT_METRICS, reference: bool | s
         BenchError: an unknown metric or subset, two runs for one cell, or mixed sample sets.
     """
     metrics = list(metrics)
-    unknown = [m for m in metrics if m not in METRIC_KEYS]
+    unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        raise BenchError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRIC_KEYS)}")
+        raise BenchError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
     subsets = list(subsets)
     wrong = [s for s in subsets if s not in DIODE_SUBSETS]
     if wrong or not subsets:
@@ -455,7 +450,7 @@ def build_table(runs: list[RunDir], metrics=DEFAULT_METRICS, reference: bool | s
 def metric_digits(metric: str, digits: int) -> int:
     """Decimals a metric is printed with: ``digits`` for percentages, two more otherwise."""
     # metres and log errors need more decimals than percentages to show a difference
-    return digits if metric in PERCENT_METRICS else digits + 2
+    return digits if is_percent(metric) else digits + 2
 
 
 #: the ranking group of quoted rows: the papers in reference.csv score as the marigold protocol
@@ -485,7 +480,7 @@ def best_values(table: Table, digits: int) -> dict:
                 values = [round(r.values[(dataset, metric)], metric_digits(metric, digits))
                           for r in table.rows if (dataset, metric) in r.values and rank_group(r) == group]
                 if len(set(values)) >= 2:  # one value, or all equal: nothing to single out
-                    best[(dataset, metric, group)] = max(values) if metric in HIGHER_IS_BETTER else min(values)
+                    best[(dataset, metric, group)] = max(values) if higher_is_better(metric) else min(values)
     return best
 
 
@@ -536,7 +531,7 @@ def format_cells(table: Table, digits: int, bold, count):
 def table_notes(table: Table) -> list[str]:
     """The lines under a table: units, partial runs, failures, citations."""
     notes = []
-    shown = [m for m in table.metrics if m in PERCENT_METRICS]
+    shown = [m for m in table.metrics if is_percent(m)]
     if shown:
         notes.append(", ".join(metric_title(m)[:-1] for m in shown) + " in percent (×100).")
     if any(n < t for row in table.rows for n, t in row.counts.values()):

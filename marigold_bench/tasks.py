@@ -1,0 +1,120 @@
+"""The words every layer shares about what is measured: tasks and their metrics.
+
+Each metric is written once, as a :class:`MetricSpec`: its key (the ``per_sample.csv`` column and
+``summary.json["metrics"]`` key), its title, its direction, how tables display it (×100 for
+fractions papers print in percent), which evaluation protocols define it and what it is. Tables,
+leaderboards, ``regress`` and ``compare`` read these instead of keeping their own lists, so a
+new metric (surface normals' angular errors, point-map errors) is one entry here.
+
+Bottom layer: no numpy, no torch, nothing of the package above it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: tasks the suite evaluates (``summary.json["task"]``); normals come with 0.4's normals issue
+TASKS = ("depth", "normals")
+
+#: the protocols of the package that compute the full Marigold metric set, and MoGe's two
+_MARIGOLD = ("marigold",)
+_BOTH = ("marigold", "moge")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: what it is called, which way is better and how tables show it.
+
+    Attributes:
+        key: the column key (``abs_rel``).
+        title: the column title without its arrow (``AbsRel``, ``δ1``).
+        lower_is_better: errors go down; accuracies (δ, F1) go up.
+        percent: tables print the value ×100 (the fractions papers print in percent).
+        protocols: the evaluation protocols of the package whose scorer defines it (a plugin
+            protocol may define it too; this is what the package ships).
+        description: one line: what is computed.
+        task: the task it measures (``depth``; ``normals`` later).
+        latex: the LaTeX title without its arrow (default: ``title`` with ``_`` escaped).
+    """
+
+    key: str
+    title: str
+    lower_is_better: bool
+    percent: bool
+    protocols: tuple
+    description: str
+    task: str = "depth"
+    latex: str = ""
+
+    @property
+    def higher_is_better(self) -> bool:
+        return not self.lower_is_better
+
+    @property
+    def arrow(self) -> str:
+        """``↓`` for errors, ``↑`` for accuracies."""
+        return "↓" if self.lower_is_better else "↑"
+
+    @property
+    def display_scale(self) -> float:
+        """What tables multiply a value by: 100 for percentages, else 1."""
+        return 100.0 if self.percent else 1.0
+
+    def heading(self, latex: bool = False) -> str:
+        """The column title with its arrow: ``AbsRel↓``, or (LaTeX) ``$\\delta_1\\uparrow$``."""
+        if not latex:
+            return self.title + self.arrow
+        arrow = r"\downarrow" if self.lower_is_better else r"\uparrow"
+        text = self.latex or self.title.replace("_", r"\_")
+        if text.startswith("$") and text.endswith("$"):
+            return text[:-1] + arrow + "$"
+        return text + f"${arrow}$"
+
+
+def _delta(n: int) -> MetricSpec:
+    return MetricSpec(f"delta{n}", f"δ{n}", False, True, _BOTH if n == 1 else _MARIGOLD,
+                      f"fraction of pixels with max(p/g, g/p) < 1.25^{n}", latex=rf"$\delta_{n}$")
+
+
+#: every metric by key, in the order of the ``per_sample.csv`` columns
+METRICS: dict[str, MetricSpec] = {m.key: m for m in (
+    MetricSpec("abs_rel", "AbsRel", True, True, _BOTH, "mean |p - g| / g (MoGe: / (g + 1e-6))"),
+    MetricSpec("sq_rel", "SqRel", True, False, _MARIGOLD, "mean (p - g)^2 / g"),
+    MetricSpec("rmse", "RMSE", True, False, _MARIGOLD, "sqrt mean (p - g)^2, metres"),
+    MetricSpec("rmse_log", "RMSElog", True, False, _MARIGOLD, "sqrt mean (ln p - ln g)^2"),
+    MetricSpec("log10", "log10", True, False, _MARIGOLD, "mean |log10 p - log10 g|"),
+    _delta(1), _delta(2), _delta(3),
+    MetricSpec("i_rmse", "iRMSE", True, False, _MARIGOLD, "sqrt mean (1/p - 1/g)^2, 1/metres"),
+    MetricSpec("silog_rmse", "SIlog", True, False, _MARIGOLD,
+               "scale-invariant log RMSE x100 (Eigen et al.)"),
+    MetricSpec("boundary_f1", "BoundaryF1", False, False, _BOTH,
+               "F1 of depth edges at a pixel radius (MoGe's boundary metric; --boundary-f1 R)",
+               latex=r"F1$_\mathrm{b}$"),
+)}
+
+
+def metric_spec(key: str) -> MetricSpec | None:
+    """The spec of ``key``; None for a key the suite does not know (shown as it is)."""
+    return METRICS.get(key)
+
+
+def metric_heading(key: str, latex: bool = False) -> str:
+    """A column title with its arrow; an unknown key is shown as it is, as an error (``↓``)."""
+    spec = METRICS.get(key) or MetricSpec(key, key, True, False, (), "")
+    return spec.heading(latex)
+
+
+def display_value(key: str, value: float) -> float:
+    """A metric in the unit tables print: ×100 for percentages, else as it is."""
+    spec = METRICS.get(key)
+    return value * spec.display_scale if spec else value
+
+
+def higher_is_better(key: str) -> bool:
+    """Whether a larger value of ``key`` is better (unknown keys: errors, lower is better)."""
+    spec = METRICS.get(key)
+    return bool(spec and spec.higher_is_better)
+
+
+__all__ = ["METRICS", "MetricSpec", "TASKS", "display_value", "higher_is_better", "metric_heading",
+           "metric_spec"]
