@@ -66,7 +66,7 @@ class MetricSpec:
             return self.title + self.arrow
         arrow = r"\downarrow" if self.lower_is_better else r"\uparrow"
         text = self.latex or self.title.replace("_", r"\_")
-        if text.startswith("$") and text.endswith("$"):
+        if text.endswith("$"):  # the arrow goes inside the closing math
             return text[:-1] + arrow + "$"
         return text + f"${arrow}$"
 
