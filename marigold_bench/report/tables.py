@@ -46,6 +46,8 @@ from marigold_bench.report.rundir import RunDir, differences, recorded_choices, 
 from marigold_bench.tasks import METRICS, higher_is_better, metric_heading
 from marigold_bench.tasks import display_value as _display_value
 
+#: fractions that papers print ×100 (from the metric specs; kept for the ablation report)
+PERCENT_METRICS = frozenset(k for k, spec in METRICS.items() if spec.percent)
 DEFAULT_METRICS = ("abs_rel", "delta1")
 
 #: settings that follow each benchmark's protocol, so they may differ inside one row (ETH3D runs
