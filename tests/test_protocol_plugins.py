@@ -262,3 +262,33 @@ def test_an_evaluation_protocol_must_be_complete():
     assert {"align", "score", "metric_keys"} <= fields
     for spec in EVALUATION_PROTOCOLS.values():
         assert callable(spec.align) and callable(spec.score) and spec.origin == "built-in"
+
+
+def test_a_finished_runs_scoring_is_recovered_and_the_dispatcher_aligns_as_scored(tmp_path):
+    # the gallery bug of issue 17: a median-aligned run re-fitted by least squares showed other
+    # numbers; aligned through its own scoring, the picture's AbsRel is the per_sample.csv one
+    from marigold_bench.eval.protocols import scoring_of_summary
+
+    run = tmp_path / "median"
+    assert main(["run", "--dataset", "synthetic", "--model", "baseline:ramp", "--max-samples", "2",
+                 "--alignment", "median", "--out", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    frame = pd.read_csv(run / "per_sample.csv")
+    ds = load_dataset("synthetic", split="test:2")
+    scoring = scoring_of_summary(ds.protocol, summary)
+    assert scoring.to_dict() == summary["scoring"]
+    with h5py.File(run / "predictions.h5") as f:
+        for item, (_, row) in zip(ds, frame.iterrows()):
+            pred = f[item["id"]][()]
+            valid = scored_pixels(item, scoring)
+            aligned, scale, _ = align(pred, item["depth"], valid, scoring)
+            g = item["depth"][valid].astype(np.float64)
+            # by hand: median scaling, clipped to the synthetic range
+            p = pred[valid].astype(np.float64)
+            assert scale == pytest.approx(np.median(g) / np.median(p), rel=1e-9)
+            abs_rel = np.mean(np.abs(aligned[valid] - g) / g)
+            assert abs_rel == pytest.approx(row["abs_rel"], rel=1e-7)
+            assert abs_rel == pytest.approx(np.mean(np.abs(np.clip(scale * p, 1e-3, 200.0) - g) / g), rel=1e-9)
+    # a run from before 0.3 (no "scoring"): marigold, least squares in the recorded fit space
+    old = scoring_of_summary(ds.protocol, {"protocol": {"fit_space": "disparity"}})
+    assert (old.protocol, old.alignment, old.fit_space) == ("marigold", "affine", "disparity")

@@ -291,6 +291,26 @@ def default_scoring(dataset_protocol, output_space: str = DEPTH_AFFINE) -> Scori
                            fit_space=None if space == "depth" else space)
 
 
+def scoring_of_summary(benchmark, summary: dict) -> Scoring:
+    """The :class:`Scoring` a run was scored with, resolved again from its ``summary.json``.
+
+    What a reader of a finished run (pictures, reports) hands to `marigold_bench.eval.align.align`
+    and `marigold_bench.eval.scoring.scored_pixels` to align a prediction as it was scored. Runs
+    made before 0.3 record no ``scoring``: the ``marigold`` protocol for depth predictions, in the
+    fit space ``summary["protocol"]["fit_space"]`` names.
+
+    Args:
+        benchmark: the run's benchmark description (``dataset.protocol``).
+        summary: the run's ``summary.json`` content.
+    """
+    record = summary.get("scoring") or {}
+    fit_space = record.get("fit_space", (summary.get("protocol") or {}).get("fit_space"))
+    return resolve_scoring(benchmark, record.get("protocol", "marigold"),
+                           output_space=record.get("output_space", DEPTH_AFFINE),
+                           alignment=record.get("alignment"), fit_space=fit_space,
+                           boundary_f1=record.get("boundary_f1_radius") or 0, crop=record.get("crop"))
+
+
 def parse_list(text: str | None, known, what: str) -> list:
     """``"a,b"`` -> ``["a", "b"]``, each checked against ``known`` (a BenchError lists them)."""
     items = [t.strip() for t in (text or "").split(",") if t.strip()]
