@@ -292,3 +292,22 @@ def test_a_finished_runs_scoring_is_recovered_and_the_dispatcher_aligns_as_score
     # a run from before 0.3 (no "scoring"): marigold, least squares in the recorded fit space
     old = scoring_of_summary(ds.protocol, {"protocol": {"fit_space": "disparity"}})
     assert (old.protocol, old.alignment, old.fit_space) == ("marigold", "affine", "disparity")
+
+
+def test_an_entry_point_protocol_is_registered_with_its_origin(monkeypatch):
+    import importlib
+
+    floor = dataclasses.replace(importlib.import_module("marigold_bench.eval.protocols.marigold").PROTOCOL,
+                                name="ep-floor", disparity_floor=0.25)
+    found = [plugins.Found(floor, "plugin my-dist (ep-floor = my_pkg:PROTOCOL)")]
+    monkeypatch.setattr(plugins, "discover", lambda kind: found if kind == "protocols" else [])
+    EVALUATION_PROTOCOLS.refresh()
+    try:
+        spec = get_evaluation_protocol("ep-floor")
+        assert spec.origin == "plugin my-dist (ep-floor = my_pkg:PROTOCOL)" and spec.disparity_floor == 0.25
+        assert resolve_scoring(SYNTHETIC, "ep-floor", DISPARITY_AFFINE).disparity_floor == 0.25
+    finally:
+        monkeypatch.undo()
+        EVALUATION_PROTOCOLS.refresh()
+    with pytest.raises(BenchError, match="unknown protocol 'ep-floor'; known protocols: marigold, moge"):
+        get_evaluation_protocol("ep-floor")

@@ -73,6 +73,10 @@ class _Registry(Mapping):
             self._loaded, self._key = self._load(), key
         return self._loaded
 
+    def refresh(self) -> None:
+        """Forget what was loaded: the next lookup discovers plugins again."""
+        self._loaded = None
+
     def _load(self) -> dict:
         entries = {}
         for name, target in self._built_ins.items():
