@@ -322,3 +322,8 @@ def parse_list(text: str | None, known, what: str) -> list:
     if unknown:
         raise BenchError(f"unknown {what} {', '.join(map(repr, unknown))}; known {what}s: {', '.join(known)}")
     return items
+
+
+__all__ = ["ALIGNMENTS", "ALIGNMENT_MEANING", "ALLOWED_ALIGNMENTS", "BUILT_INS", "EVALUATION_PROTOCOLS",
+           "EvaluationProtocol", "Scoring", "default_crop", "default_scoring", "get_evaluation_protocol",
+           "has_sharp_edges", "parse_list", "resolve_scoring", "scoring_of_summary"]
