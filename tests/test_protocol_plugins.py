@@ -219,12 +219,33 @@ def test_the_crop_is_chosen_at_scoring_time():
     assert record["n_valid"] == 3 and record["abs_rel"] == pytest.approx(1 / 6)
     with pytest.raises(BenchError, match="no crop 'garg'; its crops: none, left"):
         resolve_scoring(bench, crop="garg")
-    with pytest.raises(BenchError, match="offers only its own crop"):
+    with pytest.raises(BenchError, match="nyu has no crop 'garg'; its crops: eigen, none"):
         resolve_scoring(get_protocol("nyu"), crop="garg")
-    # today's benchmarks: the default crop is their eval mask, and their items' valid is scored
-    assert resolve_scoring(get_protocol("nyu")).crop == "eigen"
-    nyu_item = {"id": "n", "depth": depth, "valid": mask}
-    assert (scored_pixels(nyu_item, get_protocol("nyu")) == mask).all()
+
+    class Bare:  # a benchmark description that names no crops: only its own can be scored
+        name, min_depth, max_depth, fit_max_resolution, fit_downsample = "bare", 0.1, 10.0, None, "2d"
+    with pytest.raises(BenchError, match="offers only its own crop"):
+        resolve_scoring(Bare(), crop="left")
+    # a crop without the uncropped mask cannot be cut at scoring time
+    with pytest.raises(BenchError, match="carry no uncropped mask"):
+        scored_pixels({"id": "c", "depth": depth, "valid": mask}, left)
+
+
+def test_kitti_scored_with_the_garg_crop_instead_of_its_own_eigen_crop():
+    kitti = get_protocol("kitti")
+    own, garg = resolve_scoring(kitti), resolve_scoring(kitti, crop="garg")
+    assert (own.crop, garg.crop) == ("eigen", "garg")
+    h, w = 352, 1216
+    rng = np.random.default_rng(5)
+    mask = rng.random((h, w)) < 0.3
+    valid = mask.copy()
+    valid[:, :100] = False  # stands for the default crop baked into valid: own scores exactly it
+    item = {"id": "k", "depth": np.ones((h, w), np.float32), "valid": valid, "mask": mask}
+    assert (scored_pixels(item, own) == valid).all()
+    # Garg et al.'s crop on the 352x1216 benchmark frame, written out here from its fractions
+    crop = np.zeros((h, w), bool)
+    crop[int(0.40810811 * h):int(0.99189189 * h), int(0.03594771 * w):int(0.96405229 * w)] = True
+    np.testing.assert_array_equal(scored_pixels(item, garg), mask & crop)
 
 
 def test_boundary_f1_by_default_follows_the_benchmarks_sharp_edges():

@@ -12,27 +12,13 @@ import numpy as np
 
 from marigold_bench.errors import PredictionError
 from marigold_bench.eval.align import fit_median_scale
-from marigold_bench.eval.protocols.base import EvaluationProtocol
+from marigold_bench.eval.protocols.base import EvaluationProtocol, has_sharp_edges
 from marigold_bench.output_spaces import DEPTH_AFFINE, DEPTH_METRIC, DEPTH_SCALE, DISPARITY_AFFINE
 
 #: (alignment, fit space) -> the output space whose rule MoGe's code applies (`moge_align`);
 #: ``median in depth`` is not in MoGe's code (see `align`)
 MOGE_RULES = {("affine", "depth"): DEPTH_AFFINE, ("scale", "depth"): DEPTH_SCALE,
               ("affine", "disparity"): DISPARITY_AFFINE, ("none", "depth"): DEPTH_METRIC}
-
-# Until every benchmark spec says whether its ground truth has sharp edges
-# (`BenchmarkSpec.sharp_edges`), a benchmark description that does not say is looked up here.
-# Of ours only the procedural synthetic set has exact edges -- NYU/ScanNet are filled Kinect maps,
-# KITTI sparse LiDAR, ETH3D/DIODE scans with holes at edges, none flagged by MoGe. Remove once the
-# specs carry the fact.
-_SHARP_UNTIL_SPECS_SAY = frozenset({"synthetic"})
-
-
-def sharp_edges(benchmark) -> bool:
-    """MoGe reports boundary F1 only where the ground truth has sharp edges (its
-    ``has_sharp_boundary``: iBims-1, Sintel, Spring, HAMMER)."""
-    return bool(getattr(benchmark, "sharp_edges", getattr(benchmark, "name", None) in _SHARP_UNTIL_SPECS_SAY))
-
 
 def _inputs(sample_id, pred, depth, valid):
     if not np.isfinite(pred[valid]).all():
@@ -118,9 +104,12 @@ PROTOCOL = EvaluationProtocol(
     crop=None,
     metric_definitions="moge",
     boundary_f1_radius=1,
-    boundary_f1_on=sharp_edges,
+    # MoGe reports boundary F1 only where the ground truth has sharp edges (its
+    # has_sharp_boundary: iBims-1, Sintel, Spring, HAMMER): the benchmark spec's sharp_edges
+    boundary_f1_on=has_sharp_edges,
     notes=("rel = mean(|p - g| / (g + 1e-6)); δ1 = mean(max(g/p, p/g) < 1.25), so a negative "
            "aligned depth makes both ratios negative and counts as an inlier",
            "no clipping to the dataset's range",
-           "boundary F1 (radius 1) on benchmarks with sharp ground truth (synthetic)"),
+           "boundary F1 (radius 1) on benchmarks whose ground truth has sharp edges "
+           "(their spec's sharp_edges)"),
 )
