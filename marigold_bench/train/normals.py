@@ -1,0 +1,361 @@
+"""The normals task of the trainer: data, objective, validation and export (``task: normals``).
+
+Marigold's normals recipe (NORMALS.md, ``config/train_marigold_normals.yaml``) is the depth recipe
+with another target: the three channels of the ground-truth normal map, already in [-1, 1], are
+encoded by the frozen VAE exactly as the image is (no normalisation), and the UNet learns the
+v-target of that latent with a plain MSE over every latent element (the official config sets no
+loss mask). The trainer (:mod:`marigold_bench.train.trainer`) calls the pieces here where the
+task differs; everything else -- model surgery, schedule, noise, accumulation, checkpoints and
+resume -- is shared with depth.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from marigold_bench.errors import SampleError, TrainingDataError
+from marigold_bench.model.noise import make_noise
+from marigold_bench.train import targets
+from marigold_bench.train.data import TrainingMixture, seeded_rng
+from marigold_bench.train.normals_augment import NormalsAugmentation, augment_normals
+
+#: training sources of the normals task
+SOURCES = ("hypersim", "interiorverse", "sintel", "synthetic")
+#: the official mixture (``dataset_normals/dataset_train.yaml``: prob_ls 0.5 / 0.49 / 0.01)
+OFFICIAL_SOURCES = {"hypersim": 0.5, "interiorverse": 0.49, "sintel": 0.01}
+METRIC_COLUMNS = ["step", "loss", "lr", "samples", "samples_per_s", "skipped", "unreadable",
+                  "val_mean_angular_error", "val_median_angular_error", "elapsed_s"]
+
+
+# --- data --------------------------------------------------------------------------------------
+
+def build_normals_sources(data_cfg) -> tuple[dict, dict]:
+    """``(sources, sizes)``: name -> dataset of normals items, name -> [H, W] it is trained at
+    (None: its own size). Missing data is a one-line error naming the expected layout."""
+    from marigold_bench.data import normals_training
+
+    sources, sizes = {}, {}
+    for name, weight in data_cfg.sources.items():
+        if float(weight) <= 0:
+            continue
+        if name == "synthetic":
+            from marigold_bench.data.synthetic import NORMALS_SPEC, SyntheticNormalsDataset
+
+            sources[name], sizes[name] = SyntheticNormalsDataset(data_cfg.synthetic_split, NORMALS_SPEC), None
+        elif name in normals_training.NAMES:
+            root = getattr(data_cfg, f"{name}_root")
+            split = getattr(data_cfg, f"{name}_normals_split")
+            sources[name] = normals_training.load(name, root, split)
+            sizes[name] = normals_training.TRAIN_SIZE[name]
+        else:
+            raise TrainingDataError(f"unknown normals training source {name!r}; known: {', '.join(SOURCES)}")
+    return sources, sizes
+
+
+def resize_normals_sample(rgb: np.ndarray, normals: np.ndarray, mask: np.ndarray, size) -> tuple:
+    """Bilinear resize of image and normals to ``size`` (antialiased when shrinking), nearest for
+    the mask. The vectors are *not* renormalised, as in the official loader's ``Resize``."""
+    h, w = rgb.shape[:2]
+    size = (int(size[0]), int(size[1]))
+    if (h, w) == size:
+        return rgb, normals, mask
+    shrink = size[0] < h or size[1] < w
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+    rgb = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    rgb = rgb[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    n = torch.from_numpy(np.ascontiguousarray(normals, dtype=np.float32)).permute(2, 0, 1)[None]
+    normals = F.interpolate(n, size=size, mode="bilinear", align_corners=False, antialias=shrink)[0].permute(1, 2, 0).numpy()
+    m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
+    mask = F.interpolate(m, size=size, mode="nearest-exact")[0, 0].numpy() > 0.5
+    return rgb, normals, mask
+
+
+def cover_crop(rgb, normals, mask, size, rng: np.random.Generator):
+    """Resize to cover ``size`` (aspect kept), then a random ``size`` window (the tiny recipe's
+    ``data.resolution``; the official recipe trains every source at its own size)."""
+    h, w = rgb.shape[:2]
+    scale = max(size[0] / h, size[1] / w)
+    if scale != 1.0:
+        new = (max(size[0], int(round(h * scale))), max(size[1], int(round(w * scale))))
+        rgb, normals, mask = resize_normals_sample(rgb, normals, mask, new)
+        h, w = new
+    top = int(rng.integers(0, h - size[0] + 1))
+    left = int(rng.integers(0, w - size[1] + 1))
+    window = (slice(top, top + size[0]), slice(left, left + size[1]))
+    return rgb[window], normals[window], mask[window]
+
+
+class NormalsMixture(TrainingMixture):
+    """:class:`~marigold_bench.train.data.TrainingMixture` (same seeded source draws and epoch
+    order) whose micro-batches hold normals.
+
+    Per sample: the augmentations of :mod:`~marigold_bench.train.normals_augment`, then the
+    source's training size (``sizes``), then ``resolution`` (cover + random crop) when given.
+    Items: ``rgb`` uint8 (B, 3, H, W), ``normals`` float32 (B, 3, H, W), ``valid`` bool
+    (B, 1, H, W), ``ids``, ``source``, ``index``, ``epoch``, ``skipped``, ``unreadable``.
+    """
+
+    def __init__(self, sources: dict, weights: dict, micro_batch: int, seed: int, resolution=None,
+                 augmentation: NormalsAugmentation | None = None, sizes: dict | None = None,
+                 stream: int = 0, max_redraws: int = 100):
+        augmentation = augmentation or NormalsAugmentation()
+        super().__init__(sources, weights, micro_batch, seed, resolution, augmentation.flip_p, stream, max_redraws)
+        self.augmentation, self.sizes = augmentation, sizes or {}
+
+    def __getitem__(self, k: int) -> dict:
+        rng = seeded_rng(self.seed, int(k), self.stream)
+        name, planned, epoch = self.sample_indices(int(k))
+        dataset = self.sources[name]
+        rgbs, normals_list, masks, ids = [], [], [], []
+        skipped = unreadable = 0
+        queue = [int(i) for i in planned]
+        while len(ids) < self.micro_batch:
+            if skipped + unreadable > self.max_redraws:
+                raise TrainingDataError(
+                    f"micro-batch {k} from {name}: {skipped} samples without ground-truth normals and "
+                    f"{unreadable} unreadable ones in a row; check the data")
+            index = queue.pop(0) if queue else int(rng.integers(len(dataset)))
+            try:
+                item = dataset[index]
+            except SampleError as exc:
+                warnings.warn(f"skipping unreadable training sample: {exc}", stacklevel=2)
+                unreadable += 1
+                continue
+            rgb, normals, mask = augment_normals(item["rgb"], item["normals"], item["mask"], rng, self.augmentation)
+            if self.sizes.get(name) is not None:
+                rgb, normals, mask = resize_normals_sample(rgb, normals, mask, self.sizes[name])
+            if self.resolution is not None:
+                rgb, normals, mask = cover_crop(rgb, normals, mask, self.resolution, rng)
+            if not mask.any():
+                skipped += 1
+                continue
+            rgbs.append(rgb), normals_list.append(normals), masks.append(mask), ids.append(item["id"])
+        if len({r.shape for r in rgbs}) > 1:
+            raise TrainingDataError(f"{name} samples differ in size ({sorted({r.shape for r in rgbs})}); "
+                                    "set data.resolution to resize and crop them to one size")
+        return {
+            "rgb": torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2).contiguous(),
+            "normals": torch.from_numpy(np.stack(normals_list).astype(np.float32)).permute(0, 3, 1, 2).contiguous(),
+            "valid": torch.from_numpy(np.stack(masks))[:, None],
+            "ids": ids, "source": name, "index": int(k), "epoch": epoch, "skipped": skipped,
+            "unreadable": unreadable,
+        }
+
+
+def vae_target(batch: dict) -> torch.Tensor:
+    """What the tiny VAE learns to reconstruct besides the image: the normal map itself."""
+    return batch["normals"].to(torch.float32)
+
+
+# --- objective ---------------------------------------------------------------------------------
+
+def normals_loss(unet, vae, noise_scheduler, empty_embedding, batch: dict, generator: torch.Generator,
+                 noise_kind: str = "annealed", noise_strength: float = 0.9, autocast=nullcontext) -> torch.Tensor:
+    """The normals objective on one micro-batch.
+
+    Image (to [-1, 1]) and normals (as they are, [-1, 1]) are encoded by the frozen VAE (posterior
+    mean x scaling factor); the normals latent is noised at uniform timesteps with ``noise_kind``
+    noise, the UNet predicts v from [image latent, noisy normals latent] and the empty prompt,
+    and the loss is the MSE over all latent elements (no mask, as the official config).
+    """
+    device = empty_embedding.device
+    with autocast():
+        rgb_latent = targets.encode(vae, targets.rgb_to_unit_range(batch["rgb"]).to(device)).float()
+        normals_latent = targets.encode(vae, batch["normals"].to(device=device, dtype=torch.float32)).float()
+
+    n, num_train_timesteps = normals_latent.shape[0], noise_scheduler.config.num_train_timesteps
+    timesteps = torch.randint(0, num_train_timesteps, (n,), generator=generator)
+    noise = make_noise(noise_kind, normals_latent.shape, timesteps=timesteps, generator=generator,
+                       strength=noise_strength, num_train_timesteps=num_train_timesteps)
+    timesteps, noise = timesteps.to(device), noise.to(device)
+    noisy_latent = noise_scheduler.add_noise(normals_latent, noise, timesteps)
+    target = noise_scheduler.get_velocity(normals_latent, noise, timesteps)
+
+    with autocast():
+        pred = unet(torch.cat([rgb_latent, noisy_latent], dim=1), timesteps,
+                    empty_embedding.expand(n, -1, -1)).sample
+    return F.mse_loss(pred.float(), target.float(), reduction="mean")
+
+
+# --- metrics and validation --------------------------------------------------------------------
+
+def angular_errors(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Degrees between predicted and true normals (H x W x 3 each) at the valid pixels.
+
+    ``arccos`` of the cosine similarity clipped to [-1, 1]; valid: ``mask`` (default: ``‖gt‖ > 0``)
+    and a non-zero prediction norm is not required (a zero prediction counts as 90 degrees).
+    """
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    mask = np.linalg.norm(gt, axis=-1) > 0 if mask is None else np.asarray(mask, bool)
+    p, g = pred[mask], gt[mask]
+    denom = np.linalg.norm(p, axis=-1) * np.linalg.norm(g, axis=-1)
+    cos = np.divide((p * g).sum(-1), denom, out=np.zeros(len(p)), where=denom > 0)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def image_scores(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> dict:
+    """Mean / median angular error and the share below 11.25 and 30 degrees of one image."""
+    err = angular_errors(pred, gt, mask)
+    return {"mean_angular_error": float(err.mean()), "median_angular_error": float(np.median(err)),
+            "a11_25": float((err < 11.25).mean() * 100), "a30": float((err < 30).mean() * 100)}
+
+
+def average_scores(per_image: list[dict]) -> dict:
+    """Per-image scores averaged over images (the official in-training validation)."""
+    return {key: float(np.mean([s[key] for s in per_image])) for key in per_image[0]} | {"n": len(per_image)}
+
+
+def build_normals_pipeline(unet, vae, text_encoder, tokenizer, scheduler, default_denoising_steps: int = 4,
+                           default_processing_resolution: int = 768):
+    """An in-memory diffusers ``MarigoldNormalsPipeline`` (``use_full_z_range=True``: the target's z
+    spans [-1, 1], as the recipe encodes it and the official checkpoints declare)."""
+    from diffusers import MarigoldNormalsPipeline
+
+    return MarigoldNormalsPipeline(unet=unet, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
+                                   tokenizer=tokenizer, prediction_type="normals", use_full_z_range=True,
+                                   default_denoising_steps=default_denoising_steps,
+                                   default_processing_resolution=default_processing_resolution)
+
+
+def predict_normals(pipe, rgb: np.ndarray, steps: int, ensemble: int, seed: int) -> np.ndarray:
+    """H x W x 3 normals of one uint8 image at its own resolution, generator seeded per image."""
+    from PIL import Image
+
+    generator = torch.Generator(device=pipe.device).manual_seed(seed)
+    out = pipe(Image.fromarray(rgb), num_inference_steps=steps, ensemble_size=ensemble, processing_resolution=0,
+               generator=generator, output_type="np", batch_size=1)
+    return np.asarray(out.prediction[0], dtype=np.float32)
+
+
+@torch.no_grad()
+def score_pipeline(pipe, dataset, steps: int = 1, ensemble: int = 1, seed: int = 0) -> dict:
+    """Average per-image scores of ``pipe`` on a normals dataset (items with rgb/normals/mask)."""
+    per_image = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        pred = predict_normals(pipe, item["rgb"], steps, ensemble, seed)
+        per_image.append(image_scores(pred, item["normals"], item["mask"]))
+    return average_scores(per_image)
+
+
+def score_constant(dataset, vector=(0.0, 0.0, 1.0)) -> dict:
+    """Scores of one vector everywhere (default: facing the camera), an image-blind baseline."""
+    per_image = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        pred = np.broadcast_to(np.asarray(vector, np.float32), item["normals"].shape)
+        per_image.append(image_scores(pred, item["normals"], item["mask"]))
+    return average_scores(per_image)
+
+
+def normals_validation_sets(val_cfg) -> list[tuple[str, object]]:
+    """``[(label, dataset), ...]`` for normals: the config's sets (a training set's list, e.g.
+    ``{dataset: hypersim, split: val_100}``, or a normals benchmark) where present, the synthetic
+    normals ``split`` otherwise. Absent sets are skipped with a ValidationSetWarning."""
+    from marigold_bench.data import normals_training
+    from marigold_bench.errors import DataRootError, SplitNotFoundError
+    from marigold_bench.train.validation import ValidationSetWarning, set_label
+
+    found = []
+    for entry in val_cfg.sets:
+        label = set_label(entry)
+        try:
+            if entry["dataset"] in normals_training.NAMES:
+                dataset = normals_training.load(entry["dataset"], val_cfg.data_root, entry.get("split"))
+            else:
+                from marigold_bench.data import load_dataset
+
+                dataset = load_dataset(entry["dataset"], val_cfg.data_root, entry.get("split"), task="normals")
+        except (DataRootError, SplitNotFoundError) as err:
+            warnings.warn(f"validation set {label} is not present and is skipped: {str(err).splitlines()[0]}",
+                          ValidationSetWarning, stacklevel=2)
+            continue
+        found.append((label, dataset.subset(entry.get("max_samples", val_cfg.max_samples))))
+    if not found:
+        from marigold_bench.data.synthetic import NORMALS_SPEC, SyntheticNormalsDataset
+
+        if val_cfg.sets:
+            warnings.warn(f"no configured validation set is present; validating on synthetic normals "
+                          f"{val_cfg.split} instead", ValidationSetWarning, stacklevel=2)
+        found.append((f"synthetic-normals-{val_cfg.split}",
+                      SyntheticNormalsDataset(val_cfg.split, NORMALS_SPEC).subset(val_cfg.max_samples)))
+    return found
+
+
+def validation_pipeline(unet, vae, text_encoder, tokenizer, scheduler):
+    """A pipeline over copies of the modules being trained (inference must not touch them)."""
+    pipe = build_normals_pipeline(copy.deepcopy(unet).eval(), copy.deepcopy(vae).eval(), text_encoder,
+                                  tokenizer, scheduler, 1, 0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+# --- export ------------------------------------------------------------------------------------
+
+def export_normals_pipeline(out_dir, unet, vae, text_encoder, tokenizer, scheduler,
+                            default_denoising_steps: int = 4, default_processing_resolution: int = 768,
+                            dtype: str = "fp32"):
+    """Write a diffusers ``MarigoldNormalsPipeline`` folder (safetensors; ``model_index.json`` with
+    ``prediction_type: "normals"`` and ``use_full_z_range: true``)."""
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    to = {"device": "cpu", **({"dtype": torch.float16} if dtype == "fp16" else {})}
+    unet, vae, text_encoder = (copy.deepcopy(m).to(**to) for m in (unet, vae, text_encoder))
+    pipe = build_normals_pipeline(unet, vae, text_encoder, tokenizer, scheduler, default_denoising_steps,
+                                  default_processing_resolution)
+    pipe.save_pretrained(str(out), safe_serialization=True)
+    return out
+
+
+def score_export(export_dir, cfg) -> dict:
+    """Scores of the exported folder, loaded back with ``MarigoldNormalsPipeline.from_pretrained``,
+    and of the camera-facing constant, on the synthetic normals splits of ``export.card_splits``."""
+    from diffusers import MarigoldNormalsPipeline
+
+    from marigold_bench.data.synthetic import NORMALS_SPEC, SyntheticNormalsDataset
+
+    pipe = MarigoldNormalsPipeline.from_pretrained(str(export_dir), torch_dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    steps = sorted({cfg.export.default_denoising_steps, 1}, reverse=True)
+    scores = {}
+    for split in cfg.export.card_splits:
+        dataset = SyntheticNormalsDataset(split, NORMALS_SPEC)
+        scores[split] = {f"model ({n} step{'s' if n > 1 else ''}, N=1)": score_pipeline(pipe, dataset, n, 1, 0)
+                         for n in steps}
+        scores[split]["constant (0, 0, 1)"] = score_constant(dataset)
+    return scores
+
+
+def card_lines(cfg, scores: dict, selected_step, selection_set: str) -> list[str]:
+    """The normals-specific lines of the model card: what it predicts and its scores."""
+    lines = ["", "## Task",
+             "Surface normals (diffusers `MarigoldNormalsPipeline`, `prediction_type: normals`, "
+             "`use_full_z_range: true`), camera frame x right, y up, z towards the viewer. Objective: MSE "
+             "on the v-target of the normals latent (the normal map in [-1, 1] encoded by the VAE as the image "
+             f"is), no loss mask. Exported weights: step {selected_step} ({cfg.export.select} by mean angular "
+             f"error on {selection_set}).",
+             f"Augmentations: flips p={cfg.data.flip_p} (x negated), colour jitter p={cfg.normals_augment.color_jitter_p}, "
+             f"Gaussian / motion blur p={cfg.normals_augment.gaussian_blur_p} / {cfg.normals_augment.motion_blur_p} "
+             "(Hypersim-size frames only: never on the synthetic scenes)."]
+    if scores:
+        lines += ["", "## Scores (synthetic normals, angular error in degrees, per image then averaged)", "",
+                  "| split | predictor | n | mean ↓ | median ↓ | %<11.25 ↑ | %<30 ↑ |", "|---|---|---|---|---|---|---|"]
+        for split, rows in scores.items():
+            for name, s in rows.items():
+                lines.append(f"| {split} | {name} | {s['n']} | {s['mean_angular_error']:.2f} | "
+                             f"{s['median_angular_error']:.2f} | {s['a11_25']:.1f} | {s['a30']:.1f} |")
+    return lines
+
+
+__all__ = ["METRIC_COLUMNS", "NormalsMixture", "OFFICIAL_SOURCES", "SOURCES", "angular_errors", "average_scores",
+           "build_normals_pipeline", "build_normals_sources", "card_lines", "cover_crop", "export_normals_pipeline",
+           "image_scores", "normals_loss", "normals_validation_sets", "predict_normals", "resize_normals_sample",
+           "score_constant", "score_export", "score_pipeline", "vae_target", "validation_pipeline"]
