@@ -12,6 +12,7 @@ a resume compares it with the new one (:func:`config_differences`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -51,12 +52,36 @@ class DataConfig:
     vkitti_root: str | None = None
     vkitti_split: str = "train"
     synthetic_split: str = "train"
+    #: task normals only: the preprocessed normals training sets (data/normals_training.py) and
+    #: their split names (``train``: the official training lists) or split files.
+    hypersim_normals_split: str = "train"
+    interiorverse_root: str | None = None
+    interiorverse_normals_split: str = "train"
+    sintel_root: str | None = None
+    sintel_normals_split: str = "train"
     #: [H, W] every sample is resized (to cover) and randomly cropped to; null keeps each source's
     #: own resolution (a micro-batch always comes from one source).
     resolution: list | None = None
     flip_p: float = 0.5
     #: data-loader worker processes (0: load in the training process).
     num_workers: int = 0
+
+
+@dataclass
+class NormalsAugmentConfig:
+    """Task normals only: the official augmentations besides the flip (``data.flip_p``), see
+    train/normals_augment.py. The blurs touch Hypersim-size frames (768 rows) only."""
+
+    color_jitter_p: float = 0.3
+    gaussian_blur_p: float = 0.3
+    motion_blur_p: float = 0.3
+    gaussian_blur_sigma: float = 4.0
+    motion_blur_kernel_size: int = 11
+    motion_blur_angle_range: float = 360.0
+    brightness: float = 0.5
+    contrast: float = 0.5
+    saturation: float = 0.5
+    hue: float = 0.2
 
 
 @dataclass
@@ -135,7 +160,8 @@ class ExportConfig:
     default_processing_resolution: int = 768
     #: "fp32" or "fp16" weights on disk.
     dtype: str = "fp32"
-    #: use the weights of the best validation AbsRel ("best") or the last step ("last").
+    #: use the weights of the best validation AbsRel (task normals: mean angular error) ("best")
+    #: or the last step ("last").
     select: str = "best"
     #: score the exported model (and the ramp/constant baselines) on these synthetic splits for
     #: the model card README.md ([]: no model card scores).
@@ -145,6 +171,10 @@ class ExportConfig:
 @dataclass
 class TrainConfig:
     name: str = "marigold"
+    #: "depth" or "normals" (surface normals: Marigold's normals recipe, train/normals.py). With
+    #: normals, keys the file does not set take the official normals values: optim.lr 6e-5 and
+    #: data.sources hypersim 0.5 + interiorverse 0.49 + sintel 0.01.
+    task: str = "depth"
     output_dir: str = "runs/marigold"
     seed: int = 2024
     max_steps: int = 18000
@@ -158,6 +188,7 @@ class TrainConfig:
     cpu_threads: int | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    normals_augment: NormalsAugmentConfig = field(default_factory=NormalsAugmentConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     vae_fit: VaeFitConfig = field(default_factory=VaeFitConfig)
@@ -179,6 +210,8 @@ class TrainConfig:
         read, so a bad value stops ``train`` before any model is built or any folder is made.
         """
         problems = []
+        if self.task not in TASKS:
+            problems.append(f"task must be {' or '.join(TASKS)}, got {self.task!r}")
         _at_least(problems, "max_steps", self.max_steps, 0)
         _at_least(problems, "log_every", self.log_every, 1)
         # 0 is not "never": the loop writes one every checkpoint_every steps and always at max_steps
@@ -228,15 +261,34 @@ class TrainConfig:
         if not _number(self.data.flip_p) or not 0.0 <= self.data.flip_p <= 1.0:
             problems.append("data.flip_p must be in [0, 1]")
         _at_least(problems, "data.num_workers", self.data.num_workers, 0)
+        self._validate_normals_augment(problems)
         if problems:
             raise TrainConfigError("invalid training config: " + "; ".join(problems))
         return self
 
+    def _validate_normals_augment(self, problems: list) -> None:
+        aug = self.normals_augment
+        for key in ("color_jitter_p", "gaussian_blur_p", "motion_blur_p"):
+            value = getattr(aug, key)
+            if not _number(value) or not 0.0 <= value <= 1.0:
+                problems.append(f"normals_augment.{key} must be in [0, 1], got {value!r}")
+        for key in ("gaussian_blur_sigma", "motion_blur_angle_range", "brightness", "contrast", "saturation"):
+            value = getattr(aug, key)
+            if not _number(value) or value < 0:
+                problems.append(f"normals_augment.{key} must be a finite number >= 0, got {value!r}")
+        if not _number(aug.hue) or not 0.0 <= aug.hue <= 0.5:
+            problems.append(f"normals_augment.hue must be in [0, 0.5], got {aug.hue!r}")
+        if not _integer(aug.motion_blur_kernel_size) or aug.motion_blur_kernel_size < 3:
+            problems.append(f"normals_augment.motion_blur_kernel_size must be an integer >= 3, "
+                            f"got {aug.motion_blur_kernel_size!r}")
+
     def _validate_sources(self, problems: list) -> None:
         sources = self.data.sources or {}
-        unknown = set(sources) - {"hypersim", "vkitti", "synthetic"}
+        names = SOURCES_BY_TASK.get(self.task, SOURCES_BY_TASK["depth"])
+        unknown = set(sources) - set(names)
         if not sources or unknown:
-            problems.append("data.sources must map some of hypersim, vkitti, synthetic to weights"
+            problems.append(f"data.sources must map some of {', '.join(names)} to weights"
+                            + (f" for task {self.task}" if self.task != "depth" else "")
                             + (f" (unknown: {', '.join(sorted(map(str, unknown)))})" if unknown else ""))
             return
         bad = [name for name, weight in sources.items() if not _number(weight) or weight < 0]
@@ -249,6 +301,10 @@ class TrainConfig:
     def _validate_validation(self, problems: list) -> None:
         from marigold_bench.data.loaders import DATASETS
 
+        if self.task == "normals":  # the normals training sets' lists validate too (hypersim val_100)
+            from marigold_bench.data.normals_training import NAMES
+
+            DATASETS = {**dict.fromkeys(DATASETS), **dict.fromkeys(NAMES)}
         val = self.validation
         _at_least(problems, "validation.every", val.every, 0, " (0: never)")
         _at_least(problems, "validation.steps", val.steps, 1)
@@ -268,6 +324,15 @@ class TrainConfig:
                 problems.append(f"{where}.split must be a split name or file, got {entry['split']!r}")
             if entry.get("max_samples") is not None:
                 _at_least(problems, f"{where}.max_samples", entry["max_samples"], 1, " (or null: all)")
+
+
+#: what ``task`` may be, and the training sources each task reads
+TASKS = ("depth", "normals")
+SOURCES_BY_TASK = {"depth": ("hypersim", "vkitti", "synthetic"),
+                   "normals": ("hypersim", "interiorverse", "sintel", "synthetic")}
+#: task normals: values of the official normals config for keys a file leaves unset
+NORMALS_DEFAULTS = {("optim", "lr"): 6e-5,
+                    ("data", "sources"): {"hypersim": 0.5, "interiorverse": 0.49, "sintel": 0.01}}
 
 
 def _number(value) -> bool:
@@ -358,14 +423,24 @@ def _build(cls, values: dict, prefix: str = ""):
     return cls(**kwargs)
 
 
-def config_from_dict(values: dict) -> TrainConfig:
-    return _build(TrainConfig, values or {}).validate()
+def config_from_dict(values: dict, task: str | None = None) -> TrainConfig:
+    """Build and validate a config from plain values; ``task`` (the ``--task`` flag) overrides the
+    ``task`` key. With task normals, :data:`NORMALS_DEFAULTS` fill the keys ``values`` leaves unset."""
+    values = dict(values or {})
+    if task is not None:
+        values["task"] = task
+    if values.get("task") == "normals":
+        for (section, key), default in NORMALS_DEFAULTS.items():
+            part = values.get(section)
+            if part is None or (isinstance(part, dict) and key not in part):
+                values[section] = {**(part or {}), key: copy.deepcopy(default)}
+    return _build(TrainConfig, values).validate()
 
 
-def load_config(path: str | os.PathLike) -> TrainConfig:
+def load_config(path: str | os.PathLike, task: str | None = None) -> TrainConfig:
     """Read a YAML training config; a missing file, a python tag, a key given twice, an unknown key or
     a bad value is a one-line :class:`TrainConfigError` (see :mod:`marigold_bench.train.config_yaml`)."""
-    return config_from_dict(read_config_file(path))
+    return config_from_dict(read_config_file(path), task)
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
@@ -381,10 +456,13 @@ RESUMABLE_CHANGES = ("max_steps", "log_every", "checkpoint_every", "keep_checkpo
 def config_differences(saved: dict, current: TrainConfig) -> list[str]:
     """Keys whose values differ between a checkpoint's config and ``current`` (allowed ones excluded)."""
     a, b = _flatten(saved), current.flatten()
+    defaults = TrainConfig().flatten()
     out = []
     for key in sorted(set(a) | set(b)):
         if key in RESUMABLE_CHANGES:
             continue
+        if key not in a and key in defaults and b.get(key) == defaults[key]:
+            continue  # a key added after the checkpoint was written, left at its default
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             out.append(f"{key}: checkpoint has {a.get(key, '<absent>')!r}, config has {b.get(key, '<absent>')!r}")
     return out

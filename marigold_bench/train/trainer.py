@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -37,6 +38,7 @@ import torch
 from marigold_bench.errors import ResumeMismatchError, TrainingError
 from marigold_bench.model.convert import check_sd2_like, freeze, load_sd2_components, prepare_marigold_components
 from marigold_bench.model.noise import make_noise
+from marigold_bench.train import normals as normals_task
 from marigold_bench.train import targets
 from marigold_bench.train.config import TrainConfig, TrainConfigError, config_differences, save_config
 from marigold_bench.train.data import TrainingMixture, build_sources, make_loader, micro_batch_index, torch_generator
@@ -104,14 +106,20 @@ def load_base_components(cfg: TrainConfig) -> dict:
                                cfg.model.allow_prediction_type_mismatch)
 
 
-def fit_tiny_vae(vae, mixture: TrainingMixture, vae_cfg, seed: int, progress: bool = True) -> dict:
+def _depth_target(batch: dict) -> torch.Tensor:
+    return targets.normalize_depth(batch["depth"], batch["valid"]).repeat(1, 3, 1, 1)
+
+
+def fit_tiny_vae(vae, mixture: TrainingMixture, vae_cfg, seed: int, progress: bool = True,
+                 target_of=_depth_target) -> dict:
     """Tiny-scale deviation from the recipe: fit the random tiny VAE so it autoencodes RGB and depth.
 
     SD-v2's VAE is pretrained; the tiny one is random, and a random decoder cannot turn predicted
     latents into depth. So before the UNet stage the tiny VAE learns to reconstruct synthetic RGB
     images and their normalised depth maps (L1 on both, a small KL term); it is frozen afterwards,
     as SD-v2's VAE is. The latent scaling factor is then set to 1 / std of the posterior means
-    (how SD chose its 0.18215), so latents enter diffusion with unit variance.
+    (how SD chose its 0.18215), so latents enter diffusion with unit variance. ``target_of(batch)``
+    gives the 3-channel map reconstructed besides the image (task normals: the normal map).
     """
     from tqdm.auto import tqdm
 
@@ -121,7 +129,7 @@ def fit_tiny_vae(vae, mixture: TrainingMixture, vae_cfg, seed: int, progress: bo
     for i in tqdm(range(vae_cfg.steps), desc="fit tiny VAE", disable=not progress):
         batch = mixture[i]
         rgb = targets.rgb_to_unit_range(batch["rgb"])
-        depth = targets.normalize_depth(batch["depth"], batch["valid"]).repeat(1, 3, 1, 1)
+        depth = target_of(batch)
         x = torch.cat([rgb, depth])
         generator = torch_generator(seed, i, VAE_NOISE)
         if vae_cfg.crop:  # the VAE is convolutional: random windows train it at a fraction of the cost
@@ -145,7 +153,7 @@ def fit_tiny_vae(vae, mixture: TrainingMixture, vae_cfg, seed: int, progress: bo
         means = []
         for i in range(4):
             batch = mixture[vae_cfg.steps + i]
-            depth = targets.normalize_depth(batch["depth"], batch["valid"]).repeat(1, 3, 1, 1)
+            depth = target_of(batch)
             x = torch.cat([targets.rgb_to_unit_range(batch["rgb"]), depth])
             means.append(vae.encode(x).latent_dist.mean)
         scaling = float(1.0 / torch.cat(means).std())
@@ -190,8 +198,9 @@ def marigold_loss(unet, vae, noise_scheduler, empty_embedding, batch: dict, gene
 class MetricsLog:
     """``metrics.csv`` (one row per logged step) plus TensorBoard when it is installed."""
 
-    def __init__(self, folder: Path, resume_step: int | None, enabled: bool):
+    def __init__(self, folder: Path, resume_step: int | None, enabled: bool, columns=METRIC_COLUMNS):
         self.path, self.enabled, self.writer = folder / "metrics.csv", enabled, None
+        self.columns = columns
         if not enabled:
             return
         rows = []
@@ -199,7 +208,7 @@ class MetricsLog:
             with open(self.path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
         with open(self.path, "w", newline="") as f:
-            writer = csv.DictWriter(f, METRIC_COLUMNS)
+            writer = csv.DictWriter(f, self.columns)
             writer.writeheader()
             writer.writerows(rows)
         try:
@@ -213,7 +222,7 @@ class MetricsLog:
         if not self.enabled:
             return
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, METRIC_COLUMNS).writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
+            csv.DictWriter(f, self.columns).writerow({k: row.get(k, "") for k in self.columns})
         if self.writer is not None:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)):
@@ -276,7 +285,11 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
             raise ResumeMismatchError(f"refusing to resume {resume_dir}: it was made with another "
                                       "configuration:\n  " + "\n  ".join(differences))
 
-    sources = build_sources(cfg.data)  # cheap: split files and the first sample's files only
+    depth = cfg.task == "depth"  # task normals: train/normals.py supplies data, loss, validation, export
+    if depth:
+        sources = build_sources(cfg.data)  # cheap: split files and the first sample's files only
+    else:
+        sources, source_sizes = normals_task.build_normals_sources(cfg.data)
     if cfg.optim.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise TrainConfigError("optim.mixed_precision fp16 needs a GPU; use bf16 or no on CPU")
     accelerator = Accelerator(mixed_precision=cfg.optim.mixed_precision)
@@ -292,10 +305,18 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
     noise_scheduler = training_scheduler(schedule, cfg.diffusion.timestep_spacing, cfg.diffusion.zero_snr)
 
     # 3. Data (sources were opened in step 1). ---------------------------------------------------
-    mixture = TrainingMixture(sources, cfg.data.sources, cfg.optim.micro_batch, cfg.seed,
-                              cfg.data.resolution, cfg.data.flip_p, stream=DATA)
+    def make_mixture(micro_batch: int, stream: int) -> TrainingMixture:
+        if depth:
+            return TrainingMixture(sources, cfg.data.sources, micro_batch, cfg.seed,
+                                   cfg.data.resolution, cfg.data.flip_p, stream=stream)
+        augmentation = normals_task.NormalsAugmentation(flip_p=cfg.data.flip_p, **dataclasses.asdict(cfg.normals_augment))
+        return normals_task.NormalsMixture(sources, cfg.data.sources, micro_batch, cfg.seed, cfg.data.resolution,
+                                           augmentation, source_sizes, stream=stream)
+
+    mixture = make_mixture(cfg.optim.micro_batch, DATA)
     # the paper's validation sets where present (the first selects), the synthetic split otherwise
-    val_sets = validation_sets(cfg.validation) if cfg.validation.every or cfg.validation.at_start else []
+    wanted = cfg.validation.every or cfg.validation.at_start
+    val_sets = (validation_sets if depth else normals_task.normals_validation_sets)(cfg.validation) if wanted else []
 
     # 4. Tiny scale only: fit the VAE once, or take the fitted one from the checkpoint. -----------
     vae_fit = None
@@ -308,9 +329,9 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
             vae.register_to_config(scaling_factor=vae_fit["scaling_factor"])
         else:
             t0 = time.time()
-            vae_mixture = TrainingMixture(sources, cfg.data.sources, cfg.vae_fit.batch, cfg.seed,
-                                          cfg.data.resolution, cfg.data.flip_p, stream=VAE_DATA)
-            vae_fit = fit_tiny_vae(vae, vae_mixture, cfg.vae_fit, cfg.seed, show)
+            vae_mixture = make_mixture(cfg.vae_fit.batch, VAE_DATA)
+            vae_fit = fit_tiny_vae(vae, vae_mixture, cfg.vae_fit, cfg.seed, show,
+                                   _depth_target if depth else normals_task.vae_target)
             vae_fit["wall_s"] = time.time() - t0
 
     # 5. Objective and optimisation. --------------------------------------------------------------
@@ -336,7 +357,8 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
     if accelerator.scaler is not None:
         state_parts["scaler"] = accelerator.scaler
 
-    start_step, best, totals = 0, {"abs_rel": math.inf, "step": None}, {"skipped": 0, "unreadable": 0, "samples": 0}
+    select_key = "abs_rel" if depth else "mean_angular_error"  # lower is better for both
+    start_step, best, totals = 0, {select_key: math.inf, "step": None}, {"skipped": 0, "unreadable": 0, "samples": 0}
     wall_before = 0.0
     if resumed is not None:
         accelerator.step = load_training_state(resume_dir / "state", model=accelerator.unwrap_model(unet),
@@ -351,7 +373,8 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
     if main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
-    log = MetricsLog(out, start_step if resumed is not None else None, main)
+    log = MetricsLog(out, start_step if resumed is not None else None, main,
+                     METRIC_COLUMNS if depth else normals_task.METRIC_COLUMNS)
 
     def unwrapped():
         return accelerator.unwrap_model(unet)
@@ -360,6 +383,8 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
         model = copy.deepcopy(unwrapped())
         if ema is not None:
             ema.copy_to(model.parameters())
+        if not depth:
+            return run_normals_validation(step, model)
         predictor = training_predictor(
             model, vae, text_encoder, tokenizer,
             inference_scheduler(schedule, cfg.diffusion.timestep_spacing, cfg.diffusion.zero_snr),
@@ -373,6 +398,30 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
             best.update(abs_rel=float(metrics["abs_rel"]), step=step, set=main_label)
             model.save_pretrained(str(out / "best" / "unet"), safe_serialization=True)
         return metrics
+
+    def run_normals_validation(step: int, model) -> dict:
+        pipe = normals_task.validation_pipeline(
+            model, vae, text_encoder, tokenizer,
+            inference_scheduler(schedule, cfg.diffusion.timestep_spacing, cfg.diffusion.zero_snr))
+        by_set = {label: normals_task.score_pipeline(pipe, dataset, cfg.validation.steps, cfg.validation.ensemble,
+                                                     cfg.validation.seed) for label, dataset in val_sets}
+        validations_by_set[step] = by_set
+        main_label = val_sets[0][0]
+        metrics = by_set[main_label]
+        if main:
+            folder = out / "val" / f"step_{step:07d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "scores.json").write_text(json.dumps(by_set, indent=2))
+        if metrics["mean_angular_error"] < best["mean_angular_error"]:
+            best.update(mean_angular_error=metrics["mean_angular_error"], step=step, set=main_label)
+            model.save_pretrained(str(out / "best" / "unet"), safe_serialization=True)
+        return metrics
+
+    def val_columns(metrics: dict) -> dict:
+        if depth:
+            return {"val_abs_rel": metrics["abs_rel"], "val_delta1": metrics["delta1"]}
+        return {"val_mean_angular_error": metrics["mean_angular_error"],
+                "val_median_angular_error": metrics["median_angular_error"]}
 
     def save_checkpoint(step: int) -> Path:
         root = out / "checkpoints"
@@ -407,7 +456,7 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
     losses, last_val, last_checkpoint, validations, validations_by_set = [], None, resume_dir, {}, {}
     if cfg.validation.at_start and resumed is None and main:
         last_val = validations[0] = run_validation(0)
-        log.write(step=0, val_abs_rel=last_val["abs_rel"], val_delta1=last_val["delta1"], elapsed_s=time.time() - wall_start)
+        log.write(step=0, **val_columns(last_val), elapsed_s=time.time() - wall_start)
     bar = tqdm(range(start_step, cfg.max_steps), initial=start_step, total=cfg.max_steps,
                desc="train", disable=not show)
     t_log, samples_since = time.time(), 0
@@ -421,9 +470,9 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
             totals["unreadable"] += batch["unreadable"]
 
             with accelerator.no_sync(unet) if micro < accum - 1 else nullcontext():
-                loss = marigold_loss(unet, vae, noise_scheduler, empty_embedding, batch,
-                                     torch_generator(cfg.seed, k, NOISE), cfg.diffusion.noise,
-                                     cfg.diffusion.noise_strength, accelerator.autocast)
+                loss = (marigold_loss if depth else normals_task.normals_loss)(
+                    unet, vae, noise_scheduler, empty_embedding, batch, torch_generator(cfg.seed, k, NOISE),
+                    cfg.diffusion.noise, cfg.diffusion.noise_strength, accelerator.autocast)
                 if not torch.isfinite(loss):
                     kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else \
                         "no checkpoint was written yet"
@@ -455,7 +504,7 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
         if cfg.validation.every and (done % cfg.validation.every == 0 or done == cfg.max_steps) and main:
             last_val = validations[done] = run_validation(done)
             row = {**(row or dict(step=done, elapsed_s=wall_before + time.time() - wall_start)),
-                   "val_abs_rel": last_val["abs_rel"], "val_delta1": last_val["delta1"]}
+                   **val_columns(last_val)}
         if row is not None:
             log.write(**row)
         if done % cfg.checkpoint_every == 0 or done == cfg.max_steps:
@@ -481,11 +530,18 @@ def _train(cfg: TrainConfig, resume, command, progress) -> dict:
             selected = best["step"]
         vae.to("cpu")
         text_encoder.to("cpu")
-        export_pipeline(export_dir, model, vae, text_encoder, tokenizer, schedule,
-                        cfg.diffusion.timestep_spacing, cfg.diffusion.zero_snr,
-                        cfg.export.default_denoising_steps, cfg.export.default_processing_resolution,
-                        cfg.export.dtype)
-        scores = score_export(export_dir, cfg, out) if cfg.export.card_splits else {}
+        if depth:
+            export_pipeline(export_dir, model, vae, text_encoder, tokenizer, schedule,
+                            cfg.diffusion.timestep_spacing, cfg.diffusion.zero_snr,
+                            cfg.export.default_denoising_steps, cfg.export.default_processing_resolution,
+                            cfg.export.dtype)
+            scores = score_export(export_dir, cfg, out) if cfg.export.card_splits else {}
+        else:
+            normals_task.export_normals_pipeline(
+                export_dir, model, vae, text_encoder, tokenizer,
+                inference_scheduler(schedule, cfg.diffusion.timestep_spacing, cfg.diffusion.zero_snr),
+                cfg.export.default_denoising_steps, cfg.export.default_processing_resolution, cfg.export.dtype)
+            scores = normals_task.score_export(export_dir, cfg) if cfg.export.card_splits else {}
         write_model_card(export_dir, cfg, command, selected, wall_s, vae_fit, totals, scores,
                          val_sets[0][0] if val_sets else None)
         result.update(export_dir=str(export_dir), selected_step=selected, scores=scores)
@@ -523,6 +579,9 @@ def write_model_card(export_dir: Path, cfg: TrainConfig, command, selected_step,
     import diffusers
 
     selection_set = selection_set or f"synthetic-{cfg.validation.split}"
+    if cfg.task == "normals":
+        return _write_normals_card(export_dir, cfg, command, selected_step, wall_s, vae_fit, totals, scores,
+                                   selection_set)
 
     lines = [
         f"# {cfg.name}",
@@ -570,6 +629,52 @@ def write_model_card(export_dir: Path, cfg: TrainConfig, command, selected_step,
             for name, s in rows.items():
                 lines.append(f"| {split} | {name} | {s['n']} | {s['abs_rel']:.4f} | {s['delta1']:.4f} |")
     lines += ["", "Lower AbsRel is better; δ1 is the share of pixels within a factor 1.25 of the truth.", ""]
+    (export_dir / "README.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def _write_normals_card(export_dir: Path, cfg: TrainConfig, command, selected_step, wall_s, vae_fit, totals,
+                        scores, selection_set: str) -> None:
+    import diffusers
+
+    splits = ", ".join(f"{k} split {getattr(cfg.data, f'{k}_normals_split', cfg.data.synthetic_split)!r} (weight {v})"
+                       for k, v in cfg.data.sources.items())
+    lines = [
+        f"# {cfg.name}",
+        "",
+        "A Marigold-style surface-normals estimator (diffusers `MarigoldNormalsPipeline`), trained by "
+        "marigold-bench's own trainer.",
+        "",
+        "## How it was made",
+        f"- command: `{command or 'marigold-bench train --task normals --config <config>'}`",
+        f"- base model: `{cfg.model.base}`" + (f" (random init, seed {cfg.model.init_seed})" if cfg.model.base == "tiny" else "")
+        + "; conv_in 4 -> 8 channels (weight repeated, x0.5); VAE and text encoder frozen",
+        f"- seed: {cfg.seed}",
+        f"- data: {splits}; resolution {cfg.data.resolution or 'each source its own'}; "
+        f"{totals['skipped']} samples skipped (no ground truth), {totals['unreadable']} unreadable",
+        f"- steps: {cfg.max_steps} optimiser steps x batch {cfg.optim.micro_batch} x {cfg.optim.grad_accum} "
+        f"accumulation; Adam lr {cfg.optim.lr:g}, {cfg.optim.lr_schedule} schedule, {cfg.optim.warmup_steps} "
+        f"warm-up steps, decay to {cfg.optim.final_ratio:g} at step {cfg.optim.decay_steps}",
+        f"- objective: v-prediction, DDPM {cfg.diffusion.timestep_spacing} spacing, zero-terminal-SNR "
+        f"{cfg.diffusion.zero_snr}, {cfg.diffusion.noise} noise (strength {cfg.diffusion.noise_strength})",
+        f"- validation: {cfg.validation.steps} DDIM step, ensemble {cfg.validation.ensemble}, native resolution, "
+        f"every {cfg.validation.every} steps on {selection_set}",
+        f"- wall time: {wall_s / 60:.1f} min in total on {_device_name()}"
+        + (f" (VAE fit {vae_fit['wall_s'] / 60:.1f} min)" if vae_fit and "wall_s" in vae_fit else ""),
+        f"- software: torch {torch.__version__}, diffusers {diffusers.__version__}",
+        f"- inference defaults: {cfg.export.default_denoising_steps} DDIM step(s), processing resolution "
+        f"{cfg.export.default_processing_resolution or 'native'}",
+    ]
+    lines += normals_task.card_lines(cfg, scores, selected_step, selection_set)
+    if vae_fit:
+        lines += [
+            "",
+            "## Deviation from the recipe (tiny scale)",
+            f"The tiny VAE starts random, unlike SD-v2's pretrained one, so it was first fitted for "
+            f"{vae_fit['steps']} steps to reconstruct synthetic RGB images and normal maps (final L1: RGB "
+            f"{vae_fit['final_l1_rgb']:.3f}, normals {vae_fit['final_l1_depth']:.3f} on the [-1, 1] scale), then "
+            f"frozen; its latent scaling factor was set to 1/std of the latents ({vae_fit['scaling_factor']:.4f}).",
+        ]
+    lines += [""]
     (export_dir / "README.md").write_text("\n".join(lines), encoding="utf-8")
 
 
