@@ -66,12 +66,12 @@ def resize_normals_sample(rgb: np.ndarray, normals: np.ndarray, mask: np.ndarray
     if (h, w) == size:
         return rgb, normals, mask
     shrink = size[0] < h or size[1] < w
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+    x = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1)[None].float()
     rgb = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
     rgb = rgb[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-    n = torch.from_numpy(np.ascontiguousarray(normals, dtype=np.float32)).permute(2, 0, 1)[None]
+    n = torch.from_numpy(np.array(normals, dtype=np.float32, copy=True)).permute(2, 0, 1)[None]
     normals = F.interpolate(n, size=size, mode="bilinear", align_corners=False, antialias=shrink)[0].permute(1, 2, 0).numpy()
-    m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
+    m = torch.from_numpy(np.array(mask, dtype=np.float32, copy=True))[None, None]
     mask = F.interpolate(m, size=size, mode="nearest-exact")[0, 0].numpy() > 0.5
     return rgb, normals, mask
 
