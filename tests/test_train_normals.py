@@ -307,6 +307,10 @@ def test_task_is_validated_and_normals_takes_the_official_defaults(tmp_path):
     assert load_config(path).task == "depth" and load_config(path, "normals").task == "normals"
     assert load_config(path, "normals").optim.lr == 6e-5
     assert load_config(REPO / "configs" / "tiny-normals.yaml").task == "normals"
+    official = load_config(REPO / "configs" / "marigold-sd2-normals.yaml")
+    assert (official.task, official.optim.lr, official.max_steps) == ("normals", 6e-5, 30000)
+    assert official.data.sources == {"hypersim": 0.5, "interiorverse": 0.49, "sintel": 0.01}
+    assert (official.optim.micro_batch, official.optim.grad_accum) == (2, 16)
 
 
 def test_checkpoints_without_the_new_keys_still_resume():
