@@ -369,3 +369,16 @@ def test_bundled_tiny_normals_checkpoint():
     size = sum(p.stat().st_size for p in BUNDLED.rglob("*") if p.is_file())
     assert size < 10 * 2**20
     assert run_one_step(BUNDLED).shape == (1, 32, 32, 3)
+
+
+def test_bundled_tiny_normals_checkpoint_beats_the_camera_facing_constant():
+    from diffusers import MarigoldNormalsPipeline
+
+    from marigold_bench.data.synthetic import NORMALS_SPEC, SyntheticNormalsDataset
+
+    pipe = MarigoldNormalsPipeline.from_pretrained(str(BUNDLED))
+    pipe.set_progress_bar_config(disable=True)
+    data = SyntheticNormalsDataset("val:6", NORMALS_SPEC)
+    model = normals_task.score_pipeline(pipe, data, steps=1, ensemble=1, seed=0)
+    constant = normals_task.score_constant(data)
+    assert model["mean_angular_error"] < constant["mean_angular_error"] - 5.0

@@ -322,7 +322,7 @@ def score_export(export_dir, cfg) -> dict:
 
     from marigold_bench.data.synthetic import NORMALS_SPEC, SyntheticNormalsDataset
 
-    pipe = MarigoldNormalsPipeline.from_pretrained(str(export_dir), torch_dtype=torch.float32)
+    pipe = MarigoldNormalsPipeline.from_pretrained(str(export_dir), dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     steps = sorted({cfg.export.default_denoising_steps, 1}, reverse=True)
     scores = {}

@@ -642,7 +642,9 @@ def _write_normals_card(export_dir: Path, cfg: TrainConfig, command, selected_st
         f"# {cfg.name}",
         "",
         "A Marigold-style surface-normals estimator (diffusers `MarigoldNormalsPipeline`), trained by "
-        "marigold-bench's own trainer.",
+        "marigold-bench's own trainer."
+        + (" A toy: a tiny random-init model trained for minutes on a CPU on procedural scenes; it exercises "
+           "the recipe and the tooling end to end and is no use as a normals estimator." if cfg.model.base == "tiny" else ""),
         "",
         "## How it was made",
         f"- command: `{command or 'marigold-bench train --task normals --config <config>'}`",
