@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import fixtures_data as fd
 from marigold_bench.data import load_dataset, to_hf_dataset
@@ -10,13 +11,33 @@ from marigold_bench.data import load_dataset, to_hf_dataset
 REPO = Path(__file__).resolve().parents[1]
 
 
+def shadowed_by_checkout(module_file: str | None, repo: Path) -> bool:
+    """Whether ``import datasets`` found the checkout's own ``datasets/`` notes folder. Only that
+    folder counts: a virtual environment inside the checkout (``.venv/``, ``venv/``, any name)
+    holds the real package under the checkout too, and that is fine."""
+    return module_file is None or Path(module_file).resolve().is_relative_to((repo / "datasets").resolve())
+
+
 def test_import_datasets_is_the_hugging_face_package():
     # the repository's datasets/ folder (notes, no __init__.py) must not shadow it from the root
     import datasets
 
     assert not (REPO / "datasets" / "__init__.py").exists()
-    assert datasets.__file__ is not None and not Path(datasets.__file__).is_relative_to(REPO)
+    assert not shadowed_by_checkout(datasets.__file__, REPO)
     assert hasattr(datasets, "Dataset") and hasattr(datasets, "load_from_disk")
+
+
+@pytest.mark.parametrize("venv", [".venv", "venv", "env-3.12"])
+def test_a_venv_inside_the_checkout_is_not_shadowing(tmp_path, venv):
+    # the README's test command with the venv inside the checkout: the package lies under the repo
+    repo = tmp_path / "checkout"
+    installed = repo / venv / "lib" / "python3.12" / "site-packages" / "datasets" / "__init__.py"
+    installed.parent.mkdir(parents=True)
+    installed.touch()
+    (repo / "datasets").mkdir()
+    assert not shadowed_by_checkout(str(installed), repo)
+    assert shadowed_by_checkout(str(repo / "datasets" / "__init__.py"), repo)
+    assert shadowed_by_checkout(None, repo)  # a namespace package: the notes folder itself
 
 
 def assert_rows_equal_items(hf, items):
