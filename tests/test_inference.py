@@ -336,7 +336,7 @@ def test_sd_checkpoint_with_four_channels(tiny_checkpoint, tmp_path):
 
 
 def test_hub_id_not_in_cache():
-    with pytest.raises(CheckpointError, match="not in the Hugging Face cache.*huggingface-cli download"):
+    with pytest.raises(CheckpointError, match="not in the Hugging Face cache.*hf download"):
         _load("nobody-here/no-such-marigold-model")
     with pytest.raises(CheckpointError, match="no such checkpoint folder"):
         _load("./does/not/exist")

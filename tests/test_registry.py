@@ -116,7 +116,7 @@ def test_registry_name_not_in_the_cache_names_the_download_command(hf_cache):
     from marigold_bench.commands.common import build_predictor
 
     with pytest.raises(CheckpointError, match=r"depth-anything-v2-large.*"
-                                              r"huggingface-cli download depth-anything/Depth-Anything-V2-Large-hf"):
+                                              r"hf download depth-anything/Depth-Anything-V2-Large-hf"):
         build_predictor(_args(["--model", "depth-anything-v2-large"]))
     assert main(["run", "--dataset", "synthetic", "--model", "marigold-v1-1", "--max-samples", "1"]) == 2
 
@@ -129,7 +129,7 @@ def test_models_command_lists_the_registry_and_marks_cached_ones(hf_cache, tmp_p
     assert set(KNOWN_MODELS) <= set(lines)
     assert lines["dpt-large"].rstrip(" |").endswith("yes")
     assert lines["dpt-hybrid"].rstrip(" |").endswith("no")
-    assert "1 of 20 in the local cache" in out and "huggingface-cli download" in out
+    assert "1 of 20 in the local cache" in out and "hf download" in out
 
     assert main(["models", "--cached", "--format", "csv"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()

@@ -220,7 +220,7 @@ def test_hub_id_not_in_the_cache_names_the_download_command(tmp_path, monkeypatc
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
     parser = argparse.ArgumentParser()
     add_inference_flags(parser)
-    with pytest.raises(CheckpointError, match="huggingface-cli download Intel/dpt-large"):
+    with pytest.raises(CheckpointError, match="hf download Intel/dpt-large"):
         build_predictor(parser.parse_args(["--model", "Intel/dpt-large"]))
 
 

@@ -20,6 +20,8 @@ import torch
 
 from marigold_bench.errors import CheckpointError
 
+from .hub import download_command
+
 #: Tokenizer padding of the empty prompt. "do_not_pad" gives [1, 2, D] (BOS, EOS) as the official
 #: trainer and diffusers' MarigoldDepthPipeline use; "max_length" pads to 77 tokens.
 PADDING_CHOICES = ("do_not_pad", "max_length")
@@ -74,7 +76,7 @@ def _resolve_source(path_or_hub_id: str | os.PathLike) -> str:
         raise CheckpointError(
             f"hub model {source!r} is not in the local Hugging Face cache and nothing is "
             f"downloaded here ({type(exc).__name__}). On a machine with internet run "
-            f"`huggingface-cli download {source}` (or point the config at a local "
+            f"`{download_command(source)}` (or point the config at a local "
             "diffusers-format folder), then try again") from None
 
 

@@ -1,7 +1,7 @@
 """The local Hugging Face cache, read only: where a hub id's files are, if they are here.
 
 The suite never downloads a model. A hub id (``depth-anything/Depth-Anything-V2-Small-hf``)
-resolves to the snapshot folder that ``huggingface-cli download`` left in the cache; a missing
+resolves to the snapshot folder that ``hf download`` (huggingface_hub's CLI) left in the cache; a missing
 one gets a message with that command.
 """
 
@@ -27,7 +27,7 @@ def hf_cache_dir() -> str:
 
 def download_command(repo_id: str) -> str:
     """The shell command that puts ``repo_id`` into the local cache (for messages)."""
-    return f"huggingface-cli download {repo_id}"
+    return f"hf download {repo_id}"
 
 
 def how_to_fetch(repo_id: str) -> str:
