@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from marigold_bench import __version__
+from marigold_bench.commands.flags import unknown_flag_message
 from marigold_bench.errors import BenchError
 
 COMMANDS = ("run", "evaluate", "rescore", "predict", "leaderboard", "ablate", "table", "compare", "regress",
@@ -36,7 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # an unknown flag gets one line naming the flag meant, not argparse's top-level usage
+    unknown = unknown_flag_message(parser, argv)
+    if unknown:
+        print(unknown, file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except BenchError as exc:

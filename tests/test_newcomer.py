@@ -35,3 +35,64 @@ def test_no_doc_or_message_says_huggingface_cli():
     files = [REPO / "README.md", *sorted((REPO / "marigold_bench").rglob("*.py"))]
     stale = [str(f.relative_to(REPO)) for f in files if "huggingface-cli download" in f.read_text(encoding="utf-8")]
     assert not stale
+
+
+# --- flags: one line naming the flag meant ---------------------------------------------------
+
+@pytest.mark.parametrize("argv, meant", [
+    (["run", "--ensemble_size", "3"], "--ensemble"),          # official run.py spelling
+    (["run", "--denoise_steps", "4"], "--steps"),             # official run.py spelling
+    (["run", "--ensemble-size=3"], "--ensemble"),
+    (["run", "--processing_res", "768"], "--processing-res"),
+    (["predict", "--half_precision"], "--precision fp16"),
+    (["run", "--max_samples", "3"], "--max-samples"),         # snake_case of one of ours
+    (["run", "--ensembel", "3"], "--ensemble"),               # a typo
+    (["data", "verify", "--datset", "nyu"], "--dataset"),     # a sub-sub-command's flags
+])
+def test_a_misspelt_flag_names_the_flag_meant_in_one_line(capsys, argv, meant):
+    from marigold_bench.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "usage:" not in err
+    assert err.endswith(f"did you mean {meant}?")
+    assert next(t.split("=")[0] for t in argv if t.startswith("--")) in err
+
+
+def test_an_unknown_flag_with_no_near_match_points_at_help(capsys):
+    from marigold_bench.cli import main
+
+    assert main(["run", "--zzzz"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "marigold-bench run: error: unknown flag --zzzz; `marigold-bench run --help` lists the flags"
+
+
+def test_an_ambiguous_prefix_lists_the_candidates(capsys):
+    from marigold_bench.cli import main
+
+    assert main(["run", "--ens", "2"]) == 2
+    assert capsys.readouterr().err.strip() == "marigold-bench run: error: flag --ens is ambiguous: --ensemble or --ensembling?"
+
+
+def test_known_flags_values_and_unique_prefixes_pass_the_check():
+    from marigold_bench.cli import build_parser
+    from marigold_bench.commands.flags import unknown_flag_message
+
+    parser = build_parser()
+    for argv in (["run", "--dataset", "synthetic", "--max-samples", "-1", "--ensemble=2"],
+                 ["run", "--datas", "synthetic"],              # argparse takes unique prefixes
+                 ["predict", "--input", "x", "--out", "y", "--", "--not-a-flag"]):
+        assert unknown_flag_message(parser, argv) is None, argv
+
+
+@pytest.mark.parametrize("command, extra", [("compare", ["a", "b"]), ("table", ["a"]), ("leaderboard", ["--models", "tiny", "--datasets", "synthetic"])])
+def test_metrics_is_one_spelling_and_metric_still_works(command, extra):
+    from marigold_bench.cli import build_parser
+
+    parser = build_parser()
+    for spelling in ("--metrics", "--metric"):
+        args = parser.parse_args([command, *extra, spelling, "delta2,rmse"])
+        assert args.metrics == "delta2,rmse", (command, spelling)
+    sub = parser._subparsers._group_actions[0].choices[command]
+    helptext = sub.format_help()
+    assert "--metrics" in helptext and not re.search(r"--metric\b", helptext)  # one documented spelling

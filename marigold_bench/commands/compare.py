@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 
 from tabulate import tabulate
@@ -18,7 +19,9 @@ def add_parser(subparsers) -> None:
                     "interval, a paired t-test and a Wilcoxon signed-rank test.")
     p.add_argument("run_a", metavar="RUN_A")
     p.add_argument("run_b", metavar="RUN_B")
-    p.add_argument("--metric", default="abs_rel,delta1", help="metric key(s), comma-separated")
+    p.add_argument("--metrics", default="abs_rel,delta1", help="comma-separated metric keys")
+    # table and leaderboard spell it --metrics; compare's old --metric stays accepted, undocumented
+    p.add_argument("--metric", dest="metrics", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdict")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
@@ -43,7 +46,7 @@ def run(args) -> int:
 
     if not 0 < args.alpha < 1:
         raise BenchError("--alpha must lie between 0 and 1")
-    metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     run_a, run_b = load_run(args.run_a), load_run(args.run_b)
     result = compare_runs(run_a, run_b, metrics, alpha=args.alpha, n_resamples=args.resamples, seed=args.seed)
     print(f"A: {run_a.path}\nB: {run_b.path}")
