@@ -6,6 +6,7 @@ import re
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from marigold_bench.errors import CheckpointError
@@ -96,3 +97,80 @@ def test_metrics_is_one_spelling_and_metric_still_works(command, extra):
     sub = parser._subparsers._group_actions[0].choices[command]
     helptext = sub.format_help()
     assert "--metrics" in helptext and not re.search(r"--metric\b", helptext)  # one documented spelling
+
+
+# --- predict: says what it wrote, colour bar, one colour convention ---------------------------
+
+@pytest.fixture
+def one_image(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "in" / "photo.png"
+    path.parent.mkdir()
+    Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_predict_says_where_it_wrote_what(one_image, tmp_path, capsys):
+    from marigold_bench.cli import main
+
+    out = tmp_path / "out"
+    assert main(["predict", "--model", "baseline:ramp", "--input", str(one_image), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert str(out) in said
+    named = re.findall(r"\S+\.(?:npy|png|json)", said)
+    assert "photo_depth.npy" in named and "photo_depth_colorbar.png" in named
+    assert {p.name for p in out.iterdir()} == set(named)  # every file named exists, none unnamed
+
+
+def _warmth(rgb) -> float:
+    """Red minus blue of a pixel: positive for Spectral's warm end, negative for its cool end."""
+    return float(rgb[0]) - float(rgb[2])
+
+
+@pytest.mark.parametrize("space, kind", [(None, "depth"), ("disparity_affine_invariant", "disparity")])
+def test_near_is_warm_for_depth_and_disparity_models(one_image, tmp_path, space, kind):
+    from PIL import Image
+
+    from marigold_bench.cli import main
+
+    out = tmp_path / kind
+    argv = ["predict", "--model", "baseline:ramp", "--input", str(one_image), "--out", str(out)]
+    assert main(argv + (["--output-space", space] if space else [])) == 0
+    values = np.load(out / f"photo_{kind}.npy")
+    # near is where depth is smallest, or where disparity is largest: decided from the raw values
+    near = np.unravel_index(values.argmin() if kind == "depth" else values.argmax(), values.shape)
+    far = np.unravel_index(values.argmax() if kind == "depth" else values.argmin(), values.shape)
+    colored = np.asarray(Image.open(out / f"photo_{kind}_colored.png"))
+    assert _warmth(colored[near]) > 50 and _warmth(colored[far]) < -50
+
+
+@pytest.mark.parametrize("space, kind, unit", [("depth_metric", "depth", "depth (m)"),
+                                               ("disparity_affine_invariant", "disparity", "disparity")])
+def test_colour_bar_states_values_meaning_and_the_warm_end(monkeypatch, tmp_path, space, kind, unit):
+    import matplotlib.figure
+
+    from marigold_bench.commands.predict import save_colorbar_figure
+
+    figures = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    values = np.linspace(2.0, 9.0, 12).reshape(3, 4)  # metres, say: the bar must span these, not [0, 1]
+    save_colorbar_figure(tmp_path / "x.png", values, kind, space, scaling="min-max")
+    (fig,) = figures
+    image_ax, bar_ax = fig.axes
+    label = bar_ax.get_ylabel()
+    assert unit in label and "warm = near" in label
+    assert bar_ax.get_ylim() == pytest.approx((2.0, 9.0))
+    cmap = image_ax.images[0].get_cmap()
+    # the bar's near end is warm: small depth, or large disparity
+    near_end = cmap(0.0 if kind == "depth" else 1.0)
+    assert near_end[0] > near_end[2]
+
+
+def test_predict_help_documents_the_colour_convention(capsys):
+    from marigold_bench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "near is warm" in " ".join(capsys.readouterr().out.split())

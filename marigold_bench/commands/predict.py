@@ -7,7 +7,8 @@ it writes into ``--out``:
 |---|---|
 | ``<name>_depth.npy`` | float32 H x W affine-invariant depth in [0, 1] (0 = near), input size |
 | ``<name>_depth_16bit.png`` | the same scaled to 0..65535 |
-| ``<name>_depth_colored.png`` | the same through matplotlib's Spectral colormap (near red, far blue) |
+| ``<name>_depth_colored.png`` | the same through matplotlib's Spectral colormap, input size (near red, far blue) |
+| ``<name>_depth_colorbar.png`` | that colour map beside a colour bar saying what the colours mean (values, units) |
 | ``<name>_uncertainty.npy`` / ``.png`` | ensemble spread (N > 1 only); the PNG is scaled to its maximum |
 | ``settings.json`` | every resolved inference setting |
 
@@ -18,6 +19,10 @@ A family that declares its maps' range (`Family.value_range`: Marigold and the b
 [0, 1]) gets PNGs of that range; other models' outputs (metres, or disparity of any scale) are
 min-max normalised per image for the PNGs only, as the ``depth-estimation`` pipeline does for
 display (``png_scaling`` in ``settings.json``).
+
+Colours follow one convention for every model: **near is warm (red), far is cool (blue)**. A
+disparity map is large where the scene is near, so its colours run the other way round the
+colormap (Spectral reversed); the 16-bit PNG keeps the values as they are.
 ``--model`` and the inference flags are shared with ``run`` (``commands/common.py``): without
 ``--model`` the bundled tiny checkpoint is used; transformers depth models, registry names
 and ``baseline:*`` models work too.
@@ -48,7 +53,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Predict depth (or disparity, for a disparity model) for one image or every image under a "
                     "folder with any supported model, and write the raw .npy at the input size, 16-bit PNG and "
                     "colourised PNG outputs (plus uncertainty when --ensemble > 1); settings.json records the "
-                    "model's output space.")
+                    "model's output space. Colours: near is warm (red), far is cool (blue), for depth and "
+                    "disparity models alike; *_colorbar.png adds a colour bar with the values and units.")
     parser.add_argument("--input", required=True, metavar="IMAGE_OR_DIR", help="an image file or a folder")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     # --model and the inference flags are those of `run`, so the two commands cannot drift apart.
@@ -78,6 +84,46 @@ def png_scaling(value_range: tuple[float, float] | None) -> str:
     return "none" if (lo, hi) == (0.0, 1.0) else f"{lo:g}..{hi:g}"
 
 
+#: Colour-bar labels by output space: what the values are, in which unit.
+_VALUE_LABELS = {
+    "depth_affine_invariant": "affine-invariant depth (no unit; 0 = nearest)",
+    "disparity_affine_invariant": "affine-invariant disparity (no unit; large = near)",
+    "depth_scale_invariant": "scale-invariant depth (no unit)",
+    "depth_metric": "depth (m)",
+}
+
+
+def near_is_warm(shown: np.ndarray, kind: str) -> np.ndarray:
+    """The [0, 1] map to colour so that near is warm (Spectral's low end) for either ``kind``:
+    depth is small where near, disparity large, so disparity is flipped."""
+    return 1.0 - shown if kind == "disparity" else shown
+
+
+def save_colorbar_figure(path: Path, values: np.ndarray, kind: str, space: str, scaling: str) -> None:
+    """The coloured map beside a colour bar labelled with the values it shows (the raw values'
+    range when the PNGs were min-max scaled) and their meaning; near is warm, as in the PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never open a window, never need a display
+    import matplotlib.pyplot as plt
+
+    if scaling == "none":
+        lo, hi = 0.0, 1.0
+    elif ".." in scaling:  # a family's declared range ("lo..hi", see png_scaling)
+        lo, hi = (float(v) for v in scaling.split(".."))
+    else:
+        lo, hi = float(values.min()), float(values.max())
+    cmap = "Spectral_r" if kind == "disparity" else "Spectral"
+    h, w = values.shape
+    fig, ax = plt.subplots(figsize=(6.0 * w / max(h, w) + 1.6, 6.0 * h / max(h, w)), dpi=100)
+    shown = ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1.0)
+    ax.set_axis_off()
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+    bar.set_label(f"{_VALUE_LABELS.get(space, kind)}; warm = near, cool = far")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
 def display_map(depth: np.ndarray, scaling: str = "none") -> np.ndarray:
     """The [0, 1] map the PNGs show: ``depth`` itself (``"none"``), min-max normalised
     (``"min-max"``; a constant map shows as 0), or a declared range ``"lo..hi"`` mapped to [0, 1]."""
@@ -91,9 +137,10 @@ def display_map(depth: np.ndarray, scaling: str = "none") -> np.ndarray:
 
 
 def save_outputs(out_dir: Path, stem: str, depth: np.ndarray, uncertainty: np.ndarray | None,
-                 kind: str = "depth", scaling: str = "none") -> list[Path]:
+                 kind: str = "depth", scaling: str = "none", space: str | None = None) -> list[Path]:
     """Write one image's outputs (see the module docstring); returns the paths written.
-    ``scaling`` is how the PNGs map values to [0, 1] (`display_map`); the ``.npy`` is raw."""
+    ``scaling`` is how the PNGs map values to [0, 1] (`display_map`); the ``.npy`` is raw.
+    ``space`` (the output space) labels the colour bar."""
     from PIL import Image
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -102,8 +149,10 @@ def save_outputs(out_dir: Path, stem: str, depth: np.ndarray, uncertainty: np.nd
     np.save(base.with_suffix(".npy"), depth.astype(np.float32))
     shown = display_map(depth, scaling)
     Image.fromarray(np.round(np.clip(shown, 0, 1) * 65535).astype(np.uint16)).save(f"{base}_16bit.png")
-    Image.fromarray(colorize(shown)).save(f"{base}_colored.png")
-    written += [base.with_suffix(".npy"), Path(f"{base}_16bit.png"), Path(f"{base}_colored.png")]
+    Image.fromarray(colorize(near_is_warm(np.clip(shown, 0, 1), kind))).save(f"{base}_colored.png")
+    save_colorbar_figure(Path(f"{base}_colorbar.png"), depth, kind, space or f"{kind}_affine_invariant", scaling)
+    written += [base.with_suffix(".npy"), Path(f"{base}_16bit.png"), Path(f"{base}_colored.png"),
+                Path(f"{base}_colorbar.png")]
     if uncertainty is not None:
         ubase = out_dir / f"{stem}_uncertainty"
         np.save(ubase.with_suffix(".npy"), uncertainty.astype(np.float32))
@@ -141,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     members = list(range(int(predictor.settings.get("ensemble", 1))))
     failures: list[str] = []
     n_failed = 0
+    n_written, names = 0, None
     with tqdm(total=len(files), desc="predict", unit="img") as bar:
         for start in range(0, len(files), IMAGES_PER_CALL):
             batch = []
@@ -172,8 +222,12 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     depth, uncertainty = predictor.merge(raw, image.shape[:2])
                     rel = path.relative_to(root)
-                    save_outputs(out / rel.parent, rel.stem, depth, uncertainty, kind, scaling)
+                    written = save_outputs(out / rel.parent, rel.stem, depth, uncertainty, kind, scaling, space)
+                    n_written += 1
+                    if len(files) == 1:
+                        names = ", ".join(f.name for f in written)
                 bar.update(1)
+    _report_written(out, n_written, kind, names)
     if failures:
         for message in failures:
             print(f"marigold-bench predict: {message}", file=sys.stderr)
@@ -182,4 +236,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_parser", "run", "save_outputs", "colorize", "display_map", "png_scaling"]
+def _report_written(out: Path, n_written: int, kind: str, names: str | None) -> None:
+    """Say where the outputs went: one line on stdout (a silent success looks like a failure)."""
+    if not n_written:
+        return
+    if names:
+        print(f"wrote {names} and settings.json to {out}")
+    else:
+        print(f"wrote {n_written} image(s) to {out}: <name>_{kind}.npy (raw), _{kind}_16bit.png, "
+              f"_{kind}_colored.png and _{kind}_colorbar.png (near = warm) per image, and settings.json")
+
+
+__all__ = ["add_parser", "run", "save_outputs", "colorize", "display_map", "png_scaling", "near_is_warm",
+           "save_colorbar_figure"]
