@@ -16,7 +16,7 @@ from marigold_bench.commands.flags import unknown_flag_message
 from marigold_bench.errors import BenchError
 
 COMMANDS = ("run", "evaluate", "rescore", "predict", "leaderboard", "ablate", "table", "compare", "regress",
-            "train", "data", "models", "protocols", "benchmarks")
+            "train", "data", "models", "protocols", "benchmarks", "gallery")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -174,3 +174,48 @@ def test_predict_help_documents_the_colour_convention(capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     assert "near is warm" in " ".join(capsys.readouterr().out.split())
+
+
+# --- gallery: the best figure has a command ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ramp_run(tmp_path_factory):
+    from marigold_bench.cli import main
+
+    run = tmp_path_factory.mktemp("gallery") / "run"
+    assert main(["run", "--dataset", "synthetic", "--model", "baseline:ramp", "--max-samples", "4",
+                 "--out", str(run)]) == 0
+    return run
+
+
+def test_gallery_command_writes_the_figure_and_says_where(ramp_run, tmp_path, capsys):
+    from PIL import Image
+
+    from marigold_bench.cli import main
+
+    capsys.readouterr()
+    assert main(["gallery", str(ramp_run), "--out", str(tmp_path / "two.png"), "--n", "2"]) == 0
+    said = capsys.readouterr().out
+    assert str(tmp_path / "two.png") in said and str(tmp_path / "two.pdf") in said
+    assert main(["gallery", str(ramp_run), "--out", str(tmp_path / "four"), "--n", "4"]) == 0
+    two, four = (Image.open(tmp_path / f"{n}.png").size for n in ("two", "four"))
+    assert four[1] > 1.5 * two[1]  # one row per sample: --n reaches the figure
+    assert main(["gallery", str(ramp_run)]) == 0  # default: beside the run
+    assert (ramp_run / "gallery.png").is_file() and (ramp_run / "gallery.pdf").is_file()
+
+
+@pytest.mark.parametrize("argv, says", [(["--n", "0"], "--n must be >= 1"),
+                                        (["--samples", "test/nothing"], "not in the dataset")])
+def test_gallery_bad_input_is_one_line(ramp_run, capsys, argv, says):
+    from marigold_bench.cli import main
+
+    assert main(["gallery", str(ramp_run), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and "\n" not in err
+
+
+def test_gallery_of_a_folder_that_is_no_run(tmp_path, capsys):
+    from marigold_bench.cli import main
+
+    assert main(["gallery", str(tmp_path)]) == 2
+    assert "no summary.json" in capsys.readouterr().err
