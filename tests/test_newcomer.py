@@ -219,3 +219,37 @@ def test_gallery_of_a_folder_that_is_no_run(tmp_path, capsys):
 
     assert main(["gallery", str(tmp_path)]) == 2
     assert "no summary.json" in capsys.readouterr().err
+
+
+# --- --reference: only the benchmarks run ---------------------------------------------------
+
+def test_reference_on_a_synthetic_board_adds_no_published_columns(ramp_run, capsys):
+    from marigold_bench.cli import main
+
+    capsys.readouterr()
+    assert main(["table", str(ramp_run), "--reference", "--format", "csv"]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split(",")
+    # nothing but the run's own columns: no paper reports the synthetic set
+    assert [c for c in header if c.startswith(("nyu", "kitti", "eth3d", "scannet", "diode"))] == []
+    assert any(c.startswith("synthetic") for c in header)
+
+
+def test_reference_quotes_papers_only_on_the_benchmarks_run(tmp_path):
+    import io
+
+    import pandas as pd
+
+    from marigold_bench.report.rundir import load_run
+    from marigold_bench.report.tables import REFERENCE_CSV, build_table, render
+    from test_tables import write_run
+
+    runs = [load_run(write_run(tmp_path / "nyu", "nyu")), load_run(write_run(tmp_path / "kitti", "kitti"))]
+    frame = pd.read_csv(io.StringIO(render(build_table(runs, reference=True), "csv")))
+    quoted = frame[frame["quoted"]]
+    published = pd.read_csv(REFERENCE_CSV)
+    assert not [c for c in frame.columns if c.startswith(("eth3d", "scannet", "diode"))]
+    # every paper row with a NYUv2 or KITTI number, and those numbers as published
+    expected = published.dropna(subset=["nyu_abs_rel", "kitti_abs_rel"], how="all")
+    assert len(quoted) == len(expected)
+    assert quoted["nyu_abs_rel"].tolist() == pytest.approx(expected["nyu_abs_rel"].tolist(), nan_ok=True)
+    assert quoted["kitti_delta1"].tolist() == pytest.approx(expected["kitti_delta1"].tolist(), nan_ok=True)

@@ -405,6 +405,23 @@ def _column_order(column: str) -> tuple:
             subset)
 
 
+def _datasets_of(rows: list[Row]) -> set[str]:
+    """The dataset columns ``rows`` fill (values, run directories or failures)."""
+    return ({d for row in rows for d, _ in row.values} | {d for row in rows for d in row.paths}
+            | {d for row in rows for d in row.failures})
+
+
+def _quoted_for(quoted: list[Row], datasets: set[str]) -> list[Row]:
+    """Published rows cut to the benchmarks that were run (all of them when none was, as for
+    ``table --reference`` alone): a paper's other columns would only widen the table, and a
+    paper without a number on these benchmarks has no row."""
+    if not datasets:
+        return quoted
+    for row in quoted:
+        row.values = {key: value for key, value in row.values.items() if key[0] in datasets}
+    return [row for row in quoted if row.values]
+
+
 def build_table(runs: list[RunDir], metrics=DEFAULT_METRICS, reference: bool | str = False,
                 failures=(), origins: dict | None = None, subsets=DIODE_SUBSETS,
                 show_n: bool = False) -> Table:
@@ -440,9 +457,9 @@ def build_table(runs: list[RunDir], metrics=DEFAULT_METRICS, reference: bool | s
     sources = {}
     if reference:
         quoted, sources = load_reference(None if reference is True else reference)
-        rows = quoted + rows
-    present = ({d for row in rows for d, _ in row.values} | {d for row in rows for d in row.paths}
-               | {d for row in rows for d in row.failures})
+        rows = _quoted_for(quoted, _datasets_of(rows)) + rows
+        sources = {key: text for key, text in sources.items() if any(r.source == key for r in rows)}
+    present = _datasets_of(rows)
     datasets = sorted(present, key=_column_order)
     return Table(datasets, metrics, rows, sources, show_n=show_n)
 
