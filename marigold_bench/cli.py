@@ -14,6 +14,7 @@ import sys
 from marigold_bench import __version__
 from marigold_bench.commands.flags import unknown_flag_message
 from marigold_bench.errors import BenchError
+from marigold_bench.eval.progress import slow_redraws_in_logs
 
 COMMANDS = ("run", "evaluate", "rescore", "predict", "leaderboard", "ablate", "table", "compare", "regress",
             "train", "data", "models", "protocols", "benchmarks", "gallery")
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    slow_redraws_in_logs()  # in a log file, a bar redraw every 0.1 s is a new line every 0.1 s
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     # an unknown flag gets one line naming the flag meant, not argparse's top-level usage

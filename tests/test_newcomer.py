@@ -253,3 +253,98 @@ def test_reference_quotes_papers_only_on_the_benchmarks_run(tmp_path):
     assert len(quoted) == len(expected)
     assert quoted["nyu_abs_rel"].tolist() == pytest.approx(expected["nyu_abs_rel"].tolist(), nan_ok=True)
     assert quoted["kitti_delta1"].tolist() == pytest.approx(expected["kitti_delta1"].tolist(), nan_ok=True)
+
+
+# --- progress: no loading bar, bars name the model, few redraws in logs ---------------------
+
+def _fresh_process(code: str, env_extra: dict | None = None) -> str:
+    """stderr of ``code`` run in a new interpreter without the test set-up's TQDM_DISABLE (tqdm
+    reads its TQDM_* settings once, at import, so only a fresh process shows a user's bars)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests"), env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-c", code], env={**env, **(env_extra or {})}, cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stderr
+
+
+def test_loading_a_transformers_model_draws_no_bar(tmp_path):
+    import fixtures_transformers as ft
+
+    folder = ft.make_tiny_depth_model(tmp_path / "dpt", "dpt")
+    err = _fresh_process(
+        "import sys\n"
+        "from transformers.utils import logging as hf_logging\n"
+        "from marigold_bench.inference.transformers_depth import TransformersDepthPredictor\n"
+        f"TransformersDepthPredictor.from_pretrained({str(folder)!r})\n"
+        "print('bars still on:', hf_logging.is_progress_bar_enabled(), file=sys.stderr)\n")
+    assert "Loading weights" not in err and "%|" not in err
+    assert "bars still on: True" in err  # the user's setting is left as it was
+
+
+def test_run_bar_names_the_model(tmp_path, monkeypatch, capfd):
+    from marigold_bench.data import load_dataset
+    from marigold_bench.eval.evaluator import run_predictor
+    from marigold_bench.inference.baseline import BaselinePredictor
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    dataset = load_dataset("synthetic")
+    predictor = BaselinePredictor("constant")
+    capfd.readouterr()
+    run_predictor(dataset, predictor, str(tmp_path / "run"), progress=True)
+    err = capfd.readouterr().err
+    assert "baseline:constant on synthetic" in err
+
+
+class _Log:
+    """A log file as a batch job's stderr: no terminal."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+def test_bars_in_a_log_file_redraw_rarely(monkeypatch):
+    import tqdm.std
+
+    from marigold_bench.eval.progress import LOG_INTERVAL_S, progress
+
+    clock = iter(range(10_000))  # one second passes per look at the clock
+    monkeypatch.setattr(tqdm.std, "time", lambda: float(next(clock)))
+    log = _Log()
+    for _ in progress(range(300), desc="run x on y", file=log):
+        pass
+    redraws = log.text.count("\r")
+    # ~300 seconds at one redraw per LOG_INTERVAL_S, not one per item as at tqdm's 0.1 s default
+    assert redraws <= 300 / LOG_INTERVAL_S * 2 + 3, redraws
+    assert "run x on y" in log.text and "300/300" in log.text  # the last state is still written
+
+
+def _bar_interval_after_cli(env_extra: dict) -> float:
+    """tqdm's default redraw interval in a fresh process after the CLI ran with stderr in a file."""
+    err = _fresh_process("import io, sys\n"
+                         "from marigold_bench import cli\n"
+                         "cli.main(['protocols'])\n"
+                         "from tqdm import tqdm\n"
+                         "print(tqdm(range(1), file=io.StringIO()).mininterval, file=sys.stderr)\n", env_extra)
+    return float(err.strip().splitlines()[-1])
+
+
+def test_the_cli_slows_every_bar_when_stderr_is_a_log():
+    from marigold_bench.eval.progress import LOG_INTERVAL_S
+
+    # every bar of the process, libraries' included: tqdm's default is 0.1 s
+    assert _bar_interval_after_cli({}) == LOG_INTERVAL_S
+    assert _bar_interval_after_cli({"TQDM_MININTERVAL": "2"}) == 2.0  # the user's own choice wins

@@ -165,7 +165,7 @@ def save_outputs(out_dir: Path, stem: str, depth: np.ndarray, uncertainty: np.nd
 
 def run(args: argparse.Namespace) -> int:
     """Run ``predict``; returns 0, or 1 when some images failed (each one is reported)."""
-    from tqdm.auto import tqdm
+    from ..eval.progress import bar_label, progress
 
     from ..inference.images import InputImageError, list_images, load_image
 
@@ -191,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     n_failed = 0
     n_written, names = 0, None
-    with tqdm(total=len(files), desc="predict", unit="img") as bar:
+    label = bar_label("predict", f"{len(files)} image(s)", predictor.settings.get("model"))
+    with progress(total=len(files), desc=label, unit="img") as bar:
         for start in range(0, len(files), IMAGES_PER_CALL):
             batch = []
             for path in files[start:start + IMAGES_PER_CALL]:

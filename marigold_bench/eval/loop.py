@@ -20,12 +20,13 @@ import time
 import warnings
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from marigold_bench.data.protocol import Protocol
 from marigold_bench.errors import BenchError, DamagedEntryError, PredictionError, SampleError
 from marigold_bench.eval.outdir import check_run_dir
 from marigold_bench.eval.predictions import fit_to_shape
+from marigold_bench.eval.progress import bar_label
+from marigold_bench.eval.progress import progress as progress_bar
 from marigold_bench.eval.protocols import Scoring, default_scoring
 from marigold_bench.eval.rundir import FAILED, NO_VALID, OK, SKIPPED, summarize, write_run
 from marigold_bench.eval.scoring import align_and_score, as_scoring, scored_pixels
@@ -410,8 +411,9 @@ def score_loop(dataset, source: Source, scorings: list, indices=None, skip_missi
 
     todo = [i for i in indices if i not in done]
     items = _read_items(dataset, todo, workers, timings)
-    for index, item in tqdm(items, total=len(todo), desc=f"{source.verb} {dataset.protocol.name}",
-                            disable=not progress):
+    model = getattr(getattr(source, "predictor", None), "settings", {}).get("model")  # the bar names it
+    for index, item in progress_bar(items, total=len(todo), desc=bar_label(source.verb, dataset.protocol.name, model),
+                                    disable=not progress):
         if isinstance(item, SampleError):
             if not skip_missing:
                 raise source.unreadable(dataset.ids[index], item)
