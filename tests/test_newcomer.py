@@ -272,15 +272,17 @@ def _fresh_process(code: str, env_extra: dict | None = None) -> str:
     return done.stderr
 
 
-def test_loading_a_transformers_model_draws_no_bar(tmp_path):
+def test_loading_a_model_draws_no_bar(tmp_path):
     import fixtures_transformers as ft
 
     folder = ft.make_tiny_depth_model(tmp_path / "dpt", "dpt")
     err = _fresh_process(
         "import sys\n"
         "from transformers.utils import logging as hf_logging\n"
+        "from marigold_bench.inference import MarigoldPredictor\n"
         "from marigold_bench.inference.transformers_depth import TransformersDepthPredictor\n"
         f"TransformersDepthPredictor.from_pretrained({str(folder)!r})\n"
+        "MarigoldPredictor.from_pretrained('tiny')\n"  # its text encoder is a transformers model: same bar
         "print('bars still on:', hf_logging.is_progress_bar_enabled(), file=sys.stderr)\n")
     assert "Loading weights" not in err and "%|" not in err
     assert "bars still on: True" in err  # the user's setting is left as it was
@@ -348,3 +350,4 @@ def test_the_cli_slows_every_bar_when_stderr_is_a_log():
     # every bar of the process, libraries' included: tqdm's default is 0.1 s
     assert _bar_interval_after_cli({}) == LOG_INTERVAL_S
     assert _bar_interval_after_cli({"TQDM_MININTERVAL": "2"}) == 2.0  # the user's own choice wins
+

@@ -28,7 +28,6 @@ leaderboard; it costs cache space and no compute, and a warning says it changes 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -103,19 +102,6 @@ def _plain(value):
     return str(value)
 
 
-
-@contextlib.contextmanager
-def _no_loading_bar():
-    """transformers' progress bars off while inside, back as they were after (the user's choice)."""
-    from transformers.utils import logging as hf_logging
-
-    was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_on:
-            hf_logging.enable_progress_bar()
 
 class TransformersDepthPredictor:
     """Runs a transformers depth-estimation checkpoint on batches of images.
@@ -221,6 +207,7 @@ class TransformersDepthPredictor:
             CheckpointError: the folder is not a transformers depth estimator, or cannot be loaded.
             InferenceSettingsError: a setting is invalid, or torchvision is missing for its processor.
         """
+        from ..model.hub import no_loading_bar
         from ..model.load import check_transformers_checkpoint, resolve_checkpoint, weights_fingerprint
         from .registry import resolve_name
 
@@ -237,7 +224,7 @@ class TransformersDepthPredictor:
             with warnings.catch_warnings():
                 # "falling back to the PIL backend" when torchvision is absent: the pipeline does the same
                 warnings.simplefilter("ignore")
-                with _no_loading_bar():  # transformers draws a "Loading weights" bar on every load
+                with no_loading_bar():  # transformers draws a "Loading weights" bar on every load
                     net = AutoModelForDepthEstimation.from_pretrained(path, dtype=PRECISIONS[precision])
                 processor = AutoImageProcessor.from_pretrained(path)
         except pickle.UnpicklingError:  # torch's weights-only loader met more than tensors in a .bin

@@ -7,6 +7,7 @@ one gets a message with that command.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -36,6 +37,21 @@ def how_to_fetch(repo_id: str) -> str:
             "(then copy its cache here, or set HF_HOME/HF_HUB_CACHE)")
 
 
+@contextlib.contextmanager
+def no_loading_bar():
+    """transformers' progress bars off inside (it draws "Loading weights" on every model load), and
+    back as they were after: the user's own setting is theirs."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 def cached_snapshot(repo_id: str) -> Path | None:
     """The local snapshot folder of ``repo_id`` (its ``main`` revision) in the hub cache, or
     None; never downloads."""
@@ -47,4 +63,4 @@ def cached_snapshot(repo_id: str) -> Path | None:
         return None
 
 
-__all__ = ["hf_cache_dir", "download_command", "how_to_fetch", "cached_snapshot"]
+__all__ = ["hf_cache_dir", "download_command", "how_to_fetch", "cached_snapshot", "no_loading_bar"]

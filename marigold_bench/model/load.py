@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from .hub import cached_snapshot, download_command, hf_cache_dir, how_to_fetch
+from .hub import cached_snapshot, download_command, hf_cache_dir, how_to_fetch, no_loading_bar
 
 #: What inference needs, in the order it is checked.
 REQUIRED_COMPONENTS = ("unet", "vae", "scheduler", "text_encoder", "tokenizer")
@@ -427,8 +427,9 @@ def load_components(model: str | os.PathLike, torch_dtype: torch.dtype = torch.f
                                                     variant=variants.get("unet"))
         vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=torch_dtype,
                                             variant=variants.get("vae"))
-        text_encoder = CLIPTextModel.from_pretrained(path / "text_encoder", dtype=torch_dtype,
-                                                     variant=variants.get("text_encoder"))
+        with no_loading_bar():  # transformers draws a "Loading weights" bar for the text encoder
+            text_encoder = CLIPTextModel.from_pretrained(path / "text_encoder", dtype=torch_dtype,
+                                                         variant=variants.get("text_encoder"))
         tokenizer = CLIPTokenizer.from_pretrained(path / "tokenizer")
     except (OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"cannot load checkpoint {path}: {exc}") from exc
