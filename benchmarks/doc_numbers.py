@@ -211,6 +211,8 @@ def main(argv=None) -> int:
                         help="run the generators up to this tier (default: fast and model)")
     parser.add_argument("--only", default=None, help="comma-separated span names (overrides --tier)")
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on a difference")
+    parser.add_argument("--skip-timings", action="store_true",
+                        help="leave the wall-time spans alone (a busy or unusual machine)")
     parser.add_argument("--work", default=None, help="scratch folder for the runs (default: a temporary one)")
     args = parser.parse_args(argv)
 
@@ -222,7 +224,7 @@ def main(argv=None) -> int:
     else:
         upto = TIERS if args.tier == "all" else TIERS[:TIERS.index(args.tier) + 1]
         names = [n for n, g in GENERATORS.items() if g.tier in upto]
-    if args.check:
+    if args.check or args.skip_timings:
         names = [n for n in names if not GENERATORS[n].timing]
 
     with contextlib.ExitStack() as stack:

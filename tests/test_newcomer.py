@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -351,3 +352,62 @@ def test_the_cli_slows_every_bar_when_stderr_is_a_log():
     assert _bar_interval_after_cli({}) == LOG_INTERVAL_S
     assert _bar_interval_after_cli({"TQDM_MININTERVAL": "2"}) == 2.0  # the user's own choice wins
 
+
+
+# --- numbers in the docs come from a script -------------------------------------------------
+
+def _doc_numbers():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("doc_numbers", REPO / "benchmarks" / "doc_numbers.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["doc_numbers"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_marked_number_has_a_generator_and_every_generator_a_span():
+    doc_numbers = _doc_numbers()
+    names = []
+    for path, found in doc_numbers.all_spans().items():
+        text = path.read_text(encoding="utf-8")
+        # every opening and closing marker belongs to a parsed span: none unclosed or misspelt
+        assert text.count("<!-- num:") == text.count("<!-- /num -->") == len(found), path
+        names += [name for name, _ in found]
+    assert sorted(names) == sorted(doc_numbers.GENERATORS)  # each once, none without a generator
+    # the numbers the issue found stale are marked, so the script owns them
+    for name in ("sensitivity_table", "card_test_model_abs_rel", "card_test_model_delta1",
+                 "ensemble_study_minutes"):
+        assert name in names
+
+
+def test_rewrite_replaces_only_the_marked_text():
+    doc_numbers = _doc_numbers()
+    text = "AbsRel <!-- num:a -->19.47<!-- /num --> and δ1 <!-- num:b -->70.71<!-- /num -->, 19.47 unmarked"
+    assert doc_numbers.rewrite(text, {"a": "19.41"}) == (
+        "AbsRel <!-- num:a -->19.41<!-- /num --> and δ1 <!-- num:b -->70.71<!-- /num -->, 19.47 unmarked")
+    assert doc_numbers.spans(text) == [("a", "19.47"), ("b", "70.71")]
+
+
+def test_model_card_baseline_scores_are_what_the_suite_computes(tmp_path):
+    # the cheap spans (non-learned baselines), against an independent reading of the runs
+    doc_numbers = _doc_numbers()
+    names = [n for n, g in doc_numbers.GENERATORS.items() if g.tier == "fast"]
+    assert len(names) == 8
+    values = doc_numbers.compute(names, tmp_path)
+    card = dict(doc_numbers.spans(doc_numbers.DOCS[1].read_text(encoding="utf-8")))
+    for name in names:
+        assert card[name] == values[name], name
+    ramp = json.loads((tmp_path / "test-baseline-ramp" / "summary.json").read_text())
+    assert ramp["n"] == 32 and values["card_test_ramp_abs_rel"] == f"{ramp['metrics']['abs_rel']:.4f}"
+
+
+@pytest.mark.slow
+def test_model_numbers_in_the_docs_are_what_the_script_computes(tmp_path):
+    # the tiny model on the synthetic set, its rescore and the leaderboard: minutes on 2 cores
+    doc_numbers = _doc_numbers()
+    names = [n for n, g in doc_numbers.GENERATORS.items() if g.tier == "model" and not g.timing]
+    values = doc_numbers.compute(names, tmp_path)
+    marked = {name: text for path in doc_numbers.DOCS for name, text in doc_numbers.spans(path.read_text())}
+    assert {n: marked[n] for n in names} == values
