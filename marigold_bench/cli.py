@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # an unknown flag gets one line naming the flag meant, not argparse's top-level usage
     unknown = unknown_flag_message(parser, argv)
-    if unknown:
+    if unknown:  # exits as argparse's own usage errors do (SystemExit 2), just with a better line
         print(unknown, file=sys.stderr)
-        return 2
+        raise SystemExit(2)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
