@@ -1,0 +1,69 @@
+"""Sparsification, AUSE and AURG (marigold_bench.eval.uncertainty) against values worked by hand.
+
+(The same definitions were compared with mono-uncertainty's ``compute_aucs`` on 40 random
+images, ties included: equal to the last bit; see CHANGELOG.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from marigold_bench.eval.uncertainty import scores_of, sparsification
+
+GT = np.ones(4)
+PRED = np.array([1.0, 1.1, 1.5, 2.0])  # AbsRel terms 0, .1, .5, 1; ratios 1, 1.1, 1.5, 2
+
+
+def test_a_perfect_ranking_matches_the_oracle():
+    # intervals=2: keep all (mean .4), keep the two least uncertain (mean .05), then nothing (0)
+    result = sparsification(PRED, GT, np.array([0.0, 1.0, 2.0, 3.0]), intervals=2)
+    abs_rel = result["abs_rel"]
+    np.testing.assert_allclose(abs_rel["curve"], [0.4, 0.05, 0.0])
+    np.testing.assert_allclose(abs_rel["oracle"], [0.4, 0.05, 0.0])
+    # area: (.4 + .05) / 2 * .5 + (.05 + 0) / 2 * .5 = .125
+    assert abs_rel["ause"] == pytest.approx(0.0)
+    assert abs_rel["aurg"] == pytest.approx(0.4 - 0.125)
+    # δ1 outliers: ratios >= 1.25 are the last two pixels: .5 of all, none of the first two
+    outliers = result["delta1_outliers"]
+    np.testing.assert_allclose(outliers["curve"], [0.5, 0.0, 0.0])
+    assert outliers["aurg"] == pytest.approx(0.5 - 0.125)
+
+
+def test_a_reversed_ranking_is_worse_than_chance():
+    result = sparsification(PRED, GT, np.array([3.0, 2.0, 1.0, 0.0]), intervals=2)["abs_rel"]
+    # the two kept pixels are the worst: mean .75; area (.4 + .75)/4 + .75/4 = .475
+    np.testing.assert_allclose(result["curve"], [0.4, 0.75, 0.0])
+    assert result["ause"] == pytest.approx(0.475 - 0.125)
+    assert result["aurg"] == pytest.approx(0.4 - 0.475)
+    assert result["aurg"] < 0
+
+
+def test_rmse_is_the_root_of_the_kept_pixels_mean_square():
+    result = sparsification(PRED, GT, np.array([0.0, 1.0, 2.0, 3.0]), intervals=2)["rmse"]
+    np.testing.assert_allclose(result["curve"], [np.sqrt((0 + .01 + .25 + 1) / 4), np.sqrt(.01 / 2), 0.0])
+
+
+def test_mask_scale_of_the_uncertainty_and_columns():
+    valid = np.array([True, True, True, True, False])
+    pred, gt = np.append(PRED, 50.0), np.append(GT, 1.0)
+    a = sparsification(pred, gt, np.array([0.0, 1.0, 2.0, 3.0, -9.0]), valid, intervals=2)
+    b = sparsification(PRED, GT, 1000.0 * np.array([0.0, 1.0, 2.0, 3.0]), intervals=2)
+    assert scores_of(a) == pytest.approx(scores_of(b))  # only the ranking matters
+    assert sorted(scores_of(a)) == sorted(f"{k}_{m}" for k in ("ause", "aurg")
+                                          for m in ("abs_rel", "rmse", "delta1_outliers"))
+
+
+@pytest.mark.parametrize("pred, unc, message", [
+    (np.array([1.0, np.nan, 1, 1]), np.zeros(4), "NaN or inf"),
+    (np.array([1.0, -1, 1, 1]), np.zeros(4), "positive"),
+    (PRED, np.zeros(3), "differ in shape"),
+])
+def test_bad_input_is_a_clear_error(pred, unc, message):
+    with pytest.raises(ValueError, match=message):
+        sparsification(pred, GT, unc)
+
+
+def test_no_valid_pixel_is_a_clear_error():
+    with pytest.raises(ValueError, match="no valid pixel"):
+        sparsification(PRED, GT, np.zeros(4), valid=np.zeros(4, bool))
