@@ -1,0 +1,90 @@
+"""Protocol identity: the hash is stable across processes, blind to prose and location, and
+changes when any input that changes a number changes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+
+from marigold_bench.eval.identity import hash_differences, identity, protocol_hash, protocol_id, record
+
+SUMMARY = {
+    "dataset": "nyu",
+    "scoring": {"protocol": "marigold", "source": "Ke et al.", "dataset": "nyu",
+                "output_space": "depth_affine_invariant", "alignment": "affine", "fit_space": "depth",
+                "fit": "least squares", "fit_resolution": "full", "fit_max_resolution": None,
+                "fit_downsample": "width_only", "weights": "none", "clip_to_range": True,
+                "min_depth": 0.001, "max_depth": 10.0, "metric_definitions": "marigold",
+                "metric_keys": ["abs_rel", "delta1"], "boundary_f1_radius": None, "overrides": []},
+    "protocol": {"name": "nyu", "min_depth": 0.001, "max_depth": 10.0, "eval_mask": "eigen",
+                 "range_in_valid": True, "fit_max_resolution": None, "fit_downsample": "width_only",
+                 "split_sha256": "ab" * 32, "root": "/data/a", "source": "/data/a/nyuv2/x.tar",
+                 "count": 654, "processing_res": 0},
+}
+
+
+def test_id_and_a_hash_recorded_for_new_runs():
+    assert protocol_id(SUMMARY) == "marigold/1"
+    rec = record(SUMMARY)
+    assert rec["protocol_hash"] == protocol_hash(SUMMARY) and len(rec["protocol_hash"]) == 16
+    assert identity({**SUMMARY, "protocol_identity": rec})["hash_source"] == "recorded"
+    assert "computed" in identity(SUMMARY)["hash_source"]  # a 0.3 run directory: said so
+
+
+def test_the_hash_is_the_same_in_another_process():
+    code = ("import json, sys; from marigold_bench.eval.identity import protocol_hash; "
+            "print(protocol_hash(json.loads(sys.stdin.read())))")
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(SUMMARY), capture_output=True,
+                         text=True, check=True, env={"PYTHONHASHSEED": "123", **__import__("os").environ})
+    assert out.stdout.strip() == protocol_hash(SUMMARY)
+
+
+@pytest.mark.parametrize("path, value", [
+    (("scoring", "protocol"), "moge"),
+    (("scoring", "alignment"), "scale"),
+    (("scoring", "fit_space"), "disparity"),
+    (("scoring", "fit_max_resolution"), 1024),
+    (("scoring", "clip_to_range"), False),
+    (("scoring", "min_depth"), 0.01),
+    (("scoring", "metric_definitions"), "moge"),
+    (("scoring", "metric_keys"), ["abs_rel"]),
+    (("scoring", "boundary_f1_radius"), 1),
+    (("scoring", "crop"), "garg"),
+    (("protocol", "eval_mask"), None),
+    (("protocol", "max_depth"), 80.0),
+    (("protocol", "range_in_valid"), False),
+    (("protocol", "split_sha256"), "cd" * 32),
+    (("dataset",), "kitti"),
+])
+def test_each_input_changes_the_hash_and_is_named(path, value):
+    changed = copy.deepcopy(SUMMARY)
+    target = changed
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    assert protocol_hash(changed) != protocol_hash(SUMMARY)
+    name = ".".join(("benchmark",) + path[1:]) if path[0] == "protocol" else ".".join(path)
+    lines = hash_differences(SUMMARY, changed)
+    assert any(line.startswith(name + ":") for line in lines)
+    # besides the input itself only the protocol id can follow it (it names the protocol)
+    assert all(line.startswith((name + ":", "protocol_id:")) for line in lines)
+
+
+@pytest.mark.parametrize("path, value", [
+    (("scoring", "source"), "another citation"),
+    (("scoring", "fit"), "reworded"),
+    (("scoring", "overrides"), ["alignment"]),
+    (("protocol", "root"), "/elsewhere"),
+    (("protocol", "source"), "/elsewhere/x.tar"),
+    (("protocol", "count"), 8),
+    (("protocol", "processing_res"), 768),
+])
+def test_prose_location_and_sample_count_do_not(path, value):
+    changed = copy.deepcopy(SUMMARY)
+    changed[path[0]][path[1]] = value
+    assert protocol_hash(changed) == protocol_hash(SUMMARY)
+    assert hash_differences(SUMMARY, changed) == []
