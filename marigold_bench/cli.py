@@ -17,7 +17,7 @@ from marigold_bench.errors import BenchError
 from marigold_bench.eval.progress import slow_redraws_in_logs
 
 COMMANDS = ("run", "evaluate", "rescore", "predict", "leaderboard", "ablate", "table", "compare", "regress",
-            "train", "data", "models", "protocols", "benchmarks", "gallery")
+            "train", "data", "models", "protocols", "benchmarks", "gallery", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
