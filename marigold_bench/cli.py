@@ -17,7 +17,7 @@ from marigold_bench.errors import BenchError
 from marigold_bench.eval.progress import slow_redraws_in_logs
 
 COMMANDS = ("run", "evaluate", "rescore", "predict", "leaderboard", "ablate", "table", "compare", "regress",
-            "train", "data", "models", "protocols", "benchmarks", "gallery", "export")
+            "train", "data", "models", "protocols", "benchmarks", "gallery", "export", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

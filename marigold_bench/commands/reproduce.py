@@ -1,0 +1,111 @@
+"""``marigold-bench reproduce``: rerun published numbers that this machine can rerun, and judge them.
+
+Each paper-target cell (`marigold_bench.report.reproduce`) whose weights are in the local
+Hugging Face cache and whose data is under ``--data-root``/``$MARIGOLD_DATA`` is run with
+``marigold-bench run`` (cells of one model, benchmark and settings share one run directory, so
+a rerun resumes and finished runs are reused); the others are reported as "not run" with the
+command that would fetch what is missing. Exit 0 when no cell that ran failed, 1 when one did
+(CI reads it like ``regress``), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "reproduce", help="rerun the paper-target cells this machine has weights and data for, and judge them",
+        description="Runs each cell's `marigold-bench run` (resumable) where its checkpoint is in the local "
+                    "Hugging Face cache and its benchmark data is present; prints published value, ours, delta "
+                    "and pass/fail, and writes report.md and report.json under --out. Cells that cannot run here "
+                    "are 'not run' with the command that fetches what they lack.")
+    p.add_argument("--cells", nargs="*", default=None, metavar="PATTERN",
+                   help="cell ids or shell patterns (e.g. 'marigold-v1-0-50x10/*'); default: every cell")
+    p.add_argument("--cells-file", default=None, help="a cells CSV of your own (default: the bundled one)")
+    p.add_argument("--data-root", default=None, help="base folder of the benchmark data (default: $MARIGOLD_DATA)")
+    p.add_argument("--out", default=os.path.join("runs", "reproduce"), help="report and run directories")
+    p.add_argument("--list", action="store_true", help="list the cells with their sources and stop")
+    p.set_defaults(func=run)
+
+
+def _slug(group) -> str:
+    c = group.first
+    text = "_".join(str(x) for x in (c.benchmark, c.model, c.protocol, f"steps{c.steps}", f"N{c.ensemble}",
+                                      *c.extra_args))
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
+def _missing_weights(model: str) -> str | None:
+    from marigold_bench.inference.registry import cached_path, lookup
+    from marigold_bench.model.hub import download_command
+    from marigold_bench.report.reproduce import BUNDLED_MODELS
+
+    if model in BUNDLED_MODELS:
+        return None
+    entry = lookup(model)
+    if entry is not None and cached_path(entry) is None:
+        return f"weights not in the local Hugging Face cache: `{download_command(entry.hub_id)}`"
+    return None
+
+
+def _missing_data(benchmark: str, data_root: str | None) -> str | None:
+    from marigold_bench.data import load_dataset
+    from marigold_bench.errors import BenchError
+
+    try:
+        load_dataset(benchmark, data_root)
+    except BenchError as exc:
+        first = str(exc).splitlines()[0]
+        return (f"data not here ({first}); fetch it with "
+                f"`marigold-bench data download --dataset {benchmark} --data-root DIR`")
+    return None
+
+
+def run(args) -> int:
+    from marigold_bench.cli import main as cli_main
+    from marigold_bench.inference.registry import KNOWN_MODELS
+    from marigold_bench.data import DATASETS
+    from marigold_bench.report.reproduce import (ERROR, FAIL, NOT_RUN, Outcome, group_cells, judge, load_cells,
+                                                 render, select)
+    from marigold_bench.report.rundir import finished_summary
+
+    cells = select(load_cells(args.cells_file, known_models=set(KNOWN_MODELS), known_benchmarks=set(DATASETS)),
+                   args.cells)
+    if args.list:
+        for c in cells:
+            print(f"{c.cell}: {c.published:g} ± {c.tolerance:g} ({c.source}, table {c.table or '?'}"
+                  f"{', p. ' + c.page if c.page else ''}; {c.confidence})")
+        return 0
+    data_root = args.data_root or os.environ.get("MARIGOLD_DATA")
+    outcomes = []
+    for group in group_cells(cells):
+        first = group.first
+        reason = _missing_weights(first.model) or _missing_data(first.benchmark, data_root)
+        if reason:
+            outcomes += [Outcome(c, NOT_RUN, message=reason) for c in group.cells]
+            continue
+        run_dir = os.path.join(args.out, _slug(group))
+        argv = ["run", *group.run_args(), "--out", run_dir] + (["--data-root", data_root] if data_root else [])
+        print(f"reproduce: marigold-bench {' '.join(argv)}", flush=True)
+        code = cli_main(argv)
+        summary = finished_summary(run_dir)
+        if code != 0 or summary is None:
+            outcomes += [Outcome(c, ERROR, message=f"the run exited {code}; see {run_dir}", run_dir=run_dir)
+                         for c in group.cells]
+            continue
+        outcomes += [judge(c, summary, run_dir) for c in group.cells]
+    report = render(outcomes)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "report.md"), "w", encoding="utf-8") as f:
+        f.write(report)
+    with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as f:
+        json.dump([{"cell": o.cell.cell, "status": o.status, "published": o.cell.published, "value": o.value,
+                    "delta": o.delta, "tolerance": o.cell.tolerance, "message": o.message, "run_dir": o.run_dir,
+                    "source": o.cell.source, "table": o.cell.table, "page": o.cell.page,
+                    "confidence": o.cell.confidence} for o in outcomes], f, indent=2)
+    print(report, end="")
+    print(f"report written to {os.path.join(args.out, 'report.md')}")
+    return 1 if any(o.status in (FAIL, ERROR) for o in outcomes) else 0
