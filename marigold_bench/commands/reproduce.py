@@ -64,8 +64,25 @@ def _missing_data(benchmark: str, data_root: str | None) -> str | None:
     return None
 
 
+def _run_command(argv: list[str]) -> int:
+    """``marigold-bench run ARGV`` in this process: its exit code, a BenchError as 2 (printed)."""
+    import argparse
+    import sys
+
+    from marigold_bench.commands import run as run_command
+    from marigold_bench.errors import BenchError
+
+    parser = argparse.ArgumentParser(prog="marigold-bench")
+    run_command.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as exc:
+        print(f"marigold-bench run: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def run(args) -> int:
-    from marigold_bench.cli import main as cli_main
     from marigold_bench.inference.registry import KNOWN_MODELS
     from marigold_bench.data import DATASETS
     from marigold_bench.report.reproduce import (ERROR, FAIL, NOT_RUN, Outcome, group_cells, judge, load_cells,
@@ -90,7 +107,7 @@ def run(args) -> int:
         run_dir = os.path.join(args.out, _slug(group))
         argv = ["run", *group.run_args(), "--out", run_dir] + (["--data-root", data_root] if data_root else [])
         print(f"reproduce: marigold-bench {' '.join(argv)}", flush=True)
-        code = cli_main(argv)
+        code = _run_command(argv)
         summary = finished_summary(run_dir)
         if code != 0 or summary is None:
             outcomes += [Outcome(c, ERROR, message=f"the run exited {code}; see {run_dir}", run_dir=run_dir)
