@@ -88,3 +88,21 @@ def test_prose_location_and_sample_count_do_not(path, value):
     changed[path[0]][path[1]] = value
     assert protocol_hash(changed) == protocol_hash(SUMMARY)
     assert hash_differences(SUMMARY, changed) == []
+
+
+def test_a_run_records_its_hash_and_rescore_under_the_same_protocol_keeps_it(tmp_path):
+    from marigold_bench.cli import main
+
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", "synthetic", "--model", "baseline:ramp", "--max-samples", "2",
+                 "--out", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    recorded = summary["protocol_identity"]
+    assert recorded["protocol_id"] == "marigold/1" and recorded["protocol_hash"] == protocol_hash(summary)
+    assert main(["rescore", str(run), "--out", str(tmp_path / "same")]) == 0
+    same = json.loads((tmp_path / "same" / "summary.json").read_text())
+    assert same["protocol_identity"]["protocol_hash"] == recorded["protocol_hash"]
+    assert main(["rescore", str(run), "--protocol", "moge", "--out", str(tmp_path / "moge")]) == 0
+    moge = json.loads((tmp_path / "moge" / "summary.json").read_text())
+    assert moge["protocol_identity"]["protocol_id"] == "moge/1"
+    assert moge["protocol_identity"]["protocol_hash"] != recorded["protocol_hash"]

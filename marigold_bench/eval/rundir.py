@@ -21,7 +21,7 @@ import pandas as pd
 import marigold_bench
 from marigold_bench.data.registry import subsets_of
 from marigold_bench.errors import BenchError
-from marigold_bench.eval import outdir
+from marigold_bench.eval import identity, outdir
 from marigold_bench.eval.metrics import METRIC_KEYS, mean_metrics
 from marigold_bench.eval.protocols import Scoring, default_scoring
 from marigold_bench.eval.subset import subset_mark
@@ -110,6 +110,8 @@ def summarize(records: list[dict], dataset, settings: dict, extra: dict | None =
     if halves is not None:
         summary["subsets"] = halves
     summary.update(subset_mark(dataset))  # a --max-samples run says so wherever it is shown
+    # what makes two runs' numbers comparable, as an id and a hash (eval.identity)
+    summary["protocol_identity"] = identity.record(summary)
     return {**summary, **(extra or {})}
 
 
