@@ -119,4 +119,131 @@ def scores_of(result: dict[str, dict]) -> dict[str, float]:
             for metric in UNCERTAINTY_METRICS for kind in ("ause", "aurg")}
 
 
-__all__ = ["RANKING_OF_REDUCTION", "UNCERTAINTY_METRICS", "scores_of", "sparsification"]
+
+
+# --- a finished run's ensemble, scored without a model ---------------------------------------
+
+#: the per-sample columns (`scores_of`) and the file they are written to
+UNCERTAINTY_FILE = "uncertainty.csv"
+
+
+def ensemble_uncertainty(members: np.ndarray, ensembling: dict, shape: tuple[int, int],
+                         resample: str | None = None) -> np.ndarray:
+    """The ensemble's per-pixel spread, recomputed from cached members, at ``shape``.
+
+    It is what the run's merge gave beside the merged map (`ensemble_depth` with the run's
+    ensembling settings: the MAD for a median ensemble, the std for a mean one), resized to the
+    ground truth as the run resized its prediction (``resample``: a mode of
+    `marigold_bench.eval.resize.RESIZE_MODES`; bilinear otherwise).
+    """
+    from marigold_bench.eval.resize import RESIZE_MODES, resize
+    from marigold_bench.inference.ensemble import ensemble_depth
+
+    options = {k: v for k, v in ensembling.items() if k != "preset"}
+    _, spread = ensemble_depth(np.asarray(members, dtype=np.float32), output_uncertainty=True, **options)
+    return resize(np.asarray(spread), shape, resample if resample in RESIZE_MODES else "bilinear")
+
+
+def check_ensemble(summary: dict) -> dict:
+    """The run's ensembling settings, or a BenchError saying why its uncertainty cannot be scored."""
+    from marigold_bench.errors import BenchError
+
+    settings = summary.get("settings") or {}
+    n = int(settings.get("ensemble", 1) or 1)
+    ensembling = settings.get("ensembling")
+    if n < 2:
+        raise BenchError(f"--uncertainty needs an ensemble: this run has N = {n} member per image, so there "
+                         "is no spread to rank pixels by (run it with --ensemble 2 or more; the cached member "
+                         "is reused)")
+    if not isinstance(ensembling, dict) or ensembling.get("reduction") not in RANKING_OF_REDUCTION:
+        raise BenchError("--uncertainty: this run's model does not merge its members with Marigold's ensembling "
+                         "(median or mean), so it records no spread to score")
+    return ensembling
+
+
+def score_run_uncertainty(run, scoring, intervals: int = 50) -> tuple[list[dict], dict]:
+    """Sparsification of every scored sample of a finished run (`marigold_bench.eval.rescore.CachedRun`).
+
+    The map ranked is the ensemble's spread (`ensemble_uncertainty`); the map scored is the
+    cached prediction aligned as ``scoring`` aligns it (`marigold_bench.eval.align.align`), on
+    the pixels ``scoring`` scores. Pixels whose aligned depth is not positive (possible under
+    protocols that do not clip) are left out: AbsRel and the ratios need positive depth.
+
+    Returns:
+        ``(records, part)``: one record per sample (``id`` and `scores_of`'s columns; a sample
+        that cannot be scored has ``message`` instead), and ``summary.json["uncertainty"]``:
+        ranking, intervals, n, the means (``metrics``) and the mean curves.
+
+    Raises:
+        BenchError: a run with one member, or without Marigold's ensembling.
+    """
+    from marigold_bench.eval.align import align
+    from marigold_bench.eval.scoring import scored_pixels
+
+    ensembling = check_ensemble(run.summary)
+    n = int(run.summary["settings"]["ensemble"])
+    resample = (run.summary.get("settings") or {}).get("resample_output")
+    records, curves = [], {m: {"curve": [], "oracle": []} for m in UNCERTAINTY_METRICS}
+    ids = [sid for sid, row in run.rows.items() if row.get("status") == "ok"]
+    index = {sid: i for i, sid in enumerate(run.dataset.ids)}
+    for sample_id in ids:
+        try:
+            members = run.cache.members(sample_id)
+            pred = run.cache.prediction(sample_id, run.merge)
+            if members is None or len(members) < n or pred is None:
+                raise ValueError("its members or merged prediction are not in the cache")
+            item = run.dataset[index[sample_id]]
+            valid = scored_pixels(item, scoring)
+            aligned = np.asarray(align(pred, item["depth"], valid, scoring)[0])
+            spread = ensemble_uncertainty(members[:n], ensembling, item["depth"].shape, resample)
+            keep = valid & np.isfinite(aligned) & (aligned > 0)
+            result = sparsification(aligned, item["depth"], spread, keep, intervals)
+        except Exception as exc:  # one sample's trouble is its record's, as in the run loop
+            records.append({"id": sample_id, "message": f"{type(exc).__name__}: {exc}"})
+            continue
+        records.append({"id": sample_id, **scores_of(result), "message": ""})
+        for metric in UNCERTAINTY_METRICS:
+            curves[metric]["curve"].append(result[metric]["curve"])
+            curves[metric]["oracle"].append(result[metric]["oracle"])
+    scored = [r for r in records if not r["message"]]
+    means = {c: (float(np.mean([r[c] for r in scored])) if scored else float("nan")) for c in scores_of_columns()}
+    part = {
+        "ranking": RANKING_OF_REDUCTION[ensembling["reduction"]],
+        "intervals": intervals,
+        "n": len(scored), "n_total": len(records),
+        "metrics": means,
+        "curves": {m: {k: (np.mean(v, axis=0).tolist() if v else []) for k, v in c.items()}
+                   for m, c in curves.items()},
+        "scoring": {"protocol": scoring.protocol, "alignment": scoring.alignment, "fit_space": scoring.fit_space},
+        "note": "per image, then the mean over images (mono-uncertainty's compute_aucs); pixels whose "
+                "aligned depth is not positive are left out",
+    }
+    return records, part
+
+
+def scores_of_columns() -> list[str]:
+    """The per-sample columns `scores_of` gives, in order."""
+    return [f"{kind}_{metric}" for metric in UNCERTAINTY_METRICS for kind in ("ause", "aurg")]
+
+
+def write_uncertainty(out_dir: str, records: list[dict], part: dict) -> None:
+    """``uncertainty.csv`` and the ``uncertainty`` entry (and its means among the metrics) of
+    ``summary.json`` in ``out_dir``."""
+    import json
+    import os
+
+    import pandas as pd
+
+    from marigold_bench.eval.rundir import atomic_write
+
+    frame = pd.DataFrame.from_records(records).reindex(columns=["id", *scores_of_columns(), "message"])
+    atomic_write(os.path.join(out_dir, UNCERTAINTY_FILE), frame.to_csv(index=False, float_format="%.8g"))
+    path = os.path.join(out_dir, "summary.json")
+    with open(path) as f:
+        summary = json.load(f)
+    summary["uncertainty"] = part
+    summary["metrics"] = {**summary.get("metrics", {}), **part["metrics"]}
+    atomic_write(path, json.dumps(summary, indent=2, default=str) + "\n")
+
+__all__ = ["RANKING_OF_REDUCTION", "UNCERTAINTY_FILE", "UNCERTAINTY_METRICS", "check_ensemble", "ensemble_uncertainty",
+           "score_run_uncertainty", "scores_of", "scores_of_columns", "sparsification", "write_uncertainty"]
