@@ -90,6 +90,11 @@ METRICS: dict[str, MetricSpec] = {m.key: m for m in (
     MetricSpec("boundary_f1", "BoundaryF1", False, False, _BOTH,
                "F1 of depth edges at a pixel radius (MoGe's boundary metric; --boundary-f1 R)",
                latex=r"F1$_\mathrm{b}$"),
+    *(MetricSpec(f"{kind}_{of}", f"{kind.upper()} {title}", kind == "ause", False, _BOTH,
+                 f"{'area under the sparsification error' if kind == 'ause' else 'area under the random gain'} "
+                 f"of {title} (the ensemble spread ranking pixels; --uncertainty)")
+      for of, title in (("abs_rel", "AbsRel"), ("rmse", "RMSE"), ("delta1_outliers", "δ1-outliers"))
+      for kind in ("ause", "aurg")),
 )}
 
 
