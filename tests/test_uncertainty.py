@@ -67,3 +67,43 @@ def test_bad_input_is_a_clear_error(pred, unc, message):
 def test_no_valid_pixel_is_a_clear_error():
     with pytest.raises(ValueError, match="no valid pixel"):
         sparsification(PRED, GT, np.zeros(4), valid=np.zeros(4, bool))
+
+
+def test_run_and_rescore_score_the_ensemble_spread_and_refuse_one_member(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from marigold_bench.cli import main
+
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", "synthetic", "--max-samples", "2", "--steps", "1", "--ensemble", "3",
+                 "--uncertainty", "--out", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    part = summary["uncertainty"]
+    assert part["ranking"] == "median absolute deviation of the aligned members" and part["n"] == 2
+    rows = pd.read_csv(run / "uncertainty.csv")
+    assert list(rows["id"]) == list(pd.read_csv(run / "per_sample.csv")["id"])
+    # the curve's first point is AbsRel on every scored pixel: the scorer's own per-sample value
+    per_sample = pd.read_csv(run / "per_sample.csv")
+    np.testing.assert_allclose(part["curves"]["abs_rel"]["curve"][0], per_sample["abs_rel"].mean(), rtol=1e-6)  # the csv keeps 8 digits
+    # AURG = that value minus the curve's area; the means are the per-sample means
+    assert part["metrics"]["aurg_abs_rel"] == pytest.approx(rows["aurg_abs_rel"].mean())
+    assert summary["metrics"]["ause_abs_rel"] == part["metrics"]["ause_abs_rel"] >= 0
+    assert (run / "sparsification.png").is_file()
+    assert main(["table", str(run), "--metrics", "abs_rel,ause_abs_rel"]) == 0
+    assert "AUSE AbsRel↓" in capsys.readouterr().out
+    # rescore under MoGe's protocol scores the spread against MoGe's alignment, no model
+    assert main(["rescore", str(run), "--protocol", "moge", "--uncertainty", "--out", str(tmp_path / "moge")]) == 0
+    moge = json.loads((tmp_path / "moge" / "summary.json").read_text())
+    assert moge["uncertainty"]["scoring"]["protocol"] == "moge"
+    # one member: refused before anything runs, and on a finished N=1 run
+    capsys.readouterr()
+    assert main(["run", "--dataset", "synthetic", "--max-samples", "1", "--uncertainty",
+                 "--out", str(tmp_path / "n1")]) == 2
+    assert "needs an ensemble" in capsys.readouterr().err and not (tmp_path / "n1" / "summary.json").exists()
+    assert main(["run", "--dataset", "synthetic", "--max-samples", "1", "--steps", "1",
+                 "--out", str(tmp_path / "one")]) == 0
+    capsys.readouterr()
+    assert main(["rescore", str(tmp_path / "one"), "--uncertainty", "--out", str(tmp_path / "r1")]) == 2
+    assert "N = 1" in capsys.readouterr().err

@@ -8,6 +8,8 @@ folder per combination under ``--out``, and print the table.
 
 from __future__ import annotations
 
+import os
+
 from marigold_bench.errors import BenchError
 
 
@@ -35,6 +37,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", default=None, help="split file (default: the run's)")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of the table")
     p.add_argument("--out", required=True, help="folder for the rescored run (or the table and its runs)")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also score the ensemble spread by sparsification (AUSE, AURG; from the cached members, "
+                        "no model): uncertainty.csv, summary.json's uncertainty entry, sparsification.png")
     p.set_defaults(func=run)
 
 
@@ -63,8 +68,15 @@ def run(args) -> int:
                         raise
                     entries.append(Undefined(p or recorded_choices(cached.summary)["protocol"], a, str(exc)))
         scorings = [e for e in entries if not isinstance(e, Undefined)]
+        if args.uncertainty and len(entries) > 1:
+            raise BenchError("--uncertainty scores one protocol at a time; give one --protocol and --alignment")
+        if args.uncertainty:
+            from marigold_bench.eval.uncertainty import check_ensemble
+            check_ensemble(cached.summary)  # a run with one member is refused before anything is written
         if len(entries) == 1:
             summary = rescore_run(cached, scorings[0], args.out, progress=True)
+            if args.uncertainty:
+                summary = score_uncertainty(cached, scorings[0], args.out)
             from marigold_bench.commands.common import summary_table
             print(summary_table(summary))
             s = summary["scoring"]
@@ -105,3 +117,20 @@ def sensitivity(cached, entries: list, out: str, n_resamples: int = 10_000, seed
     write_combinations(cached, out, scorings, results)
     write_sensitivity(frame, out, cached)
     return frame
+
+
+def score_uncertainty(cached, scoring, out: str) -> dict:
+    """Score the ensemble spread of a finished run (``--uncertainty`` of run and rescore), write
+    ``uncertainty.csv``, the summary's ``uncertainty`` entry and ``sparsification.png``, print
+    the means; returns the updated summary."""
+    from marigold_bench.eval.rundir import load_run
+    from marigold_bench.eval.uncertainty import score_run_uncertainty, write_uncertainty
+    from marigold_bench.report.plots import sparsification_plot
+
+    records, part = score_run_uncertainty(cached, scoring)
+    write_uncertainty(out, records, part)
+    summary = load_run(out).summary
+    sparsification_plot(summary, os.path.join(out, "sparsification"))
+    means = ", ".join(f"{k} {v:.4g}" for k, v in part["metrics"].items())
+    print(f"uncertainty ({part['ranking']}, {part['n']}/{part['n_total']} samples): {means}")
+    return summary

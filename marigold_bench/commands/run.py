@@ -98,6 +98,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--workers", type=int, default=0,
                    help="processes that decode samples while the model runs (0 = in line)")
     p.add_argument("--out", default=None, help="run directory (default: runs/<settings>)")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also score the ensemble spread by sparsification (AUSE, AURG; needs --ensemble 2 or "
+                        "more): uncertainty.csv, summary.json's uncertainty entry, sparsification.png")
     p.set_defaults(func=run)
 
 
@@ -107,6 +110,9 @@ def run(args) -> int:
     dataset = open_dataset(args)
     check_run_dir(args.out, dataset)  # a file, unwritable, another command's or a fuller run's folder
     check_scoring_names(args)  # before a model is loaded
+    if getattr(args, "uncertainty", False) and args.ensemble < 2:
+        raise BenchError(f"--uncertainty needs an ensemble: --ensemble {args.ensemble} gives one member per "
+                         "image, so there is no spread to rank pixels by (use --ensemble 2 or more)")
     predictor = build_predictor(args, processing_res=dataset.protocol.processing_res)
     scoring = scoring_for(args, dataset, declared_output_space(predictor))
     out = args.out or default_run_dir(args.dataset, predictor.settings)
@@ -117,4 +123,13 @@ def run(args) -> int:
         print(summary_table(summary))
         print(f"run directory: {out}")
     refuse_empty(summary, out)
+    if getattr(args, "uncertainty", False) and int(os.environ.get("RANK", "0")) == 0:
+        from marigold_bench.commands.rescore import score_uncertainty
+        from marigold_bench.eval.rescore import open_run
+
+        cached = open_run(out, args.data_root, args.split)
+        try:
+            score_uncertainty(cached, scoring, out)
+        finally:
+            cached.close()
     return 0

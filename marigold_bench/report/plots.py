@@ -236,3 +236,33 @@ def depth_gallery(run_dir: str, out_base: str, sample_ids=None, dataset=None, da
 def caption(abs_rel: float) -> str:
     """The error panel's caption: the sample's AbsRel ×100, as tables print it."""
     return f"AbsRel {abs_rel * 100:.1f}"
+
+
+def sparsification_plot(summary: dict, out_base: str) -> list[str]:
+    """The mean sparsification curves of a run scored with ``--uncertainty`` (one panel per
+    metric: the ensemble spread's curve, the oracle's, and the flat random one), from
+    ``summary.json["uncertainty"]``; the gap to the oracle is AUSE, to the random line AURG.
+
+    Raises:
+        ValueError: the summary has no uncertainty curves.
+    """
+    part = summary.get("uncertainty") or {}
+    curves = part.get("curves") or {}
+    if not curves:
+        raise ValueError("the run was not scored with --uncertainty: no sparsification curves")
+    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.2), squeeze=False)
+    for ax, (metric, pair) in zip(axes[0], curves.items()):
+        x = np.linspace(0.0, 1.0, len(pair["curve"]))
+        ax.plot(x, pair["curve"], label="ensemble spread")
+        ax.plot(x, pair["oracle"], linestyle="--", label="oracle (true error)")
+        if pair["curve"]:
+            ax.axhline(pair["curve"][0], color="grey", linewidth=0.8, label="random")
+        ause, aurg = (part.get("metrics") or {}).get(f"ause_{metric}"), (part.get("metrics") or {}).get(f"aurg_{metric}")
+        ax.set_title(f"{metric}: AUSE {ause:.4g}, AURG {aurg:.4g}" if ause is not None else metric, fontsize=9)
+        ax.set_xlabel("fraction of pixels removed (most uncertain first)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("metric on the pixels left")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{summary.get('dataset', '')}: ranking by the {part.get('ranking', 'uncertainty')}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_base)
