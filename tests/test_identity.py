@@ -106,3 +106,25 @@ def test_a_run_records_its_hash_and_rescore_under_the_same_protocol_keeps_it(tmp
     moge = json.loads((tmp_path / "moge" / "summary.json").read_text())
     assert moge["protocol_identity"]["protocol_id"] == "moge/1"
     assert moge["protocol_identity"]["protocol_hash"] != recorded["protocol_hash"]
+
+
+def test_table_warns_and_compare_names_what_differs_between_hashes(tmp_path, capsys):
+    from marigold_bench.cli import main
+
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", "synthetic", "--model", "baseline:ramp", "--max-samples", "2",
+                 "--out", str(run)]) == 0
+    assert main(["rescore", str(run), "--alignment", "median", "--out", str(tmp_path / "median")]) == 0
+    capsys.readouterr()
+    assert main(["table", str(run), str(tmp_path / "median")]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: Synthetic: rows were computed under 2 protocol hashes" in err
+    assert "scoring.alignment" in err and "protocol hashes" in out  # under the table too
+    assert main(["table", str(run)]) == 0
+    assert "protocol hashes" not in capsys.readouterr().err  # one hash: nothing to say
+    assert main(["compare", str(run), str(tmp_path / "median")]) == 0
+    out = capsys.readouterr().out
+    assert "the hashes differ in:" in out
+    assert '  scoring.alignment: "affine" vs "median"' in out
+    assert main(["compare", str(run), str(run)]) == 0
+    assert "for both (comparable by construction)" in capsys.readouterr().out

@@ -105,8 +105,13 @@ def test_table_matches_markdown_written_by_hand(tmp_path, monkeypatch, capsys):
         "see its per_sample.csv.\n"
         "Rows scored under different protocols are not ranked together: bold marks the best among rows "
         "scored alike (affine in depth; affine in disparity).\n")
-    assert capsys.readouterr().out == expected
-    assert (out / "leaderboard.md").read_text() == expected
+    # then one line: the two rows were fitted in different spaces, so their protocol hashes differ
+    printed = capsys.readouterr().out
+    for text in (printed, (out / "leaderboard.md").read_text()):
+        assert text.startswith(expected)
+        (identity_line,) = text[len(expected):].splitlines()
+        assert identity_line.startswith("Synthetic: rows were computed under 2 protocol hashes")
+        assert 'they differ in scoring.fit_space: "depth" vs "disparity"' in identity_line
     latex = (out / "leaderboard.tex").read_text()
     assert r"dpt-tiny, N=1 & affine-inv. disparity & affine in disparity & 12.5 & 87.5 & 1/2 \\" in latex
     frame = pd.read_csv(out / "leaderboard.csv")

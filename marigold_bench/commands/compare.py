@@ -57,6 +57,7 @@ def run(args) -> int:
           + (f"; left out: {out_a} of A's samples, {out_b} of B's" if out_a or out_b else "") + ")")
     for line in result.protocol_differences:
         print(f"note: the runs differ in protocol: {line}")
+    _print_identities(run_a.summary, run_b.summary)
     if result.unranked:
         print("note: no winner is named: the runs were scored under different protocols ("
               + "; ".join(result.unranked) + "), so their numbers differ by how they were scored, "
@@ -73,3 +74,17 @@ def run(args) -> int:
                                   "paired t p", "Wilcoxon p", f"verdict (α={args.alpha:g})"],
                    tablefmt="github", disable_numparse=True))
     return 0
+
+
+def _print_identities(a: dict, b: dict) -> None:
+    """Both runs' protocol id and hash, and every hash input that differs (in full)."""
+    from marigold_bench.eval.identity import hash_differences, identity
+
+    ia, ib = identity(a), identity(b)
+    if ia["protocol_hash"] == ib["protocol_hash"]:
+        print(f"protocol: {ia['protocol_id']}, hash {ia['protocol_hash']} for both (comparable by construction)")
+        return
+    print(f"protocol: A {ia['protocol_id']} hash {ia['protocol_hash']}, B {ib['protocol_id']} hash "
+          f"{ib['protocol_hash']}; the hashes differ in:")
+    for line in hash_differences(a, b):
+        print(f"  {line}")

@@ -238,6 +238,8 @@ def run(args) -> int:
         return 0
     write_record(args.out, cells, models, names, {k: v for k, v in vars(args).items() if k not in LEADERBOARD_ONLY})
     table = leaderboard_table(cells, metrics, reference=args.reference, subsets=subsets)
+    for note in table.identity_notes:  # also under the table; said here for logs and CI
+        print(f"warning: {note}", file=sys.stderr)
     samples = ", ".join(f"{name} {len(ds)}" for name, ds in datasets.items())
     context = (f"{len(models)} model(s) on {len(names)} benchmark(s) ({samples} samples), protocol "
                f"{args.protocol}; run directories under {args.out}")

@@ -5,6 +5,8 @@ Rows say how they were scored (output space, alignment); see :mod:`marigold_benc
 
 from __future__ import annotations
 
+import sys
+
 from marigold_bench.errors import BenchError
 
 
@@ -48,6 +50,8 @@ def run(args) -> int:
         raise BenchError("--digits must be >= 0")
     table = build_table([load_run(path) for path in args.runs], metrics, reference=args.reference,
                         subsets=parse_subsets(args.diode_subsets))
+    for note in table.identity_notes:  # also under the table; said here for logs and CI
+        print(f"warning: {note}", file=sys.stderr)
     text = render(table, args.format, digits=args.digits)
     text = text if text.endswith("\n") else text + "\n"  # a shell prompt never joins the last line
     if args.out:

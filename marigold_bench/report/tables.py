@@ -41,6 +41,7 @@ import pandas as pd
 from marigold_bench.data import DATASETS
 from marigold_bench.data.registry import title_of
 from marigold_bench.errors import BenchError
+from marigold_bench.eval.identity import hash_differences, identity
 from marigold_bench.eval.subset import subset_text
 from marigold_bench.report.rundir import RunDir, differences, recorded_choices, result_settings, sample_set
 from marigold_bench.tasks import METRICS, higher_is_better, metric_heading
@@ -135,6 +136,7 @@ class Table:
     rows: list
     sources: dict = field(default_factory=dict)  # source key -> citation, for quoted rows
     show_n: bool = False
+    identity_notes: list = field(default_factory=list)  # columns whose runs differ in protocol hash
 
 
 @dataclass
@@ -461,7 +463,28 @@ def build_table(runs: list[RunDir], metrics=DEFAULT_METRICS, reference: bool | s
         sources = {key: text for key, text in sources.items() if any(r.source == key for r in rows)}
     present = _datasets_of(rows)
     datasets = sorted(present, key=_column_order)
-    return Table(datasets, metrics, rows, sources, show_n=show_n)
+    return Table(datasets, metrics, rows, sources, show_n=show_n, identity_notes=identity_notes(runs))
+
+
+def identity_notes(runs: list[RunDir]) -> list[str]:
+    """One line per dataset whose runs were computed under different protocol hashes
+    (`marigold_bench.eval.identity`): which hashes, and the first inputs that differ
+    (`marigold-bench compare A B` shows them all)."""
+    by_column: dict[str, dict[str, list]] = {}
+    for run in runs:
+        ident = identity(run.summary)
+        by_column.setdefault(run.dataset, {}).setdefault(ident["protocol_hash"], []).append(run)
+    notes = []
+    for dataset, groups in by_column.items():
+        if len(groups) < 2:
+            continue
+        (_, (first, *_)), (_, (second, *_)) = list(groups.items())[:2]
+        what = hash_differences(first.summary, second.summary)
+        hashes = "; ".join(f"{h} ({identity(rs[0].summary)['protocol_id']}, {len(rs)} run(s))" for h, rs in groups.items())
+        notes.append(f"{column_title(dataset)}: rows were computed under {len(groups)} protocol hashes ({hashes}); "
+                     f"they differ in {'; '.join(what[:3])}{' ...' if len(what) > 3 else ''} "
+                     "(`marigold-bench compare` shows every difference).")
+    return notes
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -571,6 +594,7 @@ def table_notes(table: Table) -> list[str]:
     subsets = [f"{row.label}, {column_title(d)} ({text})" for row in table.rows for d, text in row.subsets.items()]
     if subsets:
         notes.append(f"{SUBSET_MARK} measured on part of the benchmark (--max-samples): " + "; ".join(subsets) + ".")
+    notes += table.identity_notes
     for key, citation in table.sources.items():
         notes.append(f"[{key}] quoted from {citation}.")
     return notes
