@@ -128,3 +128,27 @@ def test_table_warns_and_compare_names_what_differs_between_hashes(tmp_path, cap
     assert '  scoring.alignment: "affine" vs "median"' in out
     assert main(["compare", str(run), str(run)]) == 0
     assert "for both (comparable by construction)" in capsys.readouterr().out
+
+
+def test_protocol_card_cites_the_hash_a_run_records(tmp_path, capsys):
+    import yaml
+
+    from marigold_bench.cli import main
+
+    run = tmp_path / "run"
+    assert main(["run", "--dataset", "synthetic", "--model", "baseline:ramp", "--max-samples", "2",
+                 "--out", str(run)]) == 0
+    recorded = json.loads((run / "summary.json").read_text())["protocol_identity"]["protocol_hash"]
+    capsys.readouterr()
+    assert main(["protocols", "--card", "marigold"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["protocol_id"] == "marigold/1"
+    assert card["protocol_hash_by_benchmark"]["synthetic"] == recorded
+    assert card["alignment_by_output_space"]["disparity_affine_invariant"]["fit_space"] == "disparity"
+    assert card["metrics"]["abs_rel"]["better"] == "lower"
+    assert main(["protocols", "--card", "moge", "--format", "yaml"]) == 0
+    moge = yaml.safe_load(capsys.readouterr().out)
+    assert moge["protocol_id"] == "moge/1" and moge["rules"]["clip_to_range"] is False
+    assert moge["protocol_hash_by_benchmark"]["synthetic"] != recorded
+    assert main(["protocols", "--card", "nope"]) == 2
+    assert "unknown protocol" in capsys.readouterr().err

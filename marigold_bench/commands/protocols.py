@@ -12,8 +12,11 @@ def add_parser(subparsers) -> None:
                     "or a plugin's, see --include): the alignment per output space, fit resolution "
                     "and weights, clipping, metric definitions and extra metrics, with the code it "
                     "was read from and where the definition came from (built-in or plugin).")
-    p.add_argument("--format", choices=("text", "md"), default="text",
-                   help="text (tables for the terminal) or md (GitHub Markdown)")
+    p.add_argument("--format", choices=("text", "md", "json", "yaml"), default=None,
+                   help="text (tables for the terminal) or md (GitHub Markdown); with --card: json (default) or yaml")
+    p.add_argument("--card", default=None, metavar="NAME",
+                   help="print the protocol card of NAME (its id, rules, metrics and the protocol hash on each "
+                        "benchmark), for a paper to cite")
     p.set_defaults(func=run)
 
 
@@ -54,5 +57,23 @@ def describe(fmt: str = "text") -> str:
 
 
 def run(args) -> int:
-    print(describe(args.format), end="")
+    from marigold_bench.errors import BenchError
+
+    if args.card:
+        import json
+
+        from marigold_bench.eval.identity import protocol_card
+
+        card = protocol_card(args.card)
+        if args.format in (None, "json"):
+            print(json.dumps(card, indent=2, ensure_ascii=False))
+        elif args.format == "yaml":
+            import yaml
+            print(yaml.safe_dump(card, sort_keys=False, allow_unicode=True), end="")
+        else:
+            raise BenchError(f"--card prints json or yaml, not {args.format}")
+        return 0
+    if args.format in ("json", "yaml"):
+        raise BenchError(f"--format {args.format} goes with --card NAME")
+    print(describe(args.format or "text"), end="")
     return 0

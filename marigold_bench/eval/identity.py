@@ -99,5 +99,76 @@ def hash_differences(a: dict, b: dict) -> list[str]:
     return lines
 
 
+def protocol_card(name: str) -> dict:
+    """A protocol's citable card: its id, source, every rule that changes a number, the alignment
+    each output space gets, its metrics, and the protocol hash it gives on each depth benchmark
+    of the registry for affine-invariant depth predictions (the hash a run of such a model
+    records, so a paper can print it beside a number).
+
+    Raises:
+        BenchError: an unknown protocol (the message lists the known ones).
+    """
+    from marigold_bench.data.registry import all_benchmarks
+    from marigold_bench.eval.protocols import get_evaluation_protocol, resolve_scoring
+    from marigold_bench.output_spaces import DEPTH_AFFINE, OUTPUT_SPACES
+    from marigold_bench.tasks import METRICS
+
+    spec = get_evaluation_protocol(name)
+    by_space = {}
+    for space in OUTPUT_SPACES:
+        alignment, fit_space = spec.default_alignment[space]
+        by_space[space] = {"alignment": alignment, "fit_space": fit_space,
+                           "fit": spec.realisations[(alignment, fit_space)]}
+    metrics = {}
+    for key in spec.metric_keys:
+        m = METRICS.get(key)
+        metrics[key] = ({"title": m.title, "better": "lower" if m.lower_is_better else "higher",
+                         "definition": m.description} if m else {"definition": "defined by the protocol's scorer"})
+    hashes = {}
+    for bench in all_benchmarks():
+        if getattr(bench, "task", "depth") != "depth":
+            continue
+        try:
+            scoring = resolve_scoring(bench, spec.name, DEPTH_AFFINE)
+            facts = {**bench.to_dict(), **_split_identity(bench)}
+        except Exception:  # a benchmark this protocol cannot score, or whose split is not pinned
+            continue
+        summary = {"dataset": bench.name, "scoring": scoring.to_dict(), "protocol": facts}
+        hashes[bench.name] = protocol_hash(summary)
+    return {
+        "protocol_id": f"{spec.name}/{spec.version}",
+        "name": spec.name,
+        "description": spec.description,
+        "source": spec.source,
+        "origin": spec.origin,
+        "rules": {
+            "fit_resolution": spec.fit_resolution,
+            "weighted_subsampled_fits": sorted(f"{a} in {s}" for a, s in spec.subsampled_fits),
+            "clip_to_range": spec.clip_to_range,
+            "disparity_floor": spec.disparity_floor,
+            "crop": spec.crop or "the benchmark's own",
+        },
+        "alignment_by_output_space": by_space,
+        "alignments": {f"{a} in {s}": text for (a, s), text in spec.realisations.items()},
+        "metrics": metrics,
+        "notes": list(spec.notes),
+        "identity_version": IDENTITY_VERSION,
+        "hash_covers": "the resolved scoring (less prose), the benchmark's range, mask and crop rules, "
+                       "and the split file's sha256; see marigold_bench/eval/identity.py",
+        "protocol_hash_by_benchmark": hashes,
+    }
+
+
+def _split_identity(bench) -> dict:
+    """What a run of ``bench``'s test split records about its split (its file's sha256; the
+    procedural set: its recipe), without opening data that needs a root."""
+    if not getattr(bench, "needs_root", True):
+        return bench.open().describe()
+    facts = getattr(bench, "split_files", {}).get(bench.default_split)
+    if facts is None:
+        raise LookupError(f"{bench.name}: its default split file is not pinned")
+    return {"split_sha256": facts.sha256}
+
+
 __all__ = ["BENCHMARK_RULES", "DESCRIPTIVE_SCORING", "IDENTITY_VERSION", "hash_differences", "hash_inputs",
-           "identity", "protocol_hash", "protocol_id", "record"]
+           "identity", "protocol_card", "protocol_hash", "protocol_id", "record"]

@@ -166,6 +166,7 @@ class Scoring:
     overrides: tuple = field(default=())
     crop: str = "none"
     disparity_floor: float = 1e-3
+    protocol_version: int = 1
     #: the evaluation protocol itself (its ``align`` and ``score``); not recorded
     definition: EvaluationProtocol | None = field(default=None, compare=False, repr=False)
     #: the benchmark description the crop is taken from; not recorded
@@ -283,6 +284,7 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
         metric_definitions=spec.metric_definitions or spec.name, metric_keys=tuple(spec.metric_keys),
         boundary_f1_radius=radius, overrides=overrides,
         crop=_resolve_crop(dataset_protocol, crop if crop is not None else spec.crop),
+        protocol_version=spec.version,
         disparity_floor=spec.disparity_floor, definition=spec, benchmark=dataset_protocol)
 
 

@@ -63,6 +63,8 @@ class EvaluationProtocol:
             benchmark (MoGe: where its ground truth has sharp edges; default: never).
         notes: what the definition does not say by itself (quirks, choices made here).
         origin: ``built-in`` or where a plugin came from (set by the registry).
+        version: bumped when the definition changes a number; with the name it is the protocol
+            id a result cites (``marigold/1``, see `marigold_bench.eval.identity`).
     """
 
     name: str
@@ -83,6 +85,7 @@ class EvaluationProtocol:
     boundary_f1_on: Callable = never  # a module-level function: protocols pickle
     notes: tuple = ()
     origin: str = "built-in"
+    version: int = 1
 
     def default_boundary_f1(self, benchmark) -> int | None:
         """The boundary-F1 radius reported on ``benchmark`` when the user asks for none."""
