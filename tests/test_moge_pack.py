@@ -538,3 +538,12 @@ def test_scores_of_a_warped_item_with_segments(tmp_path):
     assert scores["points_scale_invariant"]["rel"] == pytest.approx(0, abs=1e-9)
     assert scores["local_points"]["rel"] == pytest.approx(0, abs=1e-9)
     assert scores["fov_x"] == {"mae": 0.0, "deviation": 0.0}
+
+
+def test_leaderboard_expands_the_moge_all_group(tmp_path, monkeypatch, capsys):
+    from marigold_bench.cli import main
+
+    monkeypatch.delenv("MARIGOLD_DATA", raising=False)
+    # no data here: the launch stops before any model runs, naming the pack's first benchmark
+    assert main(["leaderboard", "--models", "baseline:ramp", "--datasets", "moge-all", "--out", str(tmp_path)]) == 2
+    assert "NYUv2 (MoGe) data not found" in capsys.readouterr().err

@@ -51,7 +51,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--models", required=True,
                    help="comma-separated models: registry names, checkpoint folders, hub ids in the "
                         "local cache, baseline:ramp / baseline:constant")
-    p.add_argument("--datasets", required=True, help="comma-separated benchmarks, e.g. nyu,kitti")
+    p.add_argument("--datasets", required=True,
+                   help="comma-separated benchmarks, e.g. nyu,kitti, or a group: moge-all (MoGe's ten-benchmark pack)")
     add_dataset_flags(p)
     _hide(p, "--dataset")
     add_inference_flags(p)
@@ -193,7 +194,9 @@ def run(args) -> int:
 
     _refuse_single_flags(args)
     models = parse_names(args.models, "models")
-    names = parse_names(args.datasets, "datasets")
+    from marigold_bench.data.registry import expand_groups
+
+    names = expand_groups(parse_names(args.datasets, "datasets"))
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         raise BenchError(f"--datasets: unknown {', '.join(unknown)}; known: {', '.join(DATASETS)}")
