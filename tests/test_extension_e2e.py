@@ -97,12 +97,15 @@ def test_run_rescore_table_and_leaderboard_with_the_three_examples(tmp_path, cap
     assert scoring["protocol"] == "median-scale" and scoring["alignment"] == "median"
     capsys.readouterr()
 
-    # both runs in one table: one column group, two rows (AbsRel x100, 2 decimals by default)
+    # both runs in one table: one column group, a row per scoring (csv: AbsRel x100, 4 decimals)
     assert main([*inc, "table", str(run), str(out), "--format", "csv"]) == 0
-    table = capsys.readouterr().out
-    assert "stairs" in table.lower() and "median-scale" in table
+    import io
+
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("alignment")
     first = mean(abs_rel(2.0, rows_in_crop(k)) for k in range(4))
-    assert f"{100 * first:.2f}" in table
+    second = mean(abs_rel(2.5 + 0.5 * k, rows_in_crop(k)) for k in range(4))
+    assert table.loc["none", "stairs_abs_rel"] == pytest.approx(100 * first, abs=1e-4)
+    assert table.loc["median-scale: median in depth", "stairs_abs_rel"] == pytest.approx(100 * second, abs=1e-4)
 
     # a leaderboard of two flat models, under the example protocol
     board = tmp_path / "board"
