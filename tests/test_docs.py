@@ -1,0 +1,59 @@
+"""The docs for people who extend the suite: each guide shows its example file exactly (and
+tests/test_extension_e2e.py runs those files), the flag reference names every flag, and no doc
+points at a design document the repository does not have."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from marigold_bench.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+
+GUIDES = {"adding-a-benchmark.md": "stairs.py", "adding-a-model-family.md": "flat.py",
+          "adding-a-protocol.md": "median_scale.py"}
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("guide,example", sorted(GUIDES.items()))
+def test_each_guide_shows_its_example_file_exactly(guide, example):
+    text = (DOCS / guide).read_text(encoding="utf-8")
+    source = (DOCS / "examples" / example).read_text(encoding="utf-8")
+    assert f"docs/examples/{example}" in text
+    assert source in _python_blocks(text), f"{guide}: no ```python block equals docs/examples/{example}"
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str):
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {sub_name}")
+
+
+def test_the_flag_reference_names_every_flag_of_every_sub_command():
+    text = (DOCS / "flags.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^## `(marigold-bench[^`]*)`\n(.*?)(?=^## |\Z)", text, re.S | re.M))
+    missing = []
+    for name, parser in _parsers(build_parser(), "marigold-bench"):
+        if name == "marigold-bench":
+            continue
+        if name not in sections:
+            missing.append(f"{name}: no section")
+            continue
+        for action in parser._actions:
+            for flag in action.option_strings:
+                if flag in ("-h", "--help", "--include"):
+                    continue  # every parser has them; the reference's header says so
+                if not re.search(rf"`{re.escape(flag)}`", sections[name]):
+                    missing.append(f"{name}: {flag}")
+    assert "`--include PATH`" in text.split("## ")[0]
+    assert not missing, "docs/flags.md lacks (rerun `python docs/make_flags.py`):\n  " + "\n  ".join(missing)
