@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-#: benchmark -> (folder under a base data root, archive name), as in PROTOCOL.md
+#: benchmark -> (folder under a base data root, archive name), as in datasets/README.md
 ARCHIVES = {
     "nyu": ("nyuv2", "nyu_labeled_extracted.tar"),
     "kitti": ("kitti", "kitti_eigen_split_test.tar"),

@@ -9,7 +9,7 @@ Such a folder loads back through `transformers.pipeline("depth-estimation", mode
 A randomly initialised depth head ends in a ReLU and outputs about 0 everywhere, which would make
 any parity test pass trivially; so the convolutions are re-initialised with He (Kaiming) normal
 weights and the last convolution's bias is lifted above zero: outputs then vary with the image
-and the position (PROTOCOLS.md).
+and the position (docs/parity.md, "transformers depth estimators").
 
 Architectures: ``dpt`` (DPT-large-like, fixed square input), ``depth_anything`` (Depth Anything
 v2 relative: DINOv2 backbone, aspect ratio kept, multiple of 14), ``depth_anything_metric`` (the

@@ -1,7 +1,8 @@
 """Benchmark specs and their registry: the built-ins' facts, their crops, items' ``mask``, and
 benchmarks added by ``--include`` spec files (listed, opened, broken ones warned).
 
-Expected values are written by hand from PROTOCOL.md and datasets/*.md, never read from the code.
+Expected values are written by hand from datasets/*.md (and the official evaluation code they cite),
+never read from the package.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _no_includes(monkeypatch):
     monkeypatch.delenv(plugins.INCLUDE_ENV)
 
 
-# --- the built-ins' facts (PROTOCOL.md, datasets/*.md) ---------------------------------------
+# --- the built-ins' facts (datasets/*.md) -----------------------------------------------------
 
 #: name -> (title, folder, archive, min, max, range in valid, processing res, padding,
 #:          fit max resolution, test split file, its count, default crop id as recorded)

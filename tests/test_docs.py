@@ -57,3 +57,4 @@ def test_the_flag_reference_names_every_flag_of_every_sub_command():
                     missing.append(f"{name}: {flag}")
     assert "`--include PATH`" in text.split("## ")[0]
     assert not missing, "docs/flags.md lacks (rerun `python docs/make_flags.py`):\n  " + "\n  ".join(missing)
+

@@ -1,6 +1,6 @@
 """MoGe's evaluation pack: the sample-folder format, the warp, the ten specs, and point metrics.
 
-Fixtures are written here from the format's definition (BENCHMARKS.md: log-encoded 16-bit depth
+Fixtures are written here from the format's definition (datasets/moge.md: log-encoded 16-bit depth
 with ``near``/``far`` text chunks, normalised intrinsics in meta.json, segment ids with a
 ``labels`` chunk); expected values are worked out by hand or by a second formula, never read
 back from the package.
@@ -38,7 +38,7 @@ from marigold_bench.output_spaces import ALL_OUTPUT_SPACES, OUTPUT_SPACES, POINT
 
 
 def encode_depth(depth: np.ndarray, near: float, far: float) -> np.ndarray:
-    """Codes of BENCHMARKS.md: 0 unknown (NaN), 65535 +inf, else 1 + round(65533 v) with v the
+    """Codes of datasets/moge.md: 0 unknown (NaN), 65535 +inf, else 1 + round(65533 v) with v the
     position of log d between log near and log far."""
     codes = np.zeros(depth.shape, np.uint16)
     finite = np.isfinite(depth)
@@ -253,7 +253,7 @@ def test_segments_are_chosen_as_moge_chooses_them():
 
 # --- specs, layout, splits -------------------------------------------------------------------
 
-#: BENCHMARKS.md's table: name -> (title folder, target W, H, metric, sharp boundary, segmentation)
+#: datasets/moge.md's table: name -> (title folder, target W, H, metric, sharp boundary, segmentation)
 TABLE = {
     "nyu": ("NYUv2", 640, 480, True, False, False), "kitti": ("KITTI", 750, 375, True, False, False),
     "eth3d": ("ETH3D", 2048, 1365, True, False, True), "ibims": ("iBims-1", 640, 480, True, True, True),

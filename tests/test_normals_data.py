@@ -2,7 +2,7 @@
 the official (.npy) and DSINE (8-bit PNG) layouts read from format-true files, the synthetic
 scenes' analytic normals, and the bad inputs.
 
-Expected values are written by hand from NORMALS.md, the official loaders' code and the DSINE
+Expected values are written by hand from datasets/normals.md, the official loaders' code and the DSINE
 README, or computed by a second method (finite differences of the depth map), never read back
 from the code under test.
 """
@@ -59,7 +59,7 @@ def test_unknown_frame_and_channel_first_maps_are_refused():
 
 # --- specs and registry -----------------------------------------------------------------------------
 
-#: plain name -> (spec name, folder, split file, lines, processing res, seed), NORMALS.md's table
+#: plain name -> (spec name, folder, split file, lines, processing res, seed), datasets/normals.md's table
 OFFICIAL = {
     "nyu": ("nyu-normals", "nyuv2/test", "nyu_normals/nyuv2_test.txt", 654, 640, 4321),
     "scannet": ("scannet-normals", "scannet", "scannet_normals/scannet_test.txt", 300, 640, 1234),

@@ -37,5 +37,5 @@ def test_wheel_has_the_runtime_data(wheel_names):
 
 
 def test_wheel_has_no_split_files(wheel_names):
-    # the official split lists are downloaded by users, never shipped (DESIGN.md)
+    # the official split lists are downloaded by users, never shipped (upstream's files, see marigold_bench/data/splits.py)
     assert not [n for n in wheel_names if n.endswith(".txt") and "filename_list" in n]

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ARCH_PARAMS = [a if a in ARCHS else pytest.param(a, marks=pytest.mark.skip(reason="needs torchvision"))
                for a in ALL_ARCHS]
 
-#: what PROTOCOLS.md says each architecture predicts
+#: what each architecture predicts (docs/parity.md, "transformers depth estimators")
 EXPECTED_SPACE = {"dpt": "disparity_affine_invariant", "depth_anything": "disparity_affine_invariant",
                   "depth_anything_metric": "depth_metric", "glpn": "depth_metric", "zoedepth": "depth_metric",
                   "depth_pro": "depth_metric"}

@@ -1,6 +1,7 @@
 """Split files: where to find them, how to read them, and which ones are the official lists.
 
-The official lists are not part of the project (DESIGN.md): users fetch them once with
+The official lists are not shipped with the package (they are upstream's files, pinned by
+sha256): users fetch them once with
 ``marigold-bench data download --splits`` into a user cache, point ``$MARIGOLD_SPLITS`` at a
 copy, or pass a file. Each benchmark's spec names its lists, with their sha256 and line counts
 (:attr:`~marigold_bench.data.spec.BenchmarkSpec.split_files`) and where they are hosted.

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: Named ensembling settings found in the wild (see PROTOCOL.md, "Test-time ensembling").
+#: Named ensembling settings found in the wild (docs/parity.md, "Ensembling presets").
 #: ``cost="pairwise"`` sums one RMS per member pair; ``cost="joint"`` takes a single RMS over the
 #: differences of all pairs together, as the CVPR release did. ``max_res=None`` fits at full size.
 #: ``fit`` says which parameters move (see the module docstring).

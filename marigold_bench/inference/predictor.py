@@ -53,7 +53,7 @@ NOISE_KINDS = ("gaussian", "multires", "annealed", "zeros")
 FALLBACK_STEPS = 10
 FALLBACK_PROCESSING_RES = 768
 
-#: Multi-resolution noise strength, as in training (TRAINING.md).
+#: Multi-resolution noise strength, as in training (``noise_strength`` of configs/marigold-sd2.yaml).
 MULTIRES_STRENGTH = 0.9
 
 # Auto batch size: rough peak memory per sample, per latent pixel (UNet) and per output pixel

@@ -18,7 +18,7 @@ and gives the same maps as ``transformers.pipeline("depth-estimation")``:
   resizes in the model's dtype), so half-precision runs differ from it by the resize's round-off.
 
 What the numbers mean is not stored in the checkpoint; `output_space_for` decides from the
-architecture and its config (PROTOCOLS.md) and an explicit ``output_space=`` overrides it.
+architecture and its config (its docstring lists them; docs/parity.md) and an explicit ``output_space=`` overrides it.
 
 A depth estimator is deterministic: ensemble members are identical copies of one forward pass
 (computed once per image whatever their number), and `merge` returns that map. ``--ensemble N``
