@@ -58,3 +58,23 @@ def test_the_flag_reference_names_every_flag_of_every_sub_command():
     assert "`--include PATH`" in text.split("## ")[0]
     assert not missing, "docs/flags.md lacks (rerun `python docs/make_flags.py`):\n  " + "\n  ".join(missing)
 
+
+
+def test_the_readme_starts_with_the_two_commands_and_ci_runs_the_second():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    first = re.match(r"# marigold-bench\n\n```bash\n(.*?)```", text, re.S)
+    assert first, "README.md must open with its two commands"
+    install_and_run, install_and_test = first.group(1).strip().splitlines()
+    assert install_and_run.endswith("&& marigold-bench run --dataset synthetic")
+    assert install_and_test.endswith("&& python -m pytest")
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert install_and_test in ci.splitlines()
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    broken = []
+    for doc in [REPO / "README.md", *DOCS.glob("*.md"), REPO / "datasets" / "eth3d.md"]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8")):
+            if not (doc.parent / target).exists():
+                broken.append(f"{doc.relative_to(REPO)}: {target}")
+    assert not broken, "broken links:\n  " + "\n  ".join(broken)
