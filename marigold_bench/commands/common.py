@@ -139,8 +139,13 @@ def default_padding(args) -> str | None:
     """The padding a Marigold checkpoint gets without ``--padding``: the benchmark's (ETH3D:
     ``"none"``, as the official evaluation ran) under the ``marigold`` evaluation protocol,
     else None (the predictor's default, ``"replicate"``)."""
+    from marigold_bench.eval.protocols import EVALUATION_PROTOCOLS
+
+    # a spec's padding is what its own evaluation ran with: it holds under the suite's default
+    # protocol (the first registered, Marigold's), not under another suite's rules
+    default_protocol = next(iter(EVALUATION_PROTOCOLS))
     dataset = getattr(args, "dataset", None)
-    if not dataset or getattr(args, "protocol", "marigold") != "marigold":
+    if not dataset or getattr(args, "protocol", default_protocol) != default_protocol:
         return None
     from marigold_bench.data.registry import DATASETS, get_benchmark
 
