@@ -1,6 +1,7 @@
 """Evaluation protocols as data: resolution, overrides, bad combinations, and what gets recorded.
 
-Numbers are checked against values worked out by hand from the definitions (PROTOCOLS.md), or
+Numbers are checked against values worked out by hand from the definitions (docs/parity.md; the
+protocols' own sources), or
 against predictions built to be exact under one fit space and not under another.
 """
 

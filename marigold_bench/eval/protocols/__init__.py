@@ -28,7 +28,7 @@ from marigold_bench.eval.protocols.base import EvaluationProtocol, has_sharp_edg
 from marigold_bench.output_spaces import (DEPTH_AFFINE, DEPTH_METRIC, DEPTH_SCALE, DISPARITY_AFFINE,
                                           OUTPUT_SPACES, is_disparity)
 
-#: every alignment any protocol knows (PROTOCOLS.md, "Other alignments in use")
+#: every alignment any protocol knows (their meanings below; docs/parity.md has the table by suite)
 ALIGNMENTS = ("affine", "scale", "median", "none")
 
 #: what each alignment fits, for the ``protocols`` listing and error messages
