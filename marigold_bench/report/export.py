@@ -121,9 +121,11 @@ def _date_of(path: str) -> str | None:
 
 def file_name(result: Result) -> str:
     """``nyu.yaml``, ``diode_indoor.yaml``, ``nyu_moge.yaml``: one file per benchmark and variant
-    (the ``marigold`` protocol is the default and gets no suffix)."""
+    (the suite's default protocol, the first registered, gets no suffix)."""
+    from marigold_bench.eval.protocols import EVALUATION_PROTOCOLS
+
     parts = [result.benchmark] + ([result.variant] if result.variant else [])
-    if result.protocol != "marigold":
+    if result.protocol != next(iter(EVALUATION_PROTOCOLS)):  # the suite's default protocol: no suffix
         parts.append(result.protocol)
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(parts)) + ".yaml"
 
