@@ -52,7 +52,8 @@ FACTS = {
 }
 
 
-DEPTH = ["nyu", "kitti", "eth3d", "scannet", "diode", "synthetic"]
+DEPTH = ["nyu", "kitti", "eth3d", "scannet", "diode", "synthetic", "sunrgbd", "ibims", "ddad", "diml_indoor",
+         "diml_outdoor", "hypersim_test", "vkitti2"]
 NORMALS = ["nyu-normals", "scannet-normals", "ibims-normals", "diode-normals", "oasis-normals",
            "synthetic-normals", "dsine/nyu", "dsine/scannet"]
 #: MoGe's pack (depth), registered after the normals benchmarks
@@ -191,8 +192,10 @@ def test_synthetic_items_have_a_mask_and_datasets_pickle():
 # --- registry lookups --------------------------------------------------------------------------
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(UnknownBenchmarkError, match="unknown dataset .nyu2.; known datasets: diode, eth3d, kitti, "
-                                                    "moge/ddad, .*, moge/spring, nyu, scannet, synthetic; for task normals: "
+    with pytest.raises(UnknownBenchmarkError, match="unknown dataset .nyu2.; known datasets: ddad, diml_indoor, "
+                                                    "diml_outdoor, diode, eth3d, hypersim_test, ibims, kitti, "
+                                                    "moge/ddad, .*, moge/spring, nyu, scannet, sunrgbd, synthetic, "
+                                                    "vkitti2; for task normals: "
                                                     "diode, dsine/nyu, dsine/scannet, ibims, nyu, oasis, scannet, synthetic "):
         get_benchmark("nyu2")
     assert issubclass(UnknownBenchmarkError, BenchError) and issubclass(UnknownBenchmarkError, ValueError)

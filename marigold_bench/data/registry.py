@@ -31,6 +31,14 @@ BUILTINS = {
     "scannet": "marigold_bench.data.scannet:SPEC",
     "diode": "marigold_bench.data.diode:SPEC",
     "synthetic": "marigold_bench.data.synthetic:SPEC",
+    # the metric boards' test sets (ZoeDepth's evaluation layouts and crop/range rows)
+    "sunrgbd": "marigold_bench.data.sunrgbd:SPEC",
+    "ibims": "marigold_bench.data.ibims:SPEC",
+    "ddad": "marigold_bench.data.ddad:SPEC",
+    "diml_indoor": "marigold_bench.data.diml_indoor:SPEC",
+    "diml_outdoor": "marigold_bench.data.diml_outdoor:SPEC",
+    "hypersim_test": "marigold_bench.data.hypersim_test:SPEC",
+    "vkitti2": "marigold_bench.data.vkitti2:SPEC",
     # surface normals: each answers to its plain name with task="normals" (spec.dataset)
     "nyu-normals": "marigold_bench.data.marigold_normals:NYU",
     "scannet-normals": "marigold_bench.data.marigold_normals:SCANNET",
