@@ -16,7 +16,6 @@ import numpy as np
 
 from marigold_bench.data.crops import NONE, Crop
 from marigold_bench.errors import BenchError, PredictionError
-from marigold_bench.output_spaces import DEPTH_METRIC
 
 
 @dataclass(frozen=True)
@@ -97,12 +96,4 @@ def fitted(sample_id: str, pred: np.ndarray, depth: np.ndarray, fit_pixels: np.n
     return np.asarray(aligned, dtype=np.float64), float(scale), float(shift)
 
 
-def refuse_non_metric(protocol: str, output_space: str, allowed) -> BenchError:
-    """The refusal of a metric protocol asked, without an alignment, of a model whose output is
-    not metric: it names the alignments that are allowed."""
-    return BenchError(f"protocol {protocol} scores metric depth as predicted ({DEPTH_METRIC}); "
-                      f"{output_space} predictions are only defined up to a fit, so choose "
-                      f"--alignment {' | '.join(allowed)} (or --protocol marigold / moge)")
-
-
-__all__ = ["MetricRow", "fitted", "refuse_non_metric", "row_for", "scored_mask"]
+__all__ = ["MetricRow", "fitted", "row_for", "scored_mask"]
