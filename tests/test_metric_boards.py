@@ -157,3 +157,11 @@ def test_each_spec_lists_zoedepths_row(name, crop, lo, hi):
     # config.py's DATASETS_CONFIG, read by hand
     spec = get_benchmark(name)
     assert (spec.default_crop, spec.min_depth, spec.max_depth) == (crop, lo, hi)
+
+
+def test_metric_boards_group():
+    from marigold_bench.data.registry import GROUPS, expand_groups
+    # ZoeDepth's ALL_INDOOR + ALL_OUTDOOR (config.py), DIODE's two rows as one benchmark
+    assert expand_groups(["metric-boards"]) == ["nyu", "ibims", "sunrgbd", "diode", "hypersim_test", "kitti",
+                                                 "diml_outdoor", "vkitti2", "ddad"]
+    assert all(get_benchmark(n).task == "depth" for n in GROUPS["metric-boards"])

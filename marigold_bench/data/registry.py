@@ -65,8 +65,12 @@ BUILTINS = {
 MOGE_ALL = ("moge/nyu", "moge/kitti", "moge/eth3d", "moge/ibims", "moge/gso", "moge/sintel", "moge/ddad",
             "moge/diode", "moge/spring", "moge/hammer")
 
-#: names that stand for several benchmarks (``--datasets moge-all``)
-GROUPS = {"moge-all": MOGE_ALL}
+#: ZoeDepth's evaluation sets (config.py ALL_INDOOR + ALL_OUTDOOR, in its order; DIODE once: the
+#: zoedepth protocol scores its indoor and outdoor samples by their own rows)
+METRIC_BOARDS = ("nyu", "ibims", "sunrgbd", "diode", "hypersim_test", "kitti", "diml_outdoor", "vkitti2", "ddad")
+
+#: names that stand for several benchmarks (``--datasets moge-all``, ``--datasets metric-boards``)
+GROUPS = {"moge-all": MOGE_ALL, "metric-boards": METRIC_BOARDS}
 
 #: training sets: not benchmarks (no ``--dataset``), but their official split files are
 #: downloaded and checked like the benchmarks'
@@ -306,6 +310,6 @@ class BenchmarkNames(Sequence):
 #: live view of :func:`benchmark_names` (0.3's ``DATASETS`` tuple)
 DATASETS = BenchmarkNames()
 
-__all__ = ["BUILTINS", "DATASETS", "GROUPS", "MOGE_ALL", "TRAINING", "MissingTaskError", "UnknownBenchmarkError",
+__all__ = ["BUILTINS", "DATASETS", "GROUPS", "METRIC_BOARDS", "MOGE_ALL", "TRAINING", "MissingTaskError", "UnknownBenchmarkError",
            "all_benchmarks", "benchmark_names", "dataset_names", "expand_groups", "get_benchmark", "load_dataset",
            "official_split_files", "plugin_benchmarks", "subsets_of", "tasks_of", "title_of", "training_specs"]
