@@ -165,3 +165,12 @@ def test_metric_boards_group():
     assert expand_groups(["metric-boards"]) == ["nyu", "ibims", "sunrgbd", "diode", "hypersim_test", "kitti",
                                                  "diml_outdoor", "vkitti2", "ddad"]
     assert all(get_benchmark(n).task == "depth" for n in GROUPS["metric-boards"])
+
+
+def test_listed_datasets_pickle_for_workers(tmp_path):
+    import pickle
+    root = tmp_path / "diml_outdoor"
+    rgb(root / "outleft" / "o_1.png", 6, 8)
+    png16(root / "depthmap" / "o_1.png", np.full((6, 8), 12000))
+    ds = pickle.loads(pickle.dumps(get_benchmark("diml_outdoor").open(tmp_path)))
+    assert ds[0]["depth"][0, 0] == pytest.approx(12.0)
