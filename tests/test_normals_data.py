@@ -103,14 +103,14 @@ def test_depth_lookups_are_unchanged():
     assert "task" not in get_benchmark("nyu").to_dict()  # depth records keep their keys exactly
     assert get_benchmark("nyu").frame is None and get_benchmark("nyu").dataset == "nyu"
     assert set(tasks_of("nyu")) == {"depth", "normals"} and set(tasks_of("kitti")) == {"depth"}
-    assert set(tasks_of("ibims")) == {"normals"} and tasks_of("nyu2") == {}
+    # iBims-1 has depth ground truth too since the metric boards' spec (data/ibims.py)
+    assert set(tasks_of("ibims")) == {"depth", "normals"} and tasks_of("nyu2") == {}
 
 
 def test_depth_only_benchmark_asked_for_normals_and_the_reverse():
     with pytest.raises(MissingTaskError, match=r"^kitti has no normals ground truth; its tasks: depth \(kitti\)$"):
         get_benchmark("kitti", task="normals")
-    with pytest.raises(MissingTaskError, match=r"^ibims has no depth ground truth; its tasks: normals \(ibims-normals\)$"):
-        get_benchmark("ibims", task="depth")
+    assert get_benchmark("ibims", task="depth").name == "ibims"  # the metric boards' iBims-1 depth
     with pytest.raises(MissingTaskError, match="oasis has no depth ground truth"):
         get_benchmark("oasis")  # a plain name alone means depth
     with pytest.raises(MissingTaskError, match="dsine/nyu has no depth"):
