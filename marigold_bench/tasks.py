@@ -11,6 +11,7 @@ Bottom layer: no numpy, no torch, nothing of the package above it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 #: tasks the suite evaluates (``summary.json["task"]``); normals come with 0.4's normals issue
@@ -96,6 +97,38 @@ METRICS: dict[str, MetricSpec] = {m.key: m for m in (
       for of, title in (("abs_rel", "AbsRel"), ("rmse", "RMSE"), ("delta1_outliers", "δ1-outliers"))
       for kind in ("ause", "aurg")),
 )}
+
+
+# --- the metric-depth leaderboards' protocols (zoedepth, unidepth, monodepth2) -----------------
+
+#: the metric columns each metric-depth protocol reports, beyond those above it shares
+_METRIC_BOARDS = {
+    "zoedepth": ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3", "silog_rmse",
+                 "delta_103"),
+    "unidepth": ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3", "silog_std",
+                 "medianlog", "d_auc", "delta_103", "d1_ssi"),
+    "monodepth2": ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3"),
+}
+
+METRICS.update({m.key: m for m in (
+    MetricSpec("silog_std", "SIlog", True, False, ("unidepth",),
+               "100 x std(ln p - ln g) with Bessel's correction (UniDepth's silog)", latex="SI$_\\log$"),
+    MetricSpec("medianlog", "MedianLog", True, False, ("unidepth",),
+               "100 x |median(ln p - ln g)|, the lower middle value for an even count (torch's median)"),
+    MetricSpec("d_auc", "δAUC", False, True, ("unidepth",),
+               "area under δ(1.25^x) for x in linspace(0.01, 5, 100), / 5 (UniDepth)", latex=r"$\delta_\mathrm{AUC}$"),
+    MetricSpec("delta_103", "δ1.03", False, True, ("unidepth", "zoedepth"),
+               "fraction of pixels with max(p/g, g/p) < 1.03 (UniDepth's tau; DA3's δ at 1.03)",
+               latex=r"$\delta_{1.03}$"),
+    MetricSpec("d1_ssi", "δ1 SSI", False, True, ("unidepth",),
+               "δ1 after a least-squares scale and shift of the prediction (UniDepth's d1_ssi)",
+               latex=r"$\delta_1^\mathrm{SSI}$"),
+)})
+
+for _protocol, _keys in _METRIC_BOARDS.items():
+    for _key in _keys:
+        if _protocol not in METRICS[_key].protocols:
+            METRICS[_key] = dataclasses.replace(METRICS[_key], protocols=METRICS[_key].protocols + (_protocol,))
 
 
 def metric_spec(key: str) -> MetricSpec | None:

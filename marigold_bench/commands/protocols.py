@@ -31,6 +31,9 @@ def describe(fmt: str = "text") -> str:
     for spec in EVALUATION_PROTOCOLS.values():
         rows = []
         for space in OUTPUT_SPACES:
+            if space not in spec.default_alignment:  # e.g. a metric protocol: only an explicit fit
+                rows.append([space, "none by default", "refused unless --alignment is given"])
+                continue
             alignment, fit_space = spec.default_alignment[space]
             rows.append([space, f"{alignment} in {fit_space}" if alignment != "none" else "none",
                          spec.realisations[(alignment, fit_space)]])

@@ -51,6 +51,9 @@ ALLOWED_ALIGNMENTS = {
 BUILT_INS = {
     "marigold": "marigold_bench.eval.protocols.marigold:PROTOCOL",
     "moge": "marigold_bench.eval.protocols.moge:PROTOCOL",
+    "zoedepth": "marigold_bench.eval.protocols.zoedepth:PROTOCOL",
+    "unidepth": "marigold_bench.eval.protocols.unidepth:PROTOCOL",
+    "monodepth2": "marigold_bench.eval.protocols.monodepth2:PROTOCOL",
 }
 
 
@@ -200,6 +203,16 @@ def _fit_space_of(output_space: str) -> str:
     return "disparity" if is_disparity(output_space) else "depth"
 
 
+def _no_default_message(spec: EvaluationProtocol, output_space: str) -> str:
+    """Why ``spec`` has no default for ``output_space``, and the ``--alignment`` values that serve."""
+    space = _fit_space_of(output_space)
+    allowed = [a for a in ALLOWED_ALIGNMENTS[output_space] if (a, space) in spec.realisations]
+    scores = ", ".join(sorted(spec.default_alignment))
+    return (f"protocol {spec.name} scores {scores} predictions; {output_space} predictions are only defined "
+            f"up to a fit, so choose --alignment {' | '.join(allowed) or '(none defined)'}"
+            " (or --protocol marigold / moge)")
+
+
 def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: str = DEPTH_AFFINE,
                     alignment: str | None = None, fit_space: str | None = None,
                     boundary_f1: int | None = None, declared_output_space: str | None = None,
@@ -241,7 +254,14 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
             f"--alignment {alignment} cannot serve --output-space {output_space}: such predictions are "
             f"only defined up to {'scale and shift' if 'affine' in output_space else 'scale'}, so they "
             f"need a fit; choose one of {', '.join(ALLOWED_ALIGNMENTS[output_space])}")
-    default_alignment, default_space = spec.default_alignment[output_space]
+    if output_space not in spec.default_alignment:
+        # a protocol without a default for this output space (a metric protocol asked of an
+        # affine-invariant model) serves it only with an explicit fit
+        if alignment is None:
+            raise BenchError(_no_default_message(spec, output_space))
+        default_alignment, default_space = None, None
+    else:
+        default_alignment, default_space = spec.default_alignment[output_space]
     chosen = alignment or default_alignment
     space = fit_space or (default_space if chosen == default_alignment else _fit_space_of(output_space))
     if chosen == "none" and space != "depth":
