@@ -1,4 +1,4 @@
-"""What the metric-depth protocols share: per-benchmark rows, the fit before clipping, the refusal.
+"""What the metric-depth protocols share: per-benchmark rows, the scored pixels, the fit before clipping.
 
 The metric leaderboards' protocols (`marigold_bench.eval.protocols.zoedepth`, ``unidepth``,
 ``monodepth2``) each carry a table: benchmark -> :class:`MetricRow` (crop, evaluation range, and
