@@ -2,8 +2,8 @@
 align_and_score): default alignment of metric models, the refusal of affine-invariant ones,
 per-dataset crop and range rows (KITTI's Garg, DIODE by subset), clipping, median scaling.
 
-Needs the ``eval/protocols/`` package with zoedepth, unidepth and monodepth2 registered; skipped
-until the package is there.
+Needs the ``eval/protocols/`` package with zoedepth, unidepth and monodepth2 registered (skipped
+without the package).
 """
 
 import numpy as np
