@@ -52,7 +52,7 @@ def add_parser(subparsers) -> None:
                    help="comma-separated models: registry names, checkpoint folders, hub ids in the "
                         "local cache, baseline:ramp / baseline:constant")
     p.add_argument("--datasets", required=True,
-                   help="comma-separated benchmarks, e.g. nyu,kitti, or a group: moge-all (MoGe's ten-benchmark pack)")
+                   help="comma-separated benchmarks, e.g. nyu,kitti, or a group: moge-all (MoGe's ten-benchmark pack), metric-boards (ZoeDepth's metric evaluation sets)")
     add_dataset_flags(p)
     _hide(p, "--dataset")
     add_inference_flags(p)
