@@ -74,7 +74,7 @@ def test_annealed_at_t_max_matches_multires_and_strength_is_per_sample():
 
 
 def replay_pyramid(shape, per_sample_strength, seed):
-    """Multi-resolution noise written out from TRAINING.md, with its own loop: a Gaussian; per
+    """Multi-resolution noise written out from the paper's description, with its own loop: a Gaussian; per
     level i an r = 2 + 2u in [2, 4), the running size shrunk to floor(size / r**i) (at least 1),
     a Gaussian of that size upsampled bilinearly and weighted by s_b ** i; stop when a side is 1;
     divide by the std of the whole batch. Draws in the order the noise module documents."""

@@ -1,7 +1,7 @@
 """The training objective (``trainer.marigold_loss``) against a recomputation by hand.
 
 Spies record what reaches the noise maker, the scheduler and the UNet; the loss is then rebuilt
-from the recipe (TRAINING.md) with numpy quantiles, SD-v2's betas written out, the v-target
+from the recipe (configs/marigold-sd2.yaml, the paper's Sec. 3) with numpy quantiles, SD-v2's betas written out, the v-target
 formula and a block-wise mask -- only the frozen VAE and the UNet themselves are shared.
 """
 

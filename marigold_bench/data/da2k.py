@@ -14,7 +14,7 @@ the image is in, which is how the release groups its 8 scene types; an image at 
 is scene ``"all"``). Its ``depth`` is zeros and ``valid``/``mask`` are empty (no pixel is
 scored as depth). Scoring is `marigold_bench.eval.da2k`.
 
-The release's folder names were not readable here (only BENCHMARKS.md's description of
+The release's folder names were not readable here (only a written description of
 ``annotations.json``): the scene type is taken from the image's parent folder, as described.
 """
 

@@ -82,7 +82,7 @@ def least_squares_fit(p: np.ndarray, g: np.ndarray, ridge: float = 1e-9) -> np.n
     """``scale * p + shift`` fitted to ``g`` by least squares, with UniDepth's ``ssi`` ridge
     (``1e-9`` added to the normal matrix's diagonal).
 
-    UniDepth's code fits on every scored pixel; BENCHMARKS.md says d1_ssi leaves out the 5 %
+    UniDepth's code fits on every scored pixel; a written description of the protocol says d1_ssi leaves out the 5 %
     largest residuals, but the code read (evaluation_depth.py ``ssi``) does not, so neither
     does this.
     """

@@ -6,7 +6,7 @@ zero predicted vector has cosine 0 and an error of exactly 90° (counted, never 
 whose ground truth is a non-zero vector are scored; the ground truth is not renormalised (a
 non-unit vector only changes the cosine's denominator, which the formula already divides out).
 
-Two protocols summarise the errors differently (see ../shared/NORMALS.md for sources):
+Two protocols summarise the errors differently (sources: prs-eth/Marigold b1dffaa and baegwangbin/DSINE, named below):
 
 * ``marigold`` (prs-eth/Marigold ``src/util/metric.py``): per image the mean, the median and the
   percentage of pixels under 5, 7.5, 11.25, 22.5 and 30 degrees, **each rounded to 4 decimals**,

@@ -1,6 +1,6 @@
 """The normals task of the trainer: data, objective, validation and export (``task: normals``).
 
-Marigold's normals recipe (NORMALS.md, ``config/train_marigold_normals.yaml``) is the depth recipe
+Marigold's normals recipe (prs-eth/Marigold ``config/train_marigold_normals.yaml``; ours: ``configs/marigold-sd2-normals.yaml``) is the depth recipe
 with another target: the three channels of the ground-truth normal map, already in [-1, 1], are
 encoded by the frozen VAE exactly as the image is (no normalisation), and the UNet learns the
 v-target of that latent with a plain MSE over every latent element (the official config sets no

@@ -1,6 +1,6 @@
 """Training targets: normalised depth, latents, the latent loss mask and the v-prediction loss.
 
-Marigold's recipe (TRAINING.md, "Targets" and "Diffusion objective"):
+Marigold's recipe (Ke et al., CVPR 2024, Sec. 3; ``configs/marigold-sd2.yaml`` holds its numbers):
 
 * depth of each image is mapped affinely so that the 2 % / 98 % quantiles of its *valid* pixels
   land on -1 / +1, clipped to [-1, 1]; invalid pixels go to the far plane (+1);

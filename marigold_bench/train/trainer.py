@@ -1,6 +1,6 @@
 """Marigold training, top to bottom: SD-v2 (or the tiny stand-in) -> an affine-invariant depth model.
 
-Read :func:`train` (its body, ``_train``) from start to end; it is the whole recipe (TRAINING.md):
+Read :func:`train` (its body, ``_train``) from start to end; it is the whole recipe (``configs/marigold-sd2.yaml`` holds its numbers):
 
 1. checks that need no model: output folders writable, resume checkpoint made with this config,
    training data present;

@@ -11,7 +11,7 @@ dataset's crop (NYUv2: rows 45:-9, columns 41:-39; KITTI: Garg, the training scr
 ``silog`` here is ``100 * std(e)`` with Bessel's correction (key ``silog_std``, not ZoeDepth's
 ``silog_rmse``); ``medianlog`` takes torch's lower median; ``tau`` at 3 % is ``delta_103``.
 ``d1_ssi`` is δ1 after a plain least-squares scale and shift on every scored pixel, as the
-code's ``ssi`` does; BENCHMARKS.md says the fit leaves out the 5 % largest residuals, which the
+code's ``ssi`` does; a written description of the protocol says the fit leaves out the 5 % largest residuals, which the
 code read does not do.
 """
 
@@ -118,6 +118,6 @@ PROTOCOL = EvaluationProtocol(
            "outside it is scored with its own default crop and range",
            "silog_std = 100 std(ln p - ln g, ddof=1); medianlog uses torch's lower median",
            "d1_ssi: plain least squares on every scored pixel (the code's ssi), not the 5 % trimmed "
-           "fit BENCHMARKS.md describes",
+           "fit that description gives",
            "a --crop of the benchmark replaces the table's crop"),
 )
