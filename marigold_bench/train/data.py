@@ -178,18 +178,30 @@ class TrainingMixture(torch.utils.data.Dataset):
         order = self.epoch_permutation(s, epoch)
         return self.names[s], order[piece * self.micro_batch:(piece + 1) * self.micro_batch], epoch
 
+    #: what a redrawn sample lacked and what to check, for the error after too many redraws
+    MISSING_TARGET = "valid depth"
+    CHECK_HINT = "check the data and its valid range"
+
+    def prepare(self, name: str, item: dict, rng) -> tuple:
+        """``(rgb, target, mask)`` of one drawn sample, augmented (a subclass's task differs here)."""
+        return augment(item, rng, self.resolution, self.flip_p)
+
+    def pack(self, targets: list) -> dict:
+        """The micro-batch's target tensors from the drawn samples' targets."""
+        return {"depth": torch.from_numpy(np.stack(targets).astype(np.float32))[:, None]}
+
     def __getitem__(self, k: int) -> dict:
         rng = seeded_rng(self.seed, int(k), self.stream)
         name, planned, epoch = self.sample_indices(int(k))
         dataset = self.sources[name]
-        rgbs, depths, valids, ids = [], [], [], []
+        rgbs, targets, masks, ids = [], [], [], []
         skipped = unreadable = 0
         queue = [int(i) for i in planned]
         while len(ids) < self.micro_batch:
             if skipped + unreadable > self.max_redraws:
                 raise TrainingDataError(
-                    f"micro-batch {k} from {name}: {skipped} samples without valid depth and "
-                    f"{unreadable} unreadable ones in a row; check the data and its valid range")
+                    f"micro-batch {k} from {name}: {skipped} samples without {self.MISSING_TARGET} and "
+                    f"{unreadable} unreadable ones in a row; {self.CHECK_HINT}")
             index = queue.pop(0) if queue else int(rng.integers(len(dataset)))
             try:
                 item = dataset[index]
@@ -197,18 +209,18 @@ class TrainingMixture(torch.utils.data.Dataset):
                 warnings.warn(f"skipping unreadable training sample: {exc}", stacklevel=2)
                 unreadable += 1
                 continue
-            rgb, depth, valid = augment(item, rng, self.resolution, self.flip_p)
-            if not valid.any():
+            rgb, target, mask = self.prepare(name, item, rng)
+            if not mask.any():
                 skipped += 1
                 continue
-            rgbs.append(rgb), depths.append(depth), valids.append(valid), ids.append(item["id"])
-        if len({d.shape for d in depths}) > 1:
-            raise TrainingDataError(f"{name} samples differ in size ({sorted({d.shape for d in depths})}); "
+            rgbs.append(rgb), targets.append(target), masks.append(mask), ids.append(item["id"])
+        if len({t.shape for t in targets}) > 1:
+            raise TrainingDataError(f"{name} samples differ in size ({sorted({t.shape for t in targets})}); "
                                     "set data.resolution to resize and crop them to one size")
         return {
             "rgb": torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2).contiguous(),
-            "depth": torch.from_numpy(np.stack(depths).astype(np.float32))[:, None],
-            "valid": torch.from_numpy(np.stack(valids))[:, None],
+            **self.pack(targets),
+            "valid": torch.from_numpy(np.stack(masks))[:, None],
             "ids": ids, "source": name, "index": int(k), "epoch": epoch, "skipped": skipped,
             "unreadable": unreadable,
         }

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from marigold_bench.errors import SampleError, TrainingDataError
+from marigold_bench.errors import TrainingDataError
 from marigold_bench.model.noise import make_noise
 from marigold_bench.train import targets
-from marigold_bench.train.data import TrainingMixture, seeded_rng
+from marigold_bench.train.data import TrainingMixture
 from marigold_bench.train.normals_augment import NormalsAugmentation, augment_normals
 
 #: training sources of the normals task
@@ -108,44 +108,19 @@ class NormalsMixture(TrainingMixture):
         super().__init__(sources, weights, micro_batch, seed, resolution, augmentation.flip_p, stream, max_redraws)
         self.augmentation, self.sizes = augmentation, sizes or {}
 
-    def __getitem__(self, k: int) -> dict:
-        rng = seeded_rng(self.seed, int(k), self.stream)
-        name, planned, epoch = self.sample_indices(int(k))
-        dataset = self.sources[name]
-        rgbs, normals_list, masks, ids = [], [], [], []
-        skipped = unreadable = 0
-        queue = [int(i) for i in planned]
-        while len(ids) < self.micro_batch:
-            if skipped + unreadable > self.max_redraws:
-                raise TrainingDataError(
-                    f"micro-batch {k} from {name}: {skipped} samples without ground-truth normals and "
-                    f"{unreadable} unreadable ones in a row; check the data")
-            index = queue.pop(0) if queue else int(rng.integers(len(dataset)))
-            try:
-                item = dataset[index]
-            except SampleError as exc:
-                warnings.warn(f"skipping unreadable training sample: {exc}", stacklevel=2)
-                unreadable += 1
-                continue
-            rgb, normals, mask = augment_normals(item["rgb"], item["normals"], item["mask"], rng, self.augmentation)
-            if self.sizes.get(name) is not None:
-                rgb, normals, mask = resize_normals_sample(rgb, normals, mask, self.sizes[name])
-            if self.resolution is not None:
-                rgb, normals, mask = cover_crop(rgb, normals, mask, self.resolution, rng)
-            if not mask.any():
-                skipped += 1
-                continue
-            rgbs.append(rgb), normals_list.append(normals), masks.append(mask), ids.append(item["id"])
-        if len({r.shape for r in rgbs}) > 1:
-            raise TrainingDataError(f"{name} samples differ in size ({sorted({r.shape for r in rgbs})}); "
-                                    "set data.resolution to resize and crop them to one size")
-        return {
-            "rgb": torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2).contiguous(),
-            "normals": torch.from_numpy(np.stack(normals_list).astype(np.float32)).permute(0, 3, 1, 2).contiguous(),
-            "valid": torch.from_numpy(np.stack(masks))[:, None],
-            "ids": ids, "source": name, "index": int(k), "epoch": epoch, "skipped": skipped,
-            "unreadable": unreadable,
-        }
+    MISSING_TARGET = "ground-truth normals"
+    CHECK_HINT = "check the data"
+
+    def prepare(self, name: str, item: dict, rng) -> tuple:
+        rgb, normals, mask = augment_normals(item["rgb"], item["normals"], item["mask"], rng, self.augmentation)
+        if self.sizes.get(name) is not None:
+            rgb, normals, mask = resize_normals_sample(rgb, normals, mask, self.sizes[name])
+        if self.resolution is not None:
+            rgb, normals, mask = cover_crop(rgb, normals, mask, self.resolution, rng)
+        return rgb, normals, mask
+
+    def pack(self, targets: list) -> dict:
+        return {"normals": torch.from_numpy(np.stack(targets).astype(np.float32)).permute(0, 3, 1, 2).contiguous()}
 
 
 def vae_target(batch: dict) -> torch.Tensor:
