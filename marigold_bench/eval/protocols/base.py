@@ -16,6 +16,16 @@ from dataclasses import dataclass
 from typing import Callable
 
 
+def add_fit_columns(record: dict, scoring, scale: float, shift: float, pred, scored) -> dict:
+    """``record`` with the columns every scorer adds beside its metrics: the fit's ``scale`` and
+    ``shift`` (in the fit space) and, under a disparity fit, ``n_nonpositive``: the ``scored``
+    pixels predicted <= 0, which have no disparity (counted, never hidden)."""
+    record.update(scale=scale, shift=shift)
+    if scoring.fit_space == "disparity":
+        record["n_nonpositive"] = int((pred[scored] <= 0).sum())
+    return record
+
+
 def never(benchmark) -> bool:
     """No benchmark (the default of `EvaluationProtocol.boundary_f1_on`)."""
     return False

@@ -12,7 +12,7 @@ import numpy as np
 
 from marigold_bench.errors import PredictionError
 from marigold_bench.eval.align import fit_median_scale
-from marigold_bench.eval.protocols.base import EvaluationProtocol, has_sharp_edges
+from marigold_bench.eval.protocols.base import EvaluationProtocol, add_fit_columns, has_sharp_edges
 from marigold_bench.output_spaces import DEPTH_AFFINE, DEPTH_METRIC, DEPTH_SCALE, DISPARITY_AFFINE
 
 #: (alignment, fit space) -> the output space whose rule MoGe's code applies (`moge_align`);
@@ -56,9 +56,7 @@ def score(sample_id, pred, depth, valid, scoring, device=None) -> dict:
     pred64, depth64 = _inputs(sample_id, pred, depth, valid)
     aligned, scale, shift = _fit(pred64, depth64, valid, scoring)
     record = {k: float(v) for k, v in moge_metrics(aligned, depth64, valid).items()}
-    record.update(scale=float(scale), shift=float(shift))
-    if scoring.fit_space == "disparity":
-        record["n_nonpositive"] = int((pred[valid] <= 0).sum())
+    add_fit_columns(record, scoring, float(scale), float(shift), pred, valid)
     if scoring.boundary_f1_radius:
         from marigold_bench.eval.boundary import boundary_f1
 

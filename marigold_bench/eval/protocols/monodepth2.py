@@ -14,7 +14,7 @@ import numpy as np
 from marigold_bench.data.crops import KITTI_GARG
 from marigold_bench.eval.metric_depth import monodepth2_metrics
 from marigold_bench.eval.metric_scoring import MetricRow, fitted, scored_mask
-from marigold_bench.eval.protocols.base import EvaluationProtocol
+from marigold_bench.eval.protocols.base import EvaluationProtocol, add_fit_columns
 from marigold_bench.output_spaces import DEPTH_METRIC, DEPTH_SCALE
 
 METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
@@ -41,10 +41,7 @@ def score(sample_id, pred, depth, valid, scoring, device=None) -> dict:
     """Monodepth2's metrics of one prediction (host, float64; ``device`` unused)."""
     keep, aligned, scale, shift = _prepare(sample_id, pred, depth, valid, scoring)
     record = monodepth2_metrics(aligned[keep], np.asarray(depth, np.float64)[keep])
-    record.update(scale=scale, shift=shift)
-    if scoring.fit_space == "disparity":
-        record["n_nonpositive"] = int((pred[keep] <= 0).sum())
-    return record
+    return add_fit_columns(record, scoring, scale, shift, pred, keep)
 
 
 PROTOCOL = EvaluationProtocol(

@@ -23,7 +23,7 @@ from marigold_bench.data.crops import KITTI_GARG, NONE, Crop
 from marigold_bench.errors import PredictionError
 from marigold_bench.eval.metric_depth import unidepth_metrics
 from marigold_bench.eval.metric_scoring import MetricRow, fitted, row_for, scored_mask
-from marigold_bench.eval.protocols.base import EvaluationProtocol
+from marigold_bench.eval.protocols.base import EvaluationProtocol, add_fit_columns
 from marigold_bench.output_spaces import DEPTH_METRIC
 
 METRIC_KEYS = ("delta1", "delta2", "delta3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10",
@@ -86,10 +86,7 @@ def score(sample_id, pred, depth, valid, scoring, device=None) -> dict:
     keep, aligned, scale, shift = _prepare(sample_id, pred, depth, valid, scoring)
     with np.errstate(divide="ignore", invalid="ignore"):
         record = unidepth_metrics(aligned[keep], np.asarray(depth, np.float64)[keep])
-    record.update(scale=scale, shift=shift)
-    if scoring.fit_space == "disparity":
-        record["n_nonpositive"] = int((pred[keep] <= 0).sum())
-    return record
+    return add_fit_columns(record, scoring, scale, shift, pred, keep)
 
 
 PROTOCOL = EvaluationProtocol(

@@ -21,7 +21,7 @@ import numpy as np
 from marigold_bench.data.crops import KITTI_GARG, NYU_EIGEN
 from marigold_bench.eval.metric_depth import clip_zoedepth, resize_align_corners, zoedepth_metrics
 from marigold_bench.eval.metric_scoring import MetricRow, fitted, row_for, scored_mask
-from marigold_bench.eval.protocols.base import EvaluationProtocol
+from marigold_bench.eval.protocols.base import EvaluationProtocol, add_fit_columns
 from marigold_bench.output_spaces import DEPTH_METRIC
 
 #: metric columns, in ZoeDepth's order of meaning (a1-a3, abs_rel, sq_rel, rmse, rmse_log,
@@ -88,10 +88,7 @@ def score(sample_id, pred, depth, valid, scoring, device=None) -> dict:
     """ZoeDepth's metrics of one prediction (host, float64; ``device`` unused)."""
     row, keep, aligned, scale, shift = _prepare(sample_id, pred, depth, valid, scoring)
     record = score_arrays(aligned, depth, keep, row, crop=False)
-    record.update(scale=scale, shift=shift)
-    if scoring.fit_space == "disparity":
-        record["n_nonpositive"] = int((pred[keep] <= 0).sum())
-    return record
+    return add_fit_columns(record, scoring, scale, shift, pred, keep)
 
 
 PROTOCOL = EvaluationProtocol(
