@@ -14,6 +14,8 @@ import json
 import os
 import re
 
+from marigold_bench.errors import BenchError
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -53,7 +55,6 @@ def _missing_weights(model: str) -> str | None:
 
 def _missing_data(benchmark: str, data_root: str | None) -> str | None:
     from marigold_bench.data import load_dataset
-    from marigold_bench.errors import BenchError
 
     try:
         load_dataset(benchmark, data_root)
@@ -64,22 +65,15 @@ def _missing_data(benchmark: str, data_root: str | None) -> str | None:
     return None
 
 
-def _run_command(argv: list[str]) -> int:
-    """``marigold-bench run ARGV`` in this process: its exit code, a BenchError as 2 (printed)."""
+def _run_args(argv: list[str]):
+    """The parsed arguments of ``marigold-bench run ARGV`` (the run command's own parser)."""
     import argparse
-    import sys
 
     from marigold_bench.commands import run as run_command
-    from marigold_bench.errors import BenchError
 
     parser = argparse.ArgumentParser(prog="marigold-bench")
     run_command.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except BenchError as exc:
-        print(f"marigold-bench run: error: {exc}", file=sys.stderr)
-        return 2
+    return parser.parse_args(argv)
 
 
 def run(args) -> int:
@@ -107,10 +101,14 @@ def run(args) -> int:
         run_dir = os.path.join(args.out, _slug(group))
         argv = ["run", *group.run_args(), "--out", run_dir] + (["--data-root", data_root] if data_root else [])
         print(f"reproduce: marigold-bench {' '.join(argv)}", flush=True)
-        code = _run_command(argv)
-        summary = finished_summary(run_dir)
-        if code != 0 or summary is None:
-            outcomes += [Outcome(c, ERROR, message=f"the run exited {code}; see {run_dir}", run_dir=run_dir)
+        run_args = _run_args(argv)
+        try:
+            run_args.func(run_args)
+            summary, failure = finished_summary(run_dir), "the run left no finished summary"
+        except BenchError as exc:  # this group's run failed; the other cells still run
+            summary, failure = None, str(exc).splitlines()[0]
+        if summary is None:
+            outcomes += [Outcome(c, ERROR, message=f"{failure}; see {run_dir}", run_dir=run_dir)
                          for c in group.cells]
             continue
         outcomes += [judge(c, summary, run_dir) for c in group.cells]
