@@ -25,8 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from marigold_bench.train.config import NormalsAugmentConfig
+
 #: rows of a Hypersim frame as stored (768 x 1024): the only frames that are blurred
 HYPERSIM_ROWS = 768
+
+_OFFICIAL = NormalsAugmentConfig()
 
 
 @dataclass(frozen=True)
@@ -34,16 +38,17 @@ class NormalsAugmentation:
     """The probabilities and ranges of the augmentations (defaults: the official config)."""
 
     flip_p: float = 0.5
-    color_jitter_p: float = 0.3
-    gaussian_blur_p: float = 0.3
-    motion_blur_p: float = 0.3
-    gaussian_blur_sigma: float = 4.0
-    motion_blur_kernel_size: int = 11
-    motion_blur_angle_range: float = 360.0
-    brightness: float = 0.5
-    contrast: float = 0.5
-    saturation: float = 0.5
-    hue: float = 0.2
+    # the official values are written once, in the training config's section
+    color_jitter_p: float = _OFFICIAL.color_jitter_p
+    gaussian_blur_p: float = _OFFICIAL.gaussian_blur_p
+    motion_blur_p: float = _OFFICIAL.motion_blur_p
+    gaussian_blur_sigma: float = _OFFICIAL.gaussian_blur_sigma
+    motion_blur_kernel_size: int = _OFFICIAL.motion_blur_kernel_size
+    motion_blur_angle_range: float = _OFFICIAL.motion_blur_angle_range
+    brightness: float = _OFFICIAL.brightness
+    contrast: float = _OFFICIAL.contrast
+    saturation: float = _OFFICIAL.saturation
+    hue: float = _OFFICIAL.hue
     #: frames with this many rows are blurred (None: every frame)
     blur_rows: int | None = HYPERSIM_ROWS
 
