@@ -47,15 +47,12 @@ def run(args) -> int:
     import yaml
     from huggingface_hub import parse_eval_result_entries
 
+    from marigold_bench.commands.table import parse_metrics_and_digits
     from marigold_bench.eval.identity import hash_inputs, identity
     from marigold_bench.report.export import csv_rows, eval_results_files, model_index, results_of
     from marigold_bench.report.rundir import load_run
 
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    if not metrics:
-        raise BenchError("--metrics is empty")
-    if args.digits < 0:
-        raise BenchError("--digits must be >= 0")
+    metrics = parse_metrics_and_digits(args)
     runs = [load_run(path) for path in args.runs]
     results = [r for run in runs for r in results_of(run, metrics, args.digits, args.model)]
     model = args.model or results[0].model

@@ -19,7 +19,7 @@ import traceback
 from marigold_bench.commands.common import add_inference_flags, build_predictor, drop_unhonoured
 from marigold_bench.commands.run import (add_dataset_flags, check_scoring_names, declared_output_space,
                                          open_dataset, scoring_for)
-from marigold_bench.commands.table import add_subset_flag, parse_subsets
+from marigold_bench.commands.table import add_subset_flag, parse_metrics_and_digits, parse_subsets
 from marigold_bench.data import DATASETS
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.rundir import add_to_summary
@@ -200,11 +200,7 @@ def run(args) -> int:
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         raise BenchError(f"--datasets: unknown {', '.join(unknown)}; known: {', '.join(DATASETS)}")
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    if not metrics:
-        raise BenchError("--metrics is empty")
-    if args.digits < 0:
-        raise BenchError("--digits must be >= 0")
+    metrics = parse_metrics_and_digits(args)
     subsets = parse_subsets(args.diode_subsets)
     check_scoring_names(args)  # before any model is loaded
     # every benchmark is opened first: a missing one is the user's to fix, not a model's failure

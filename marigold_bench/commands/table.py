@@ -35,6 +35,17 @@ def add_subset_flag(p) -> None:
                         "outdoor (default: all three; papers quote either the full set or one half)")
 
 
+def parse_metrics_and_digits(args) -> list[str]:
+    """``--metrics`` as a list of keys, with ``--metrics`` and ``--digits`` checked (the flags of
+    every command that prints metrics as papers do: table, leaderboard, export)."""
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if not metrics:
+        raise BenchError("--metrics is empty")
+    if args.digits < 0:
+        raise BenchError("--digits must be >= 0")
+    return metrics
+
+
 def parse_subsets(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
@@ -43,11 +54,7 @@ def run(args) -> int:
     from marigold_bench.report.rundir import load_run
     from marigold_bench.report.tables import build_table, render
 
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    if not metrics:
-        raise BenchError("--metrics is empty")
-    if args.digits < 0:
-        raise BenchError("--digits must be >= 0")
+    metrics = parse_metrics_and_digits(args)
     table = build_table([load_run(path) for path in args.runs], metrics, reference=args.reference,
                         subsets=parse_subsets(args.diode_subsets))
     for note in table.identity_notes:  # also under the table; said here for logs and CI
