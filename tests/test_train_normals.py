@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_train_loss import Spy  # the depth loss test's call recorder
 
 from marigold_bench.data import normals_training
 from marigold_bench.errors import DataRootError, TrainConfigError
@@ -52,16 +53,6 @@ def make_batch():
     normals[0, :, :4, :4] = 0.0  # pixels without ground truth: still in the loss (no mask)
     valid = np.linalg.norm(normals, axis=1, keepdims=True) > 0
     return {"rgb": torch.from_numpy(rgb), "normals": torch.from_numpy(normals), "valid": torch.from_numpy(valid)}
-
-
-class Spy:
-    def __init__(self, fn):
-        self.fn, self.calls = fn, []
-
-    def __call__(self, *args, **kwargs):
-        out = self.fn(*args, **kwargs)
-        self.calls.append((args, kwargs, out))
-        return out
 
 
 def test_normals_loss_equals_the_recipe_recomputed_by_hand(monkeypatch, parts):
