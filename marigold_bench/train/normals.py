@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from marigold_bench.errors import TrainingDataError
+from marigold_bench.eval.normals import angular_errors
 from marigold_bench.model.noise import make_noise
 from marigold_bench.train import targets
 from marigold_bench.train.data import TrainingMixture
@@ -160,22 +161,10 @@ def normals_loss(unet, vae, noise_scheduler, empty_embedding, batch: dict, gener
 
 # --- metrics and validation --------------------------------------------------------------------
 
-def angular_errors(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Degrees between predicted and true normals (H x W x 3 each) at the valid pixels.
-
-    ``arccos`` of the cosine similarity clipped to [-1, 1]; valid: ``mask`` (default: ``‖gt‖ > 0``)
-    and a non-zero prediction norm is not required (a zero prediction counts as 90 degrees).
-    """
-    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
-    mask = np.linalg.norm(gt, axis=-1) > 0 if mask is None else np.asarray(mask, bool)
-    p, g = pred[mask], gt[mask]
-    denom = np.linalg.norm(p, axis=-1) * np.linalg.norm(g, axis=-1)
-    cos = np.divide((p * g).sum(-1), denom, out=np.zeros(len(p)), where=denom > 0)
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
 def image_scores(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> dict:
-    """Mean / median angular error and the share below 11.25 and 30 degrees of one image."""
+    """Mean / median angular error and the share below 11.25 and 30 degrees of one image (errors
+    as the evaluation computes them, `marigold_bench.eval.normals.angular_errors`, on the pixels
+    with a ground-truth normal and inside ``mask``)."""
     err = angular_errors(pred, gt, mask)
     return {"mean_angular_error": float(err.mean()), "median_angular_error": float(np.median(err)),
             "a11_25": float((err < 11.25).mean() * 100), "a30": float((err < 30).mean() * 100)}
