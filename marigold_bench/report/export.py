@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.identity import identity
+from marigold_bench.report.tables import csv_text
 from marigold_bench.tasks import METRICS
 
 #: the metrics exported by default (the field's headline pair)
@@ -67,8 +68,7 @@ def metric_spec(metric: str):
 
 
 def _metric_display(metric: str, value: float, digits: int) -> float:
-    spec = metric_spec(metric)
-    return round(value * (100.0 if spec.percent else 1.0), digits)
+    return round(value * metric_spec(metric).display_scale, digits)
 
 
 def results_of(run, metrics=DEFAULT_METRICS, digits: int = 2, model: str | None = None) -> list[Result]:
@@ -195,14 +195,9 @@ def csv_rows(results: list[Result]) -> str:
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for r in results:
-        writer.writerow([_safe_cell(r.model), r.benchmark, r.variant or "", r.protocol_id, r.protocol_hash,
-                         r.metric, repr(r.value), r.display, r.n, r.n_total, r.partial, _safe_cell(r.run_dir)])
+        writer.writerow([csv_text(r.model), r.benchmark, r.variant or "", r.protocol_id, r.protocol_hash,
+                         r.metric, repr(r.value), r.display, r.n, r.n_total, r.partial, csv_text(r.run_dir)])
     return buffer.getvalue()
-
-
-def _safe_cell(text: str) -> str:
-    # a spreadsheet runs a cell that starts with one of these as a formula
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 __all__ = ["CSV_COLUMNS", "DEFAULT_METRICS", "Result", "csv_rows", "eval_results_files", "file_name",

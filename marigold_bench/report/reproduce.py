@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from marigold_bench.errors import BenchError
-from marigold_bench.tasks import METRICS
+from marigold_bench.tasks import METRICS, display_value
 
 COLUMNS = ("cell", "model", "benchmark", "protocol", "steps", "ensemble", "extra_args", "metric",
            "published", "tolerance", "source", "table", "page", "confidence")
@@ -187,7 +187,7 @@ def judge(cell: Cell, summary: dict, run_dir: str) -> Outcome:
     value = (summary.get("metrics") or {}).get(cell.metric)
     if value is None or not math.isfinite(value):
         return Outcome(cell, ERROR, message=f"the run has no finite {cell.metric}", run_dir=run_dir)
-    shown = value * (100.0 if METRICS[cell.metric].percent else 1.0)
+    shown = display_value(cell.metric, value)
     ok = abs(shown - cell.published) <= cell.tolerance + 1e-9
     partial = summary.get("n", 0) < summary.get("n_total", 0)
     note = f"partial: {summary.get('n')}/{summary.get('n_total')} samples" if partial else ""
