@@ -94,3 +94,22 @@ def test_an_unreadable_sample_stops_with_the_sources_own_message():
         score_loop(dataset, Broken(), [scoring], progress=False)
     (records,), _ = score_loop(dataset, InMemory(), [scoring], skip_missing=True, progress=False)
     assert records[3]["status"] == "skipped" and records[3]["id"] == dataset.ids[3]
+
+
+def test_fit_to_shape_takes_channel_first_and_last_three_channel_maps():
+    """Normals and point maps are 3xHxW; HxWx3 files are transposed, other shapes refused."""
+    from marigold_bench.errors import PredictionError
+    from marigold_bench.eval.predictions import fit_to_shape
+    chw = np.arange(3 * 4 * 6, dtype=np.float32).reshape(3, 4, 6)
+    assert np.array_equal(fit_to_shape(chw, (4, 6), "a", channels=3), chw)
+    assert np.array_equal(fit_to_shape(chw.transpose(1, 2, 0), (4, 6), "a", channels=3), chw)
+    with pytest.raises(PredictionError, match="expected 3xHxW"):
+        fit_to_shape(chw[:2], (4, 6), "a", channels=3)
+    with pytest.raises(PredictionError, match="expected 3xHxW"):
+        fit_to_shape(chw[0], (4, 6), "a", channels=3)
+    with pytest.raises(PredictionError, match="expected one channel"):
+        fit_to_shape(chw.transpose(1, 2, 0), (4, 6), "a")   # a depth map is never three channels
+    with pytest.warns(UserWarning, match="resizing"):
+        up = fit_to_shape(chw, (8, 12), "a", channels=3)
+    assert up.shape == (3, 8, 12)
+    assert np.isclose(up[2].mean(), chw[2].mean(), atol=1e-4)   # each channel resized on its own

@@ -60,7 +60,18 @@ def test_same_size_and_errors():
     with pytest.raises(ValueError, match="unknown resize mode"):
         resize(x, (3, 3), "lanczos")
     with pytest.raises(ValueError, match="H x W"):
-        resize(x[None], (3, 3))
+        resize(x[None, None], (3, 3))
+
+
+@pytest.mark.parametrize("mode", RESIZE_MODES)
+def test_channel_first_maps_resize_like_torch(mode):
+    """A C x H x W map (normals, point maps) is resized channel by channel, as torch's
+    interpolate resizes the channels of one image."""
+    x = np.random.default_rng(1).standard_normal((3, 9, 14)).astype(np.float32)
+    ours = resize(x, (5, 23), mode)
+    theirs = np.stack([_torch_resize(channel, (5, 23), mode) for channel in x])
+    assert ours.shape == (3, 5, 23)
+    assert np.allclose(ours, theirs, atol=1e-5)
 
 
 def test_resize_imports_no_torch():

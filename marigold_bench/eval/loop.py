@@ -29,7 +29,7 @@ from marigold_bench.eval.progress import bar_label
 from marigold_bench.eval.progress import progress as progress_bar
 from marigold_bench.eval.protocols import Scoring, default_scoring
 from marigold_bench.eval.rundir import FAILED, NO_VALID, OK, SKIPPED, summarize, write_run
-from marigold_bench.eval.scoring import align_and_score, as_scoring, scored_pixels
+from marigold_bench.eval.scoring import as_scoring, prediction_channels, scored_pixels
 from marigold_bench.output_spaces import DEPTH_AFFINE
 
 # torch is imported inside the calls that need a device: scoring cached predictions on the host
@@ -45,14 +45,21 @@ def score_sample(item: dict, pred: np.ndarray, protocol: Protocol | Scoring, dev
     ``device`` (e.g. ``"cuda"``) runs the alignment and metrics with torch there, in float64:
     the numbers of the default numpy path to float64 round-off, and milliseconds instead of
     seconds for ETH3D's 24 M-pixel frames on a GPU. None scores with numpy on the host.
+
+    The ground truth is the item's entry the protocol names (``definition.target``: ``depth``,
+    ``normals``); a protocol that ``wants_item`` also gets the item (intrinsics, segmentation).
     """
-    valid = scored_pixels(item, protocol)
+    scoring = as_scoring(protocol)
+    definition = scoring.definition
+    valid = scored_pixels(item, scoring)
     record = {"id": item["id"], "status": OK, "n_valid": int(valid.sum()), "message": ""}
     if record["n_valid"] == 0:
         return {**record, "status": NO_VALID, "message": "no valid ground-truth pixel"}
+    target = item[definition.target]
+    extra = {"item": item} if definition.wants_item else {}
     try:
-        pred = fit_to_shape(pred, item["depth"].shape, item["id"])
-        record.update(align_and_score(item["id"], pred, item["depth"], valid, protocol, device))
+        pred = fit_to_shape(pred, valid.shape, item["id"], prediction_channels(scoring))
+        record.update(definition.score(item["id"], pred, target, valid, scoring, device, **extra))
     except (PredictionError, ValueError) as exc:
         record.update(status=FAILED, message=str(exc))
     return record

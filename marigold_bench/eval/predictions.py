@@ -88,21 +88,37 @@ class PredictionSource:
             self._h5.close()
 
 
-def fit_to_shape(pred: np.ndarray, shape: tuple[int, int], sample_id: str) -> np.ndarray:
+def fit_to_shape(pred: np.ndarray, shape: tuple[int, int], sample_id: str, channels: int | None = None) -> np.ndarray:
     """Bring a prediction to the ground-truth size.
 
     A prediction of another size is resized (bilinear) with a warning when its aspect ratio
     matches the ground truth's within 1 %, and refused otherwise: a different aspect ratio
     means a crop or a mix-up, not a resolution choice.
+
+    Args:
+        pred: ``H x W`` (depth, disparity) or, with ``channels``, ``channels x H x W``
+            (normals, point maps; ``H x W x channels`` is transposed).
+        shape: the ground truth's ``(H, W)``.
+        channels: None for a one-channel map; else the channels every pixel carries.
     """
-    pred = np.squeeze(np.asarray(pred, dtype=np.float32))
-    if pred.ndim == 3 and pred.shape[-1] in (3, 4):  # colour-mapped or RGB(A): not a depth map
-        raise PredictionError(f"{sample_id}: prediction has shape {pred.shape}; expected one channel")
-    if pred.ndim != 2:
-        raise PredictionError(f"{sample_id}: prediction has shape {pred.shape}; expected HxW")
-    if pred.shape == tuple(shape):
+    pred = np.asarray(pred, dtype=np.float32)
+    if channels is None:
+        pred = np.squeeze(pred)
+        if pred.ndim == 3 and pred.shape[-1] in (3, 4):  # colour-mapped or RGB(A): not a depth map
+            raise PredictionError(f"{sample_id}: prediction has shape {pred.shape}; expected one channel")
+        if pred.ndim != 2:
+            raise PredictionError(f"{sample_id}: prediction has shape {pred.shape}; expected HxW")
+        size = pred.shape
+    else:
+        if pred.ndim == 3 and pred.shape[0] != channels and pred.shape[-1] == channels:
+            pred = np.ascontiguousarray(pred.transpose(2, 0, 1))
+        if pred.ndim != 3 or pred.shape[0] != channels:
+            raise PredictionError(f"{sample_id}: prediction has shape {pred.shape}; expected {channels}xHxW "
+                                  f"(or HxWx{channels})")
+        size = pred.shape[1:]
+    if tuple(size) == tuple(shape):
         return pred
-    ratio_pred, ratio_gt = pred.shape[1] / pred.shape[0], shape[1] / shape[0]
+    ratio_pred, ratio_gt = size[1] / size[0], shape[1] / shape[0]
     if abs(ratio_pred / ratio_gt - 1) > 0.01:
         raise PredictionError(f"{sample_id}: prediction {pred.shape} and ground truth {tuple(shape)} "
                               "differ in aspect ratio; refusing to stretch")

@@ -118,7 +118,7 @@ def resize(array: np.ndarray, size: tuple[int, int], mode: str = "bilinear") -> 
     """Resize an ``H x W`` map to ``size = (rows, cols)`` as torch's ``interpolate`` would.
 
     Args:
-        array: a 2-D array of any real dtype.
+        array: a 2-D array of any real dtype, or ``C x H x W`` (each channel resized alike).
         size: ``(rows, cols)`` of the result.
         mode: one of `RESIZE_MODES` (see the module docstring for the torch call each one is).
 
@@ -134,8 +134,11 @@ def resize(array: np.ndarray, size: tuple[int, int], mode: str = "bilinear") -> 
         ```
     """
     array = np.asarray(array)
+    if array.ndim == 3:  # C x H x W (normals, point maps): each channel on its own, as torch does
+        return np.stack([resize(channel, size, mode) for channel in array]) if len(array) else \
+            np.zeros((0, *size), np.float32)
     if array.ndim != 2:
-        raise ValueError(f"resize expects an H x W map, got shape {array.shape}")
+        raise ValueError(f"resize expects an H x W or C x H x W map, got shape {array.shape}")
     rows, cols = (int(s) for s in size)
     if mode not in _TAPS:
         raise ValueError(f"unknown resize mode {mode!r}; known: {', '.join(RESIZE_MODES)}")

@@ -16,6 +16,7 @@ import numpy as np
 
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.protocols import Scoring, default_scoring
+from marigold_bench.output_spaces import is_point_map
 
 
 def as_scoring(protocol) -> Scoring:
@@ -45,6 +46,14 @@ def scored_pixels(item: dict, protocol) -> np.ndarray:
                          "so only the benchmark's own crop can be scored")
     mask = np.asarray(item["mask"], dtype=bool)
     return mask & scoring.benchmark.crop_mask(scoring.crop, mask.shape)
+
+
+def prediction_channels(scoring: Scoring) -> int | None:
+    """How many channels a prediction scored under ``scoring`` carries per pixel: None for a
+    depth or disparity map (H x W), 3 for surface normals and point maps (3 x H x W)."""
+    if scoring.definition.target == "normals" or is_point_map(scoring.output_space):
+        return 3
+    return None
 
 
 def align_and_score(sample_id: str, pred: np.ndarray, depth: np.ndarray, valid: np.ndarray, protocol,

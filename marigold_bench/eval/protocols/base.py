@@ -75,6 +75,10 @@ class EvaluationProtocol:
         origin: ``built-in`` or where a plugin came from (set by the registry).
         version: bumped when the definition changes a number; with the name it is the protocol
             id a result cites (``marigold/1``, see `marigold_bench.eval.identity`).
+        target: the item key holding the ground truth ``score`` receives (``"depth"``;
+            ``"normals"`` for a surface-normals protocol).
+        wants_item: ``score`` also takes the whole dataset item as ``item=`` (intrinsics,
+            segmentation: what a point-map protocol needs beside the ground truth).
     """
 
     name: str
@@ -96,6 +100,8 @@ class EvaluationProtocol:
     notes: tuple = ()
     origin: str = "built-in"
     version: int = 1
+    target: str = "depth"
+    wants_item: bool = False
 
     def default_boundary_f1(self, benchmark) -> int | None:
         """The boundary-F1 radius reported on ``benchmark`` when the user asks for none."""
