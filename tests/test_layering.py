@@ -213,9 +213,6 @@ def definition_modules() -> set[str]:
         "eval/protocols/base.py",
         # the Marigold family's predictor: "marigold" there is the name of its default recipe
         "inference/predictor.py",
-        # training sources by name (hypersim, vkitti, synthetic): the training code's own
-        # registries of sources, owned by the training work in flight; to move to the data specs
-        "train/data.py", "train/normals.py",
     }
 
 

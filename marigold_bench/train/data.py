@@ -250,6 +250,30 @@ def make_loader(mixture: TrainingMixture, start: int, stop: int, grad_accum: int
         prefetch_factor=2 if num_workers else None)
 
 
+def _open_hypersim(data_cfg):
+    from marigold_bench.data import hypersim
+
+    return hypersim.load(data_cfg.hypersim_root, data_cfg.hypersim_split)
+
+
+def _open_vkitti(data_cfg):
+    from marigold_bench.data import vkitti
+
+    return vkitti.load(data_cfg.vkitti_root, data_cfg.vkitti_split)
+
+
+def _open_synthetic(data_cfg):
+    from marigold_bench.data.synthetic import SyntheticDataset
+
+    return SyntheticDataset(data_cfg.synthetic_split)
+
+
+#: the depth training sources: name -> how it is opened from a DataConfig (loaders imported
+#: only when a source is used, so a synthetic run never touches the real-data readers)
+OPENERS = {"hypersim": _open_hypersim, "vkitti": _open_vkitti, "synthetic": _open_synthetic}
+assert tuple(OPENERS) == SOURCES
+
+
 def build_sources(data_cfg) -> dict:
     """Open the sources named in ``data_cfg.sources`` (a :class:`~marigold_bench.train.config.DataConfig`).
 
@@ -259,20 +283,9 @@ def build_sources(data_cfg) -> dict:
     for name, weight in data_cfg.sources.items():
         if float(weight) <= 0:
             continue
-        if name == "hypersim":
-            from marigold_bench.data import hypersim
-
-            sources[name] = hypersim.load(data_cfg.hypersim_root, data_cfg.hypersim_split)
-        elif name == "vkitti":
-            from marigold_bench.data import vkitti
-
-            sources[name] = vkitti.load(data_cfg.vkitti_root, data_cfg.vkitti_split)
-        elif name == "synthetic":
-            from marigold_bench.data.synthetic import SyntheticDataset
-
-            sources[name] = SyntheticDataset(data_cfg.synthetic_split)
-        else:
+        if name not in OPENERS:
             raise TrainingDataError(f"unknown training source {name!r}; known: {', '.join(SOURCES)}")
+        sources[name] = OPENERS[name](data_cfg)
     return sources
 
 

@@ -45,18 +45,26 @@ def build_normals_sources(data_cfg) -> tuple[dict, dict]:
     for name, weight in data_cfg.sources.items():
         if float(weight) <= 0:
             continue
-        if name == "synthetic":
-            from marigold_bench.data.synthetic import NORMALS_SPEC, SyntheticNormalsDataset
-
-            sources[name], sizes[name] = SyntheticNormalsDataset(data_cfg.synthetic_split, NORMALS_SPEC), None
-        elif name in normals_training.NAMES:
+        if name in normals_training.NAMES:   # the official preprocessed layouts
             root = getattr(data_cfg, f"{name}_root")
             split = getattr(data_cfg, f"{name}_normals_split")
             sources[name] = normals_training.load(name, root, split)
             sizes[name] = normals_training.TRAIN_SIZE[name]
+        elif name in SYNTHETIC_SOURCES:
+            sources[name], sizes[name] = SYNTHETIC_SOURCES[name](data_cfg), None
         else:
             raise TrainingDataError(f"unknown normals training source {name!r}; known: {', '.join(SOURCES)}")
     return sources, sizes
+
+
+def _open_synthetic_normals(data_cfg):
+    from marigold_bench.data.synthetic import NORMALS_SPEC, SyntheticNormalsDataset
+
+    return SyntheticNormalsDataset(data_cfg.synthetic_split, NORMALS_SPEC)
+
+
+#: sources generated on the fly (trained at their own size), by name
+SYNTHETIC_SOURCES = {"synthetic": _open_synthetic_normals}
 
 
 def resize_normals_sample(rgb: np.ndarray, normals: np.ndarray, mask: np.ndarray, size) -> tuple:
