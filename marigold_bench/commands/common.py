@@ -14,12 +14,23 @@ from tabulate import tabulate
 #: the tiny checkpoint trained by our own trainer and shipped with the package
 BUNDLED_TINY = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny"
 
+#: the tiny normals checkpoint bundled likewise (the default of ``run --task normals``)
+BUNDLED_TINY_NORMALS = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny-normals"
+
 
 def default_model() -> str:
     if (BUNDLED_TINY / "model_index.json").is_file():
         return str(BUNDLED_TINY)
     warnings.warn("the bundled tiny checkpoint is missing from this install; using baseline:ramp")
     return "baseline:ramp"
+
+
+def default_normals_model() -> str:
+    """The model of ``run --task normals`` without ``--model``: the bundled tiny normals checkpoint."""
+    if (BUNDLED_TINY_NORMALS / "model_index.json").is_file():
+        return str(BUNDLED_TINY_NORMALS)
+    warnings.warn("the bundled tiny normals checkpoint is missing from this install; using baseline:facing")
+    return "baseline:facing"
 
 
 def add_inference_flags(p: argparse.ArgumentParser) -> None:
@@ -166,8 +177,28 @@ HEADLINE = (("abs_rel", "AbsRel↓"), ("delta1", "δ1↑"), ("delta2", "δ2↑")
             ("rmse", "RMSE↓"), ("silog_rmse", "SIlog↓"))
 
 
+NORMALS_HEADLINE = (("mean_angle", "mean°↓"), ("median_angle", "median°↓"), ("pct_11_25", "<11.25°↑"),
+                    ("pct_30", "<30°↑"))
+
+
+def normals_table(summary: dict) -> str:
+    """The terminal table of a normals run: angles in degrees, shares in percent (as scored)."""
+    m = summary["metrics"]
+    shown = [(k, h) for k, h in NORMALS_HEADLINE if k in m] + ([("rmse_angle", "RMSE°↓")] if "rmse_angle" in m else [])
+    row = [summary["dataset"], f"{summary['n']}/{summary['n_total']}", *(m.get(k, np.nan) for k, _ in shown)]
+    table = tabulate([row], headers=["dataset", "n", *(h for _, h in shown)], floatfmt=".3f", tablefmt="github")
+    notes = [f"{summary[k]} {k[2:].replace('_', ' ')}" for k in ("n_failed", "n_skipped", "n_no_valid") if summary.get(k)]
+    if summary.get("n_with_zero"):
+        notes.append(f"{summary['n_with_zero']} with zero-vector predictions (scored as 90°)")
+    if summary.get("frame_converted"):
+        notes.append(f"predictions converted from {summary['frame']} to the benchmark's {summary['benchmark_frame']} frame")
+    return table + ("\n(" + ", ".join(notes) + ")" if notes else "")
+
+
 def summary_table(summary: dict) -> str:
     """The terminal table of one run: headline metrics in percent, as papers print them."""
+    if summary.get("task", "depth") == "normals":
+        return normals_table(summary)
     m = summary["metrics"]
     # a protocol scores its own metric set (moge: AbsRel and δ1 only): show the columns it has
     shown = [(key, header) for key, header in HEADLINE if key in m] or list(HEADLINE)

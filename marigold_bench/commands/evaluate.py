@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from marigold_bench.commands.common import summary_table
-from marigold_bench.commands.run import add_dataset_flags, open_dataset, refuse_empty, scoring_for
+from marigold_bench.commands.run import (add_dataset_flags, add_task_flags, check_scoring_names, open_dataset,
+                                         refuse_empty, scoring_for)
 from marigold_bench.errors import BenchError
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="score existing predictions (.npy/.png per id, or .h5)")
     add_dataset_flags(p)
-    p.add_argument("--predictions", required=True, help="folder of <id>.npy/<id>.png or an .h5 file")
+    add_task_flags(p, "opengl, as Marigold and diffusers")
+    p.add_argument("--predictions", required=True,
+                   help="folder of <id>.npy/<id>.png or an .h5 file; normals: <id>.npy, 3xHxW or HxWx3 "
+                        "(the official layout <scene>/<rgb stem>.npy is an id's path)")
     p.add_argument("--out", default=None, help="where per_sample.csv and summary.json go "
                    "(default: <predictions>_eval)")
     p.set_defaults(func=run)
@@ -23,8 +27,11 @@ def run(args) -> int:
 
     out = args.out or args.predictions.rstrip("/").removesuffix(".h5") + "_eval"
     check_out("evaluate", out)  # a file, unwritable, or a run's own folder: refused first
-    dataset = open_dataset(args)
-    scoring = scoring_for(args, dataset)  # --output-space, default depth_affine_invariant
+    task = args.task or "depth"
+    check_scoring_names(args, task)
+    dataset = open_dataset(args, task)
+    # depth: --output-space, default depth_affine_invariant; normals: --frame, default opengl
+    scoring = scoring_for(args, dataset, frame="opengl")
     source = PredictionSource(args.predictions)
     if not any(source.has(sample_id) for sample_id in dataset.ids):
         source.close()

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import os
 
-from marigold_bench.commands.common import add_inference_flags, build_predictor, default_run_dir, summary_table
-from marigold_bench.data import DATASETS, get_protocol, load_dataset
+from marigold_bench.commands.common import (add_inference_flags, build_predictor, default_normals_model,
+                                            default_run_dir, summary_table)
+from marigold_bench.data import load_dataset
+from marigold_bench.data.registry import BenchmarkNames, get_benchmark
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.outdir import check_run_dir
 from marigold_bench.eval.protocols import ALIGNMENTS, EVALUATION_PROTOCOLS, get_evaluation_protocol, resolve_scoring
+from marigold_bench.frames import FRAMES
 from marigold_bench.output_spaces import DEPTH_AFFINE, OUTPUT_SPACES
+from marigold_bench.tasks import TASKS
+
+#: --dataset: every benchmark's name and the plain names a --task resolves (``oasis``)
+DATASET_NAMES = BenchmarkNames(aliases=True)
 
 
 def add_dataset_flags(p) -> None:
-    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--data-root", default=None, help="official download base folder, the "
                    "benchmark's folder or its .tar (default: $MARIGOLD_DATA)")
     p.add_argument("--split", default=None, help="split name or split file (default: the test split)")
@@ -45,9 +52,29 @@ def add_scoring_flags(p, protocol_help: str | None = None) -> None:
                         "protocol's choice, moge: 1 where the ground truth is sharp)")
 
 
-def scoring_for(args, dataset, output_space: str | None = None):
+def add_task_flags(p, frame_default: str) -> None:
+    """--task and --frame (``run``, ``evaluate``): which ground truth, and the normals' frame."""
+    p.add_argument("--task", default=None, choices=TASKS,
+                   help="which ground truth of the benchmark to score against (default: the model's task; "
+                        "evaluate: depth); a task the benchmark lacks is an error")
+    p.add_argument("--frame", default=None, choices=FRAMES,
+                   help="normals only: the camera frame of the predictions (opengl: x right, y up, z towards "
+                        f"the viewer; opencv: y down, z forward), converted to the benchmark's before scoring "
+                        f"(default: {frame_default})")
+
+
+def scoring_for(args, dataset, output_space: str | None = None, frame: str | None = None):
     """The resolved scoring of the flags for ``dataset``; ``output_space`` is the model's
-    declared one (``--output-space`` overrides it, and the override is recorded)."""
+    declared one (``--output-space`` overrides it, and the override is recorded); ``frame`` the
+    normals predictor's declared frame (``--frame`` overrides it, recorded likewise)."""
+    if getattr(dataset.protocol, "task", "depth") == "normals":
+        given = getattr(args, "frame", None)
+        return resolve_scoring(dataset.protocol, args.protocol, output_space=args.output_space,
+                               alignment=args.alignment, fit_space=args.fit_space, boundary_f1=args.boundary_f1,
+                               frame=given or frame, declared_frame=frame if given else None)
+    if getattr(args, "frame", None):
+        raise BenchError(f"--frame is the camera frame of surface-normals predictions; {dataset.protocol.name} "
+                         "is scored as depth (use --task normals for its normals ground truth)")
     return resolve_scoring(dataset.protocol, args.protocol,
                            output_space=args.output_space or output_space or DEPTH_AFFINE,
                            alignment=args.alignment, fit_space=args.fit_space,
@@ -63,18 +90,20 @@ def declared_output_space(predictor) -> str | None:
             or settings.get("output_space"))
 
 
-def check_scoring_names(args) -> None:
-    """Refuse an unknown --protocol or --alignment (listing the known ones) early."""
-    get_evaluation_protocol(args.protocol)
+def check_scoring_names(args, task: str = "depth") -> None:
+    """Refuse an unknown --protocol (of ``task``) or --alignment (listing the known ones) early."""
+    get_evaluation_protocol(args.protocol, task)
     if args.alignment is not None and args.alignment not in ALIGNMENTS:
         raise BenchError(f"unknown alignment {args.alignment!r}; known alignments: {', '.join(ALIGNMENTS)}")
 
 
-def open_dataset(args):
+def open_dataset(args, task: str | None = None):
+    """The benchmark ``--dataset`` names, its ground truth for ``task`` (None: ``--task``, else
+    the spec called so); a task it lacks is the registry's `MissingTaskError`."""
     if args.max_samples is not None and args.max_samples < 1:  # before any data is opened
         raise BenchError(f"--max-samples {args.max_samples}: give a number of samples, at least 1")
-    protocol = get_protocol(args.dataset)
-    if args.fit_space:
+    protocol = get_benchmark(args.dataset, task=task or getattr(args, "task", None))
+    if args.fit_space and protocol.task == "depth":
         protocol = protocol.replace(fit_space=args.fit_space)
     return load_dataset(args.dataset, args.data_root, args.split, protocol=protocol).subset(args.max_samples)
 
@@ -91,6 +120,7 @@ def refuse_empty(summary: dict, out: str) -> None:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("run", help="run a model on a benchmark and score it")
     add_dataset_flags(p)
+    add_task_flags(p, "the model's")
     add_inference_flags(p)
     p.add_argument("--images-per-batch", type=int, default=0,
                    help="images whose members are predicted in one call (0 = auto: 1 on the CPU, "
@@ -104,17 +134,62 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def model_task(args) -> str:
+    """The task of the model the flags name, before it is loaded: ``--task``; else, without
+    ``--model``, depth (the bundled tiny checkpoint); else what the model's family says
+    (``task_of``) or its ``model_index.json`` (``prediction_type``); depth when nothing says."""
+    if args.task:
+        return args.task
+    if not args.model:
+        return "depth"
+    from marigold_bench.inference.families import family_for
+
+    try:
+        family = family_for(args.model)
+    except BenchError:
+        return "depth"  # build_predictor reports it
+    if hasattr(family, "task_of"):
+        return family.task_of(args.model)
+    import json
+
+    from marigold_bench.model.load import resolve_checkpoint
+    try:
+        folder, _ = resolve_checkpoint(args.model)
+        with open(os.path.join(folder, "model_index.json")) as f:
+            kind = json.load(f).get("prediction_type")
+    except (BenchError, OSError, ValueError):
+        return "depth"
+    return "normals" if kind == "normals" else "depth"
+
+
+def predictor_task(predictor) -> str:
+    """What a predictor scores (`marigold_bench.inference.interface`): ``task``, default depth."""
+    return getattr(predictor, "task", None) or predictor.settings.get("task") or "depth"
+
+
+def predictor_frame(predictor) -> str | None:
+    """The camera frame a normals predictor declares (``frame``), else None."""
+    return getattr(predictor, "frame", None) or predictor.settings.get("frame")
+
+
 def run(args) -> int:
     from marigold_bench.eval.loop import run_predictor
 
-    dataset = open_dataset(args)
+    task = model_task(args)
+    if args.model is None and task == "normals":  # the embedded normals default
+        args.model = default_normals_model()
+    dataset = open_dataset(args, task)
     check_run_dir(args.out, dataset)  # a file, unwritable, another command's or a fuller run's folder
-    check_scoring_names(args)  # before a model is loaded
+    check_scoring_names(args, task)  # before a model is loaded
     if getattr(args, "uncertainty", False) and args.ensemble < 2:
         raise BenchError(f"--uncertainty needs an ensemble: --ensemble {args.ensemble} gives one member per "
                          "image, so there is no spread to rank pixels by (use --ensemble 2 or more)")
     predictor = build_predictor(args, processing_res=dataset.protocol.processing_res)
-    scoring = scoring_for(args, dataset, declared_output_space(predictor))
+    if predictor_task(predictor) != task:
+        raise BenchError(f"{predictor.settings.get('model')} predicts {predictor_task(predictor)}, not {task}: "
+                         f"its output cannot be scored against {dataset.protocol.name}'s {task} ground truth "
+                         f"(drop --task, or use --task {predictor_task(predictor)})")
+    scoring = scoring_for(args, dataset, declared_output_space(predictor), predictor_frame(predictor))
     out = args.out or default_run_dir(args.dataset, predictor.settings)
     summary = run_predictor(dataset, predictor, out, skip_missing=args.skip_missing,
                             images_per_batch=args.images_per_batch, workers=args.workers,

@@ -271,7 +271,7 @@ class PredictorSource(Source):
             self.writer.put_members(item["id"], members)
         # stored at the model's resolution (compact cache); scored as it will be read back
         n = self.merge_key["n_members"]
-        return self.writer.put_merged(item["id"], self.predictor, members[:n], item["depth"].shape,
+        return self.writer.put_merged(item["id"], self.predictor, members[:n], item["valid"].shape,
                                       self.merge_key)
 
     def predict(self, items):

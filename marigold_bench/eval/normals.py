@@ -96,7 +96,18 @@ def per_image_metrics(pred, gt, valid=None) -> dict[str, float]:
     errors = angular_errors(pred, gt, valid)
     if errors.size == 0:
         raise ValueError("no pixel with a ground-truth normal to score")
+    return rounded_summary(errors)
+
+
+def rounded_summary(errors: np.ndarray) -> dict[str, float]:
+    """The official per-image record of one image's errors: each metric rounded to 4 decimals."""
     return {k: round(v, 4) for k, v in _summary(errors).items()}
+
+
+def image_summary(errors: np.ndarray) -> dict[str, float]:
+    """One image's errors summarised as DSINE summarises a pool (unrounded, with RMSE): the
+    per-sample row of the ``dsine`` protocol."""
+    return pooled_metrics(errors)
 
 
 def pooled_metrics(errors: np.ndarray) -> dict[str, float]:
@@ -122,5 +133,55 @@ def n_zero_predictions(pred, gt, valid=None) -> int:
     return int((np.linalg.norm(pred[:, mask], axis=0) == 0).sum())
 
 
+
+
+# --- what the normals protocols share (eval/protocols/marigold_normals.py, dsine.py) ---------
+
+def in_frame(pred, from_frame: str | None, to_frame: str | None) -> np.ndarray:
+    """A ``3 x H x W`` (or ``H x W x 3``) prediction as ``3 x H x W`` in ``to_frame`` (the
+    benchmark's), converted from ``from_frame`` (the predictor's or ``--frame``); unchanged when
+    either is unknown or they are equal."""
+    from marigold_bench.frames import convert_normals
+
+    chw = as_chw(pred, "prediction")
+    if not from_frame or not to_frame or from_frame == to_frame:
+        return chw
+    return np.ascontiguousarray(np.moveaxis(convert_normals(np.moveaxis(chw, 0, -1), from_frame, to_frame), -1, 0))
+
+
+def ground_truth_chw(gt) -> np.ndarray:
+    """The item's ``H x W x 3`` ground truth as ``3 x H x W`` (the loaders' layout is fixed, so
+    an image 3 pixels high is never mistaken for channel-first)."""
+    gt = np.asarray(gt, dtype=np.float32)
+    if gt.ndim != 3 or gt.shape[-1] != 3:
+        raise ValueError(f"ground truth: expected H x W x 3 normals, got shape {gt.shape}")
+    return np.ascontiguousarray(np.moveaxis(gt, -1, 0))
+
+
+def sample_errors(sample_id: str, pred, gt, valid, scoring) -> tuple[np.ndarray, int]:
+    """``(angular errors of the scored pixels, zero-vector predictions among them)`` of one
+    sample: the prediction brought into the benchmark's frame first (``scoring.prediction_frame``
+    -> ``scoring.frame``).
+
+    Raises:
+        PredictionError: NaN/inf at a scored pixel.
+        ValueError: shapes that differ, or no pixel to score.
+    """
+    from marigold_bench.errors import PredictionError
+
+    pred = in_frame(pred, scoring.prediction_frame, scoring.frame)
+    gt = ground_truth_chw(gt)
+    try:
+        errors = angular_errors(pred, gt, valid)
+    except ValueError as exc:
+        if "NaN" in str(exc):
+            raise PredictionError(f"{sample_id}: {exc}") from None
+        raise
+    if errors.size == 0:
+        raise ValueError("no pixel with a ground-truth normal to score")
+    return errors, n_zero_predictions(pred, gt, valid)
+
+
 __all__ = ["DSINE_NORMAL_METRICS", "MARIGOLD_NORMAL_METRICS", "THRESHOLDS", "angular_errors", "as_chw",
+           "ground_truth_chw", "image_summary", "in_frame", "rounded_summary", "sample_errors",
            "n_zero_predictions", "per_image_metrics", "pooled_metrics", "scored_mask"]

@@ -66,9 +66,21 @@ def subset_of(dataset_name: str, sample_id: str) -> str | None:
     return next((name for name, member in subsets_of(dataset_name).items() if member(sample_id)), None)
 
 
-def subsets(records: list[dict], dataset_name: str, keys) -> dict | None:
+def dataset_metrics(ok: list[dict], scoring: Scoring) -> dict:
+    """The dataset's metrics over the scored records: their means, or -- for a protocol that
+    pools (``definition.pooled``, DSINE) -- its metrics of every record's ``"_pool"`` at once."""
+    pooled = getattr(scoring.definition, "pooled", None)
+    if pooled is None:
+        return mean_metrics(ok, scoring.columns)
+    if not ok:
+        return {key: float("nan") for key in scoring.columns}
+    return {key: float(value) for key, value in pooled([r["_pool"] for r in ok]).items()}
+
+
+def subsets(records: list[dict], dataset_name: str, keys, scoring: Scoring | None = None) -> dict | None:
     """``{subset: {"n", "n_total", "metrics"}}`` plus ``"all"`` for benchmarks reported by parts
-    (DIODE: indoor, outdoor, all, as papers disagree on which they print); None otherwise."""
+    (DIODE: indoor, outdoor, all, as papers disagree on which they print); None otherwise.
+    With a pooling ``scoring`` each part is pooled on its own."""
     parts = subsets_of(dataset_name)
     if not parts:
         return None
@@ -76,8 +88,19 @@ def subsets(records: list[dict], dataset_name: str, keys) -> dict | None:
     for name in (*parts, "all"):
         part = [r for r in records if name == "all" or parts[name](r["id"])]
         ok = [r for r in part if r["status"] == OK]
-        out[name] = {"n": len(ok), "n_total": len(part), "metrics": mean_metrics(ok, keys)}
+        metrics = dataset_metrics(ok, scoring) if scoring is not None else mean_metrics(ok, keys)
+        out[name] = {"n": len(ok), "n_total": len(part), "metrics": metrics}
     return out
+
+
+def task_record(scoring: Scoring) -> dict:
+    """``summary.json``'s task entries: ``task`` always; for normals the predictions' ``frame``,
+    the ``benchmark_frame`` and whether the predictions were converted (a mismatch is recorded,
+    never silent)."""
+    if scoring.task == "depth":
+        return {"task": "depth"}
+    return {"task": scoring.task, "frame": scoring.prediction_frame, "benchmark_frame": scoring.frame,
+            "frame_converted": scoring.prediction_frame != scoring.frame}
 
 
 def summarize(records: list[dict], dataset, settings: dict, extra: dict | None = None,
@@ -92,8 +115,9 @@ def summarize(records: list[dict], dataset, settings: dict, extra: dict | None =
         "n": len(ok),
         "n_total": len(records),
         "n_failed": counts[FAILED], "n_skipped": counts[SKIPPED], "n_no_valid": counts[NO_VALID],
-        "metrics": mean_metrics(ok, scoring.columns),
+        "metrics": dataset_metrics(ok, scoring),
         "settings": settings,
+        **task_record(scoring),
         # the fit space is the scoring's (an output space or --fit-space may have chosen it)
         "protocol": {**dataset.protocol.to_dict(), **dataset.describe(), "fit_space": scoring.fit_space},
         "protocol_name": scoring.protocol,
@@ -106,7 +130,11 @@ def summarize(records: list[dict], dataset, settings: dict, extra: dict | None =
     if scoring.fit_space == "disparity":
         # predictions <= 0 have no disparity: say how many samples had any, never hide them
         summary["n_with_nonpositive"] = sum(1 for r in ok if r.get("n_nonpositive"))
-    halves = subsets(records, dataset.protocol.name, scoring.columns)
+    if scoring.task == "normals":  # zero-vector predictions score 90 degrees: say how many samples had any
+        summary["n_with_zero"] = sum(1 for r in ok if r.get("n_zero"))
+        if scoring.definition.pooled is not None:
+            summary["pooled"] = "dataset metrics over every scored pixel of every scored sample"
+    halves = subsets(records, dataset.protocol.name, scoring.columns, scoring)
     if halves is not None:
         summary["subsets"] = halves
     summary.update(subset_mark(dataset))  # a --max-samples run says so wherever it is shown
@@ -119,6 +147,8 @@ def record_columns(summary: dict) -> list[str]:
     """``per_sample.csv``'s columns for a summary's scoring (the ten marigold metrics by default)."""
     scoring = summary.get("scoring") or {}
     metrics = list(scoring.get("metric_keys") or METRIC_KEYS)
+    if scoring.get("task", "depth") != "depth":  # angles: no fit, zero-vector predictions counted
+        return ["id", *metrics, "n_zero", "n_valid", "status", "message"]
     if scoring.get("boundary_f1_radius"):
         metrics.append("boundary_f1")
     extra = ["n_nonpositive"] if scoring.get("fit_space") == "disparity" else []

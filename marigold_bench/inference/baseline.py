@@ -5,6 +5,9 @@ image? ``constant`` predicts one value everywhere (after the affine fit: the mea
 ``ramp`` predicts depth growing linearly towards the top of the image (after the fit: the best
 vertical plane, the classic "floor in front, far things above" prior). Both follow the
 predictor interface of the run loop, so they produce real run directories.
+
+``facing`` is the surface-normals baseline: every pixel faces the camera, (0, 0, 1) in the
+OpenGL frame -- the lower bound a normals model must beat (walls seen head-on score 0°).
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from ..output_spaces import DEPTH_AFFINE
 from .families import Family
 
 KINDS = ("constant", "ramp")
+
+#: the surface-normals baselines (task ``normals``)
+NORMALS_KINDS = ("facing",)
 
 
 class BaselinePredictor:
@@ -50,6 +56,34 @@ class BaselinePredictor:
         return merged, None
 
 
+class FacingPredictor:
+    """Every pixel's normal is (0, 0, 1) in the OpenGL frame: facing the camera (the Predictor
+    interface for normals: ``M x 3 x h x w`` members, ``merge`` -> ``(3 x H x W, None)``)."""
+
+    task = "normals"
+    frame = "opengl"
+    output_space = "normals"
+    device = None
+
+    def __init__(self, ensemble: int = 1):
+        self.settings = {"model": "baseline:facing", "family": "baseline", "output_space": self.output_space,
+                         "task": self.task, "frame": self.frame, "ensemble": int(ensemble), "ensembling": None}
+
+    @staticmethod
+    def _guess(height: int, width: int) -> np.ndarray:
+        guess = np.zeros((3, height, width), np.float32)
+        guess[2] = 1.0
+        return guess
+
+    def predict(self, jobs):
+        return [np.stack([self._guess(*rgb.shape[:2])] * len(members)) for _, rgb, members in jobs]
+
+    def merge(self, members: np.ndarray, out_shape=None) -> tuple[np.ndarray, None]:
+        """The guess at ``out_shape`` (the members' size when None): every member is the same."""
+        shape = tuple(out_shape) if out_shape is not None else np.asarray(members).shape[-2:]
+        return self._guess(*shape), None
+
+
 class BaselineFamily(Family):
     """``baseline:<kind>``: image-independent guesses, computed on the host in fp32. They take
     the settings every family takes (an ensemble of identical guesses, a device they ignore)
@@ -66,10 +100,16 @@ class BaselineFamily(Family):
         from ..errors import InferenceSettingsError
 
         kind = str(model).split(":", 1)[1]
+        if kind in NORMALS_KINDS:
+            return FacingPredictor(ensemble=settings.get("ensemble", 1))
         try:
             return BaselinePredictor(kind, ensemble=settings.get("ensemble", 1))
         except ValueError as exc:
             raise InferenceSettingsError(str(exc)) from None
+
+    def task_of(self, model) -> str:
+        """``normals`` for ``baseline:facing``, else ``depth`` (known before anything is built)."""
+        return "normals" if str(model).split(":", 1)[-1] in NORMALS_KINDS else "depth"
 
     def example(self, folder):
         return "baseline:ramp"

@@ -56,17 +56,25 @@ BUILT_INS = {
     "monodepth2": "marigold_bench.eval.protocols.monodepth2:PROTOCOL",
 }
 
+#: built-in surface-normals protocols (the same name may serve both tasks: ``marigold``)
+NORMALS_BUILT_INS = {
+    "marigold": "marigold_bench.eval.protocols.marigold_normals:PROTOCOL",
+    "dsine": "marigold_bench.eval.protocols.dsine:PROTOCOL",
+}
+
 
 class _Registry(Mapping):
-    """name -> :class:`EvaluationProtocol`: the built-ins, then what `plugins.discover` finds.
+    """name -> :class:`EvaluationProtocol` of one task: the built-ins, then what
+    `plugins.discover` finds whose ``task`` is this registry's.
 
     Loaded on first lookup and again when the ``--include`` folders change. A plugin object that
     is not an :class:`EvaluationProtocol`, or whose name is taken (a built-in always wins), is a
     `PluginWarning` and left out.
     """
 
-    def __init__(self, built_ins: dict):
+    def __init__(self, built_ins: dict, task: str = "depth"):
         self._built_ins = built_ins
+        self.task = task
         self._loaded: dict | None = None
         self._key = None
 
@@ -87,7 +95,11 @@ class _Registry(Mapping):
             entries[name] = getattr(importlib.import_module(module), attr)
         for found in plugins.discover("protocols"):
             obj = found.obj
+            if isinstance(obj, EvaluationProtocol) and obj.task != self.task:
+                continue  # another task's registry takes it
             if not isinstance(obj, EvaluationProtocol):
+                if self.task != "depth":
+                    continue  # warned about once, by the depth registry
                 warnings.warn(f"{found.origin}: PROTOCOL is a {type(obj).__name__}, not an "
                               "EvaluationProtocol; left out", plugins.PluginWarning, stacklevel=4)
             elif obj.name in entries:
@@ -108,17 +120,31 @@ class _Registry(Mapping):
         return len(self._entries())
 
 
-#: every evaluation protocol by name (built-ins and plugins; a read-only mapping)
+#: every depth evaluation protocol by name (built-ins and plugins; a read-only mapping)
 EVALUATION_PROTOCOLS: Mapping[str, EvaluationProtocol] = _Registry(BUILT_INS)
 
+#: every surface-normals protocol by name
+NORMALS_PROTOCOLS: Mapping[str, EvaluationProtocol] = _Registry(NORMALS_BUILT_INS, "normals")
 
-def get_evaluation_protocol(name: str) -> EvaluationProtocol:
-    """The protocol called ``name``; a BenchError listing the known ones otherwise."""
+#: the registries by task: a protocol is found by its name AND the task it scores
+PROTOCOLS_BY_TASK: dict[str, Mapping[str, EvaluationProtocol]] = {
+    "depth": EVALUATION_PROTOCOLS, "normals": NORMALS_PROTOCOLS}
+
+
+def get_evaluation_protocol(name: str, task: str = "depth") -> EvaluationProtocol:
+    """The protocol called ``name`` that scores ``task`` (``"depth"``, ``"normals"``); a
+    BenchError listing that task's protocols otherwise."""
+    registry = PROTOCOLS_BY_TASK.get(task)
+    if registry is None:
+        raise BenchError(f"unknown task {task!r}; known tasks: {', '.join(PROTOCOLS_BY_TASK)}")
     try:
-        return EVALUATION_PROTOCOLS[name]
+        return registry[name]
     except KeyError:
-        raise BenchError(f"unknown protocol {name!r}; known protocols: "
-                         f"{', '.join(EVALUATION_PROTOCOLS)} (see `marigold-bench protocols`)") from None
+        other = [t for t, r in PROTOCOLS_BY_TASK.items() if t != task and name in r]
+        hint = f" ({name} scores {', '.join(other)})" if other else ""
+        what = "protocols" if task == "depth" else f"{task} protocols"
+        raise BenchError(f"unknown protocol {name!r}{hint}; known {what}: "
+                         f"{', '.join(registry)} (see `marigold-bench protocols`)") from None
 
 
 def default_crop(benchmark) -> str:
@@ -170,6 +196,10 @@ class Scoring:
     crop: str = "none"
     disparity_floor: float = 1e-3
     protocol_version: int = 1
+    #: the task scored; for normals the benchmark's camera frame and the predictions' frame
+    task: str = "depth"
+    frame: str | None = None
+    prediction_frame: str | None = None
     #: the evaluation protocol itself (its ``align`` and ``score``); not recorded
     definition: EvaluationProtocol | None = field(default=None, compare=False, repr=False)
     #: the benchmark description the crop is taken from; not recorded
@@ -177,7 +207,7 @@ class Scoring:
 
     def __post_init__(self):
         if self.definition is None:  # a Scoring made by hand names its protocol
-            object.__setattr__(self, "definition", get_evaluation_protocol(self.protocol))
+            object.__setattr__(self, "definition", get_evaluation_protocol(self.protocol, self.task))
 
     @property
     def columns(self) -> tuple:
@@ -196,6 +226,9 @@ class Scoring:
                if f.name not in ("definition", "benchmark")}
         out["metric_keys"] = list(self.metric_keys)
         out["overrides"] = list(self.overrides)
+        if self.task == "depth":  # depth records (and their protocol hashes) stay as before 0.4
+            for key in ("task", "frame", "prediction_frame"):
+                out.pop(key)
         return out
 
 
@@ -213,10 +246,41 @@ def _no_default_message(spec: EvaluationProtocol, output_space: str) -> str:
             " (or --protocol marigold / moge)")
 
 
-def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: str = DEPTH_AFFINE,
+def _resolve_normals(dataset_protocol, protocol: str, output_space, alignment, fit_space, boundary_f1,
+                     crop, frame: str | None, declared_frame: str | None) -> Scoring:
+    """`resolve_scoring` for a normals benchmark: no fit, no crop, the frames recorded."""
+    from marigold_bench.frames import check_frame
+
+    spec = get_evaluation_protocol(protocol, "normals")
+    refused = [flag for flag, given in (("--output-space", output_space not in (None, "normals")),
+                                        ("--alignment", alignment not in (None, "none")),
+                                        ("--fit-space", fit_space is not None),
+                                        ("--boundary-f1", bool(boundary_f1)),
+                                        ("--crop", crop is not None and crop != default_crop(dataset_protocol)))
+               if given]
+    if refused:
+        raise BenchError(f"{dataset_protocol.name} is a surface-normals benchmark: normals are scored by angle, "
+                         f"without a fit, crop or boundary metric, so {', '.join(refused)} does not apply")
+    bench_frame = check_frame(getattr(dataset_protocol, "frame", None) or "opengl")
+    pred_frame = check_frame(frame or bench_frame)
+    overrides = ("frame",) if declared_frame is not None and declared_frame != pred_frame else ()
+    alignment, space = next(iter(spec.default_alignment.values()))
+    return Scoring(
+        protocol=spec.name, source=spec.source, dataset=dataset_protocol.name, output_space="normals",
+        alignment=alignment, fit_space=space, fit=spec.realisations[(alignment, space)], fit_resolution="none",
+        fit_max_resolution=None, fit_downsample="none", weights="none", clip_to_range=False,
+        min_depth=dataset_protocol.min_depth, max_depth=dataset_protocol.max_depth,
+        metric_definitions=spec.metric_definitions or spec.name, metric_keys=tuple(spec.metric_keys),
+        boundary_f1_radius=None, overrides=overrides, crop=default_crop(dataset_protocol),
+        disparity_floor=spec.disparity_floor, protocol_version=spec.version, task="normals",
+        frame=bench_frame, prediction_frame=pred_frame, definition=spec, benchmark=dataset_protocol)
+
+
+def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: str | None = None,
                     alignment: str | None = None, fit_space: str | None = None,
                     boundary_f1: int | None = None, declared_output_space: str | None = None,
-                    crop: str | None = None) -> Scoring:
+                    crop: str | None = None, frame: str | None = None,
+                    declared_frame: str | None = None) -> Scoring:
     """Combine a benchmark's facts, an evaluation protocol, the output space and overrides.
 
     Args:
@@ -233,6 +297,14 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
             user's override of it: then ``output_space`` is listed in ``overrides``.
         crop: a crop the benchmark offers; None: the protocol's (None there: the benchmark's
             own default crop, e.g. NYU's Eigen crop).
+        frame: normals benchmarks (``spec.task == "normals"``): the camera frame the predictions
+            are in (`marigold_bench.frames.FRAMES`); None: the benchmark's. They are converted to
+            the benchmark's frame before scoring, and both frames are recorded.
+        declared_frame: the predictor's own frame when ``frame`` is the user's ``--frame``
+            (a difference is listed in ``overrides``).
+
+    The protocol is looked up for the benchmark's task (``spec.task``): ``marigold`` on a
+    normals benchmark is the normals protocol of that name.
 
     Returns:
         :class:`Scoring`.
@@ -242,7 +314,14 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
             the output space cannot take (``none`` on affine- or scale-invariant predictions).
         UndefinedAlignmentError: an (alignment, fit space) pair the protocol does not define.
     """
+    if getattr(dataset_protocol, "task", "depth") == "normals":
+        return _resolve_normals(dataset_protocol, protocol, output_space, alignment, fit_space, boundary_f1,
+                                crop, frame, declared_frame)
+    if frame is not None:
+        raise BenchError(f"--frame is the camera frame of surface normals; {dataset_protocol.name} is a "
+                         "depth benchmark")
     spec = get_evaluation_protocol(protocol)
+    output_space = output_space or DEPTH_AFFINE
     if output_space not in OUTPUT_SPACES:
         raise BenchError(f"unknown output space {output_space!r}; known: {', '.join(OUTPUT_SPACES)}")
     if alignment is not None and alignment not in ALIGNMENTS:
@@ -312,6 +391,8 @@ def default_scoring(dataset_protocol, output_space: str = DEPTH_AFFINE) -> Scori
     """What a caller that names no protocol gets: ``marigold`` for ``output_space``, with the
     benchmark protocol's own ``fit_space`` when it was set to disparity there (so code that
     did so keeps its numbers)."""
+    if getattr(dataset_protocol, "task", "depth") == "normals":  # normals predictions: no output space
+        return resolve_scoring(dataset_protocol, "marigold")
     space = getattr(dataset_protocol, "fit_space", "depth")
     return resolve_scoring(dataset_protocol, "marigold", output_space,
                            fit_space=None if space == "depth" else space)
@@ -330,6 +411,8 @@ def scoring_of_summary(benchmark, summary: dict) -> Scoring:
         summary: the run's ``summary.json`` content.
     """
     record = summary.get("scoring") or {}
+    if record.get("task", "depth") != "depth":
+        return resolve_scoring(benchmark, record.get("protocol", "marigold"), frame=record.get("prediction_frame"))
     fit_space = record.get("fit_space", (summary.get("protocol") or {}).get("fit_space"))
     return resolve_scoring(benchmark, record.get("protocol", "marigold"),
                            output_space=record.get("output_space", DEPTH_AFFINE),
@@ -347,5 +430,6 @@ def parse_list(text: str | None, known, what: str) -> list:
 
 
 __all__ = ["ALIGNMENTS", "ALIGNMENT_MEANING", "ALLOWED_ALIGNMENTS", "BUILT_INS", "EVALUATION_PROTOCOLS",
+           "NORMALS_BUILT_INS", "NORMALS_PROTOCOLS", "PROTOCOLS_BY_TASK",
            "EvaluationProtocol", "Scoring", "default_crop", "default_scoring", "get_evaluation_protocol",
            "has_sharp_edges", "parse_list", "resolve_scoring", "scoring_of_summary"]

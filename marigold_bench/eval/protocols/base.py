@@ -79,6 +79,11 @@ class EvaluationProtocol:
             ``"normals"`` for a surface-normals protocol).
         wants_item: ``score`` also takes the whole dataset item as ``item=`` (intrinsics,
             segmentation: what a point-map protocol needs beside the ground truth).
+        task: the task whose benchmarks it scores (``"depth"``; ``"normals"``). The registry
+            is keyed by name and task, so one name may serve both (``marigold``).
+        pooled: ``pooled(pools) -> dict`` of dataset metrics computed once over every sample's
+            private ``"_pool"`` array (``score`` then returns one per sample; DSINE pools every
+            pixel's error); None: the dataset metrics are the per-sample means.
     """
 
     name: str
@@ -102,6 +107,8 @@ class EvaluationProtocol:
     version: int = 1
     target: str = "depth"
     wants_item: bool = False
+    task: str = "depth"
+    pooled: Callable | None = None  # a module-level function: protocols pickle
 
     def default_boundary_f1(self, benchmark) -> int | None:
         """The boundary-F1 radius reported on ``benchmark`` when the user asks for none."""
