@@ -131,6 +131,35 @@ for _protocol, _keys in _METRIC_BOARDS.items():
             METRICS[_key] = dataclasses.replace(METRICS[_key], protocols=METRICS[_key].protocols + (_protocol,))
 
 
+# --- surface normals (eval/normals.py): angles in degrees, shares already in percent -------------
+
+_NORMALS = ("marigold", "dsine")
+
+METRICS.update({m.key: m for m in (
+    MetricSpec("mean_angle", "mean", True, False, _NORMALS, "mean angular error, degrees", task="normals"),
+    MetricSpec("median_angle", "median", True, False, _NORMALS, "median angular error, degrees", task="normals"),
+    *(MetricSpec(f"pct_{text.replace('.', '_')}", f"%<{text}", False, False, _NORMALS,
+                 f"percentage of pixels with an angular error under {text} degrees", task="normals",
+                 latex=f"\\%$<${text}")
+      for text in ("5", "7.5", "11.25", "22.5", "30")),
+    MetricSpec("rmse_angle", "RMSE°", True, False, ("dsine",), "root mean square angular error, degrees",
+               task="normals", latex="RMSE$^\\circ$"),
+)})
+
+#: the columns tables show by default, per task (normals: issue 19's mean, median, <11.25, <30)
+DEFAULT_COLUMNS = {"normals": ("mean_angle", "median_angle", "pct_11_25", "pct_30")}
+
+
+def metrics_of_task(task: str) -> list[str]:
+    """Every metric key measuring ``task``, in :data:`METRICS` order."""
+    return [key for key, spec in METRICS.items() if spec.task == task]
+
+
+def task_of_metrics(keys) -> str:
+    """The task a run's metric keys measure: ``normals`` when any is a normals metric, else depth."""
+    return "normals" if any(METRICS.get(k) and METRICS[k].task == "normals" for k in keys) else "depth"
+
+
 def metric_spec(key: str) -> MetricSpec | None:
     """The spec of ``key``; None for a key the suite does not know (shown as it is)."""
     return METRICS.get(key)
@@ -154,5 +183,5 @@ def higher_is_better(key: str) -> bool:
     return bool(spec and spec.higher_is_better)
 
 
-__all__ = ["METRICS", "MetricSpec", "TASKS", "display_value", "higher_is_better", "metric_heading",
-           "metric_spec"]
+__all__ = ["DEFAULT_COLUMNS", "METRICS", "MetricSpec", "TASKS", "display_value", "higher_is_better",
+           "metric_heading", "metric_spec", "metrics_of_task", "task_of_metrics"]

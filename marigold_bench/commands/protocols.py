@@ -17,18 +17,33 @@ def add_parser(subparsers) -> None:
     p.add_argument("--card", default=None, metavar="NAME",
                    help="print the protocol card of NAME (its id, rules, metrics and the protocol hash on each "
                         "benchmark), for a paper to cite")
+    p.add_argument("--task", default=None, choices=("depth", "normals"),
+                   help="only the protocols of this task (default: both); with --card: the task of NAME "
+                        "(default: depth, else the task that has it)")
     p.set_defaults(func=run)
 
 
-def describe(fmt: str = "text") -> str:
-    """The listing: one block per protocol."""
-    from marigold_bench.eval.protocols import EVALUATION_PROTOCOLS
+def describe_normals(spec, fmt: str = "text") -> str:
+    """The block of one surface-normals protocol (no fit, no crop: its metrics and notes)."""
+    head = [f"{'## ' if fmt == 'md' else ''}{spec.name} (normals): {spec.description}", "",
+            f"source: {spec.source}",
+            f"origin: {spec.origin}",
+            "fit: none (angles); predictions converted to the benchmark's camera frame",
+            "dataset metrics: " + ("pooled over every scored pixel of the dataset" if spec.pooled
+                                   else "mean of the per-image records"),
+            f"metrics ({spec.metric_definitions or spec.name} definitions): {', '.join(spec.metric_keys)}"]
+    return "\n".join(head + [f"note: {n}" for n in spec.notes])
+
+
+def describe(fmt: str = "text", task: str | None = None) -> str:
+    """The listing: one block per protocol, depth's then normals' (``task``: only that task's)."""
+    from marigold_bench.eval.protocols import EVALUATION_PROTOCOLS, NORMALS_PROTOCOLS
     from marigold_bench.eval.protocols.base import never
     from marigold_bench.output_spaces import OUTPUT_SPACES
 
     tablefmt = "github" if fmt == "md" else "simple"
     blocks = []
-    for spec in EVALUATION_PROTOCOLS.values():
+    for spec in (EVALUATION_PROTOCOLS.values() if task in (None, "depth") else ()):
         rows = []
         for space in OUTPUT_SPACES:
             if space not in spec.default_alignment:  # e.g. a metric protocol: only an explicit fit
@@ -56,6 +71,8 @@ def describe(fmt: str = "text") -> str:
         notes = [f"note: {n}" for n in spec.notes]
         blocks.append("\n".join(head) + tabulate(rows, headers=["output space", "default alignment", "fit"],
                                                  tablefmt=tablefmt) + ("\n" + "\n".join(notes) if notes else ""))
+    if task in (None, "normals"):
+        blocks += [describe_normals(spec, fmt) for spec in NORMALS_PROTOCOLS.values()]
     return "\n\n".join(blocks) + "\n"
 
 
@@ -67,7 +84,7 @@ def run(args) -> int:
 
         from marigold_bench.eval.identity import protocol_card
 
-        card = protocol_card(args.card)
+        card = protocol_card(args.card, args.task)
         if args.format in (None, "json"):
             print(json.dumps(card, indent=2, ensure_ascii=False))
         elif args.format == "yaml":
@@ -78,5 +95,5 @@ def run(args) -> int:
         return 0
     if args.format in ("json", "yaml"):
         raise BenchError(f"--format {args.format} goes with --card NAME")
-    print(describe(args.format or "text"), end="")
+    print(describe(args.format or "text", args.task), end="")
     return 0

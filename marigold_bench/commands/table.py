@@ -20,7 +20,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--format", choices=("md", "latex", "csv"), default="md")
     p.add_argument("--reference", action="store_true",
                    help="add the published rows of the bundled reference.csv (papers), marked as quoted")
-    p.add_argument("--metrics", default="abs_rel,delta1", help="comma-separated metric keys")
+    p.add_argument("--metrics", default="abs_rel,delta1",
+                   help="comma-separated metric keys; runs of another task get their own table with that "
+                        "task's keys from this list, else its defaults (normals: mean_angle, median_angle, "
+                        "pct_11_25, pct_30)")
     add_subset_flag(p)
     p.add_argument("--digits", type=int, default=1,
                    help="decimals of percentages (metres and log errors get two more)")
@@ -52,14 +55,16 @@ def parse_subsets(text: str) -> list[str]:
 
 def run(args) -> int:
     from marigold_bench.report.rundir import load_run
-    from marigold_bench.report.tables import build_table, render
+    from marigold_bench.report.tables import build_tables, render
 
     metrics = parse_metrics_and_digits(args)
-    table = build_table([load_run(path) for path in args.runs], metrics, reference=args.reference,
-                        subsets=parse_subsets(args.diode_subsets))
-    for note in table.identity_notes:  # also under the table; said here for logs and CI
-        print(f"warning: {note}", file=sys.stderr)
-    text = render(table, args.format, digits=args.digits)
+    # one table per task (depth, normals): each with the --metrics of its task, else its defaults
+    tables = build_tables([load_run(path) for path in args.runs], metrics, reference=args.reference,
+                          subsets=parse_subsets(args.diode_subsets))
+    for table in tables:
+        for note in table.identity_notes:  # also under the table; said here for logs and CI
+            print(f"warning: {note}", file=sys.stderr)
+    text = "\n".join(render(table, args.format, digits=args.digits).rstrip("\n") + "\n" for table in tables)
     text = text if text.endswith("\n") else text + "\n"  # a shell prompt never joins the last line
     if args.out:
         with open(args.out, "w") as f:

@@ -25,7 +25,9 @@ import json
 
 #: scoring keys that describe rather than decide: left out of the hash
 DESCRIPTIVE_SCORING = ("source", "fit", "fit_resolution", "overrides", "output_space",
-                       "declared_output_space", "description", "notes", "protocol_version")
+                       "declared_output_space", "description", "notes", "protocol_version",
+                       # normals: the predictions' own frame is converted away before scoring
+                       "prediction_frame")
 
 #: the benchmark facts recorded in ``summary.json["protocol"]`` that decide which pixels are
 #: scored and against what
@@ -39,10 +41,12 @@ IDENTITY_VERSION = 1
 
 
 def protocol_id(summary: dict) -> str:
-    """``<protocol>/<version>``, e.g. ``marigold/1``."""
+    """``<protocol>/<version>``, e.g. ``marigold/1``; another task than depth is named first
+    (``normals/marigold/1``: the name ``marigold`` serves both tasks)."""
     scoring = summary.get("scoring") or {}
     name = scoring.get("protocol") or summary.get("protocol_name") or "marigold"
-    return f"{name}/{scoring.get('protocol_version', 1)}"
+    task = scoring.get("task", "depth")
+    return f"{'' if task == 'depth' else task + '/'}{name}/{scoring.get('protocol_version', 1)}"
 
 
 def hash_inputs(summary: dict) -> dict:
@@ -99,20 +103,63 @@ def hash_differences(a: dict, b: dict) -> list[str]:
     return lines
 
 
-def protocol_card(name: str) -> dict:
+def _normals_card(spec) -> dict:
+    """The card of a surface-normals protocol: its rules and its hash on each normals benchmark."""
+    from marigold_bench.data.registry import all_benchmarks
+    from marigold_bench.eval.protocols import resolve_scoring
+    from marigold_bench.tasks import METRICS
+
+    hashes = {}
+    for bench in all_benchmarks("normals"):
+        try:
+            scoring = resolve_scoring(bench, spec.name)
+            facts = {**bench.to_dict(), **_split_identity(bench)}
+        except Exception:  # a benchmark whose split is not pinned
+            continue
+        hashes[bench.name] = protocol_hash({"dataset": bench.name, "scoring": scoring.to_dict(), "protocol": facts})
+    metrics = {key: {"title": METRICS[key].title, "better": "lower" if METRICS[key].lower_is_better else "higher",
+                     "definition": METRICS[key].description} if key in METRICS else
+               {"definition": "defined by the protocol's scorer"} for key in spec.metric_keys}
+    return {
+        "protocol_id": f"normals/{spec.name}/{spec.version}",
+        "name": spec.name,
+        "task": "normals",
+        "description": spec.description,
+        "source": spec.source,
+        "origin": spec.origin,
+        "rules": {"fit": "none (angles)", "frame": "predictions converted to the benchmark's camera frame",
+                  "dataset_metrics": "pooled over all scored pixels" if spec.pooled else "mean of per-image records",
+                  "scored_pixels": "ground truth a non-zero finite vector"},
+        "metrics": metrics,
+        "notes": list(spec.notes),
+        "identity_version": IDENTITY_VERSION,
+        "hash_covers": "the resolved scoring (less prose), the benchmark's frame and task, and the split "
+                       "file's sha256; see marigold_bench/eval/identity.py",
+        "protocol_hash_by_benchmark": hashes,
+    }
+
+
+def protocol_card(name: str, task: str | None = None) -> dict:
     """A protocol's citable card: its id, source, every rule that changes a number, the alignment
     each output space gets, its metrics, and the protocol hash it gives on each depth benchmark
     of the registry for affine-invariant depth predictions (the hash a run of such a model
     records, so a paper can print it beside a number).
 
+    ``task``: the task of the protocol called ``name`` (None: depth where it exists, else the
+    normals protocol of that name, e.g. ``dsine``).
+
     Raises:
         BenchError: an unknown protocol (the message lists the known ones).
     """
     from marigold_bench.data.registry import all_benchmarks
-    from marigold_bench.eval.protocols import get_evaluation_protocol, resolve_scoring
+    from marigold_bench.eval.protocols import NORMALS_PROTOCOLS, get_evaluation_protocol, resolve_scoring
     from marigold_bench.output_spaces import DEPTH_AFFINE, OUTPUT_SPACES
     from marigold_bench.tasks import METRICS
 
+    if task is None:
+        task = "normals" if name in NORMALS_PROTOCOLS and not _is_depth_protocol(name) else "depth"
+    if task == "normals":
+        return _normals_card(get_evaluation_protocol(name, "normals"))
     spec = get_evaluation_protocol(name)
     by_space = {}
     for space in OUTPUT_SPACES:
@@ -157,6 +204,11 @@ def protocol_card(name: str) -> dict:
                        "and the split file's sha256; see marigold_bench/eval/identity.py",
         "protocol_hash_by_benchmark": hashes,
     }
+
+
+def _is_depth_protocol(name: str) -> bool:
+    from marigold_bench.eval.protocols import EVALUATION_PROTOCOLS
+    return name in EVALUATION_PROTOCOLS
 
 
 def _split_identity(bench) -> dict:

@@ -44,7 +44,7 @@ from marigold_bench.errors import BenchError
 from marigold_bench.eval.identity import hash_differences, identity
 from marigold_bench.eval.subset import subset_text
 from marigold_bench.report.rundir import RunDir, differences, recorded_choices, result_settings, sample_set
-from marigold_bench.tasks import METRICS, higher_is_better, metric_heading
+from marigold_bench.tasks import DEFAULT_COLUMNS, METRICS, higher_is_better, metric_heading
 from marigold_bench.tasks import display_value as _display_value
 
 #: fractions that papers print ×100 (from the metric specs; kept for the ablation report)
@@ -453,6 +453,10 @@ def build_table(runs: list[RunDir], metrics=DEFAULT_METRICS, reference: bool | s
         raise BenchError(f"unknown subset(s) {', '.join(wrong) or '(none given)'}; known: {', '.join(DIODE_SUBSETS)}")
     if not runs and not reference and not failures:
         raise BenchError("no run directories given")
+    tasks = sorted({run_task(run) for run in runs})
+    if len(tasks) > 1:  # angles and depth errors never share a column, let alone a mean
+        raise BenchError(f"these runs score different tasks ({', '.join(tasks)}); one table holds one task "
+                         "(`build_tables` makes one per task)")
     rows = group_runs(runs, metrics, ALWAYS_LABELLED_BESIDE_REFERENCE if reference else ALWAYS_LABELLED,
                       subsets)
     rows = add_failures(rows, failures, origins)
@@ -464,6 +468,44 @@ def build_table(runs: list[RunDir], metrics=DEFAULT_METRICS, reference: bool | s
     present = _datasets_of(rows)
     datasets = sorted(present, key=_column_order)
     return Table(datasets, metrics, rows, sources, show_n=show_n, identity_notes=identity_notes(runs))
+
+
+def run_task(run: RunDir) -> str:
+    """The task a run scored (``summary.json["task"]``; runs before 0.4: depth)."""
+    return run.summary.get("task") or (run.summary.get("scoring") or {}).get("task") or "depth"
+
+
+def metrics_for_task(task: str, metrics) -> list[str]:
+    """The columns of ``task``'s table: the asked ``metrics`` that measure it, else its defaults
+    (depth: `DEFAULT_METRICS`; normals: mean, median, %<11.25, %<30)."""
+    own = [m for m in metrics if m in METRICS and METRICS[m].task == task]
+    return own or list(DEFAULT_COLUMNS.get(task, DEFAULT_METRICS))
+
+
+def build_tables(runs: list[RunDir], metrics=DEFAULT_METRICS, reference: bool | str = False,
+                 failures=(), origins: dict | None = None, subsets=DIODE_SUBSETS,
+                 show_n: bool = False) -> list[Table]:
+    """One `build_table` per task the runs score (depth first), each with the metrics of its task
+    (`metrics_for_task`): depth and normals runs are never mixed in one column or mean. Quoted
+    rows and failures go with the depth table (the only task with published rows).
+
+    Raises:
+        BenchError: as `build_table`, and a metric no task knows.
+    """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise BenchError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+    by_task: dict[str, list[RunDir]] = {}
+    for run in runs:
+        by_task.setdefault(run_task(run), []).append(run)
+    if not by_task:
+        by_task["depth"] = []
+    tables = []
+    for task in sorted(by_task, key=lambda t: (t != "depth", t)):
+        first = not tables
+        tables.append(build_table(by_task[task], metrics_for_task(task, metrics), reference if first else False,
+                                  failures if first else (), origins, subsets, show_n))
+    return tables
 
 
 def identity_notes(runs: list[RunDir]) -> list[str]:
