@@ -44,11 +44,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from marigold_bench.eval.protocols import ALIGNMENTS, EVALUATION_PROTOCOLS, parse_list
+    from marigold_bench.eval.protocols import ALIGNMENTS, PROTOCOLS_BY_TASK, parse_list
     from marigold_bench.eval.rescore import Undefined, open_run, rescore_run, resolve_for_run
     from marigold_bench.eval.rundir import recorded_choices
 
-    protocols = parse_list(args.protocol, EVALUATION_PROTOCOLS, "protocol") or [None]
+    # any task's names here; the run's task decides which of them scores it (others are refused)
+    known = list(dict.fromkeys(name for registry in PROTOCOLS_BY_TASK.values() for name in registry))
+    protocols = parse_list(args.protocol, known, "protocol") or [None]
     alignments = parse_list(args.alignment, ALIGNMENTS, "alignment") or [None]
     if args.resamples < 1:
         raise BenchError("--resamples must be >= 1")
@@ -100,7 +102,7 @@ def sensitivity(cached, entries: list, out: str, n_resamples: int = 10_000, seed
     the table as a frame. ``entries`` are resolved scorings or ``Undefined`` rows, in table
     order. All scoring is done before anything is written."""
     from marigold_bench.eval.rescore import Undefined, check_out, combination_name, score_cached, write_combinations
-    from marigold_bench.report.sensitivity import sensitivity_frame, write_sensitivity
+    from marigold_bench.report.sensitivity import METRICS_BY_TASK, sensitivity_frame, write_sensitivity
 
     check_out(cached, out)
     scorings = [e for e in entries if not isinstance(e, Undefined)]
@@ -112,8 +114,9 @@ def sensitivity(cached, entries: list, out: str, n_resamples: int = 10_000, seed
     rows = [{"protocol": e.protocol, "alignment": e.alignment, "fit_space": "", "note": e.message}
             if isinstance(e, Undefined) else
             {"protocol": e.protocol, "alignment": e.alignment, "fit_space": e.fit_space,
-             "records": by_name[combination_name(e)]} for e in entries]
-    frame = sensitivity_frame(rows, len(cached.dataset), n_resamples=n_resamples, seed=seed)
+             "records": by_name[combination_name(e)], "pooled": e.definition.pooled} for e in entries]
+    frame = sensitivity_frame(rows, len(cached.dataset), n_resamples=n_resamples, seed=seed,
+                              metrics=METRICS_BY_TASK[cached.summary.get("task") or "depth"])
     write_combinations(cached, out, scorings, results)
     write_sensitivity(frame, out, cached)
     return frame

@@ -49,6 +49,10 @@ def resolve_for_run(run: CachedRun, protocol: str | None = None, alignment: str 
     choices not given (alignment, fit space, boundary F1) are the new protocol's defaults.
     """
     own = recorded_choices(run.summary)
+    if (run.summary.get("task") or "depth") == "normals":  # no fit to choose: the frames stay the run's
+        return resolve_scoring(run.dataset.protocol, protocol or own["protocol"], output_space=output_space,
+                               alignment=alignment, fit_space=fit_space, boundary_f1=boundary_f1 or None,
+                               frame=run.summary.get("frame"))
     changed = (protocol not in (None, own["protocol"])) or (alignment not in (None, own["alignment"]))
     return resolve_scoring(
         run.dataset.protocol, protocol or own["protocol"],
