@@ -93,6 +93,9 @@ def declared_output_space(predictor) -> str | None:
 def check_scoring_names(args, task: str = "depth") -> None:
     """Refuse an unknown --protocol (of ``task``) or --alignment (listing the known ones) early."""
     get_evaluation_protocol(args.protocol, task)
+    if getattr(args, "frame", None) and task == "depth":
+        raise BenchError("--frame is the camera frame of surface-normals predictions; this run scores depth "
+                         "(use --task normals for a benchmark's normals ground truth)")
     if args.alignment is not None and args.alignment not in ALIGNMENTS:
         raise BenchError(f"unknown alignment {args.alignment!r}; known alignments: {', '.join(ALIGNMENTS)}")
 
@@ -147,7 +150,7 @@ def model_task(args) -> str:
     try:
         family = family_for(args.model)
     except BenchError:
-        return "depth"  # build_predictor reports it
+        family = None  # not (yet) a model a family runs: its files may still say; build_predictor reports it
     if hasattr(family, "task_of"):
         return family.task_of(args.model)
     import json
