@@ -24,6 +24,11 @@ POINTS_AFFINE = "points_affine_invariant"           # up to one scale and an xyz
 POINT_OUTPUT_SPACES = (POINTS_METRIC, POINTS_SCALE, POINTS_AFFINE)
 ALL_OUTPUT_SPACES = OUTPUT_SPACES + POINT_OUTPUT_SPACES
 
+# Surface normals (3xHxW unit vectors in the camera frame the predictor declares, see
+# `marigold_bench.frames`): not a depth space, so neither in OUTPUT_SPACES nor aligned by any
+# depth protocol; a normals predictor's ``output_space`` is this word.
+NORMALS = "normals"
+
 
 def check_output_space(space: str) -> str:
     """``space`` if it is known; otherwise a ValueError listing the known ones."""
@@ -38,6 +43,11 @@ def is_point_map(space: str) -> bool:
     if space not in ALL_OUTPUT_SPACES:
         raise ValueError(f"unknown output space {space!r}; known: {', '.join(ALL_OUTPUT_SPACES)}")
     return space in POINT_OUTPUT_SPACES
+
+
+def is_normals(space: str) -> bool:
+    """Whether predictions in ``space`` are surface normals (`NORMALS`)."""
+    return space == NORMALS
 
 
 def is_disparity(space: str) -> bool:

@@ -57,6 +57,7 @@ COMMON_SETTINGS = ("ensemble", "seed", "device", "batch_size", "output_space")
 BUILT_IN = {
     "baseline": "marigold_bench.inference.baseline:FAMILY",
     "marigold": "marigold_bench.inference.marigold_family:FAMILY",
+    "marigold-normals": "marigold_bench.inference.marigold_normals_family:FAMILY",
     "transformers": "marigold_bench.inference.transformers_family:FAMILY",
 }
 

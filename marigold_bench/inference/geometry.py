@@ -37,6 +37,9 @@ class PaddedGeometry:
     #: how the run records its resampling (settings ``resample_input`` / ``resample_output``)
     resample_input = "bilinear-antialias"
     resample_output = "bilinear"
+    #: normal maps resized by `resize` are made unit length again (diffusers' normals pipeline);
+    #: otherwise only clipped to [-1, 1] (the official one)
+    renormalises_normals = True
 
     def __init__(self, processing_res: int, vae_scale_factor: int):
         self.processing_res = int(processing_res)
@@ -67,7 +70,7 @@ class PaddedGeometry:
         return imgs.unpad(decoded, info)
 
     def resize(self, maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """B x 1 x h x w maps resized (bilinear, no antialiasing: diffusers' output step)."""
+        """B x C x h x w maps resized (bilinear, no antialiasing: diffusers' output step)."""
         return imgs.resize_prediction(maps, size, antialias=False)
 
 
@@ -78,6 +81,7 @@ class StretchGeometry(PaddedGeometry):
     name = "none"
     resample_input = "bilinear-antialias-8bit"
     resample_output = "bilinear-antialias"
+    renormalises_normals = False
 
     def prepare(self, image: torch.Tensor, eight_bit: bool = True) -> tuple[torch.Tensor, tuple[int, int]]:
         """The unpadded VAE input in [-1, 1]; nothing to undo (``(0, 0)``)."""
@@ -87,7 +91,7 @@ class StretchGeometry(PaddedGeometry):
         return imgs.official_processing_size(height, width, self.processing_res)
 
     def resize(self, maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """B x 1 x h x w maps resized (bilinear with antialiasing: the official output step)."""
+        """B x C x h x w maps resized (bilinear with antialiasing: the official output step)."""
         return imgs.resize_prediction(maps, size, antialias=True)
 
 

@@ -13,6 +13,12 @@ The contract:
   where the model lies (and the merge-only settings) is the prediction cache's identity.
 * ``output_space``: one of `marigold_bench.output_spaces.OUTPUT_SPACES`: what the numbers mean.
   The protocol picks the alignment from it; the user may override it (``--output-space``).
+  A surface-normals predictor says `marigold_bench.output_spaces.NORMALS` instead.
+* ``task`` (optional, ``"depth"`` when absent) and, for ``"normals"``, ``frame`` (a
+  `marigold_bench.frames.FRAMES` name): what the predictor predicts and in which camera axes;
+  both are in ``settings`` too. A normals predictor's members are ``M x 3 x h x w`` and its
+  `merge` gives ``(3 x H x W normals, H x W uncertainty or None)``; it merges straight to
+  ``out_shape`` (no ``resample_output`` from `RESIZE_MODES`) where its resize renormalises.
 * ``device``: the `torch.device` the model runs on, or `None` for a predictor without one.
 * ``predict(jobs)``: ``jobs`` is a list of ``(sample_id, rgb, members)``, ``rgb`` uint8
   H x W x 3, ``members`` the member indices wanted; returns one float32 ``M x h x w`` array per
@@ -30,10 +36,14 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ..output_spaces import DEPTH_AFFINE, check_output_space
+from ..frames import FRAMES
+from ..output_spaces import DEPTH_AFFINE, NORMALS, check_output_space
 
 #: one unit of work: (sample id, uint8 H x W x 3 image, member indices)
 Job = tuple[str, np.ndarray, Sequence[int]]
+
+#: what a predictor predicts (``predictor.task``; absent means depth)
+TASKS = ("depth", "normals")
 
 #: keys every predictor's settings hold
 REQUIRED_SETTINGS = ("model", "family", "output_space", "ensemble", "ensembling")
@@ -60,11 +70,17 @@ class Predictor(Protocol):
         ...
 
 
+def task_of(predictor) -> str:
+    """What ``predictor`` predicts: its ``task`` attribute, ``"depth"`` when it has none."""
+    return getattr(predictor, "task", "depth")
+
+
 def output_space_of(predictor) -> str:
     """The output space ``predictor`` declares (its attribute, else its settings, else
-    `DEPTH_AFFINE`, which is what predictors written before 0.3 produced)."""
+    `DEPTH_AFFINE`, which is what predictors written before 0.3 produced); `NORMALS` for a
+    normals predictor."""
     space = getattr(predictor, "output_space", None) or predictor.settings.get("output_space") or DEPTH_AFFINE
-    return check_output_space(space)
+    return space if task_of(predictor) == "normals" and space == NORMALS else check_output_space(space)
 
 
 def check_predictor(predictor) -> None:
@@ -75,9 +91,24 @@ def check_predictor(predictor) -> None:
     lacking = [k for k in REQUIRED_SETTINGS if k not in predictor.settings]
     if lacking:
         raise TypeError(f"{type(predictor).__name__}.settings lacks {', '.join(lacking)}")
-    check_output_space(predictor.output_space)
+    name = type(predictor).__name__
+    task = task_of(predictor)
+    if task not in TASKS:
+        raise TypeError(f"{name}: task {task!r} is none of {', '.join(TASKS)}")
+    if predictor.settings.get("task", task) != task:
+        raise TypeError(f"{name}: settings['task'] differs from task")
+    if task == "normals":
+        frame = getattr(predictor, "frame", None)
+        if frame not in FRAMES:
+            raise TypeError(f"{name}: a normals predictor declares its frame, one of {', '.join(FRAMES)}; got {frame!r}")
+        if predictor.settings.get("frame") != frame:
+            raise TypeError(f"{name}: settings['frame'] differs from frame")
+        if predictor.output_space != NORMALS:
+            raise TypeError(f"{name}: a normals predictor's output_space is {NORMALS!r}, got {predictor.output_space!r}")
+    else:
+        check_output_space(predictor.output_space)
     if predictor.settings["output_space"] != predictor.output_space:
-        raise TypeError(f"{type(predictor).__name__}: settings['output_space'] differs from output_space")
+        raise TypeError(f"{name}: settings['output_space'] differs from output_space")
 
 
-__all__ = ["Predictor", "Job", "REQUIRED_SETTINGS", "output_space_of", "check_predictor"]
+__all__ = ["Predictor", "Job", "REQUIRED_SETTINGS", "TASKS", "task_of", "output_space_of", "check_predictor"]

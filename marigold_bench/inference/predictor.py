@@ -89,12 +89,17 @@ def check_settings(*, steps=None, timestep_spacing=None, noise="gaussian", ensem
     if device is not None:
         resolve_device(device)
     if ensembling is not None:
-        try:
-            resolve_ensembling(ensembling)
-        except (TypeError, ValueError) as exc:
-            raise InferenceSettingsError(f"ensembling: {exc}") from exc
+        check_ensembling(ensembling)
     if padding is not None and padding not in imgs.PADDING_MODES:
         raise InferenceSettingsError(f"padding must be one of {', '.join(imgs.PADDING_MODES)}, got {padding!r}")
+
+
+def check_ensembling(spec) -> dict:
+    """`resolve_ensembling` with its errors as `InferenceSettingsError`."""
+    try:
+        return resolve_ensembling(spec)
+    except (TypeError, ValueError) as exc:
+        raise InferenceSettingsError(f"ensembling: {exc}") from exc
 
 
 def _chunks(items: Sequence, size: int):
@@ -126,8 +131,8 @@ class MarigoldPredictor:
                  recipe: str = "marigold"):
         check_settings(steps=steps, timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
                        processing_res=processing_res, batch_size=batch_size, precision=precision,
-                       ensembling=ensembling, padding=padding)
-        self.ensembling = resolve_ensembling(ensembling)
+                       padding=padding)
+        self.ensembling = self.resolve_ensembling(ensembling)
 
         self.device, self.dtype = resolve_placement(device, precision)
         self.precision = precision
@@ -136,12 +141,9 @@ class MarigoldPredictor:
         self.model_source = model_source
         self.weights_sha256 = weights_sha256
         self.pipeline_config = dict(pipeline_config)
-        self.prediction_type = pipeline_config.get("prediction_type") or "depth"
-        if self.prediction_type not in ("depth", "disparity"):
-            warnings.warn(f"checkpoint declares prediction_type={self.prediction_type!r}; treating its output as "
-                          "affine-invariant depth", stacklevel=3)
-        #: what the numbers mean (the Predictor interface): Marigold's [0, 1] maps are affine-invariant
-        self.output_space = DISPARITY_AFFINE if self.prediction_type == "disparity" else DEPTH_AFFINE
+        self.prediction_type = pipeline_config.get("prediction_type") or self.default_prediction_type
+        #: what the numbers mean (the Predictor interface)
+        self.output_space = self._output_space(self.prediction_type)
 
         if steps is None:
             steps = pipeline_config.get("default_denoising_steps")
@@ -206,6 +208,28 @@ class MarigoldPredictor:
         if self.compiled:
             self._compile()
         self._batch_cap = 0      # set after a CUDA out-of-memory error under batch_size "auto"
+
+    #: what a checkpoint without ``prediction_type`` in its model_index.json predicts
+    default_prediction_type = "depth"
+    #: channels of one member as `predict` returns it (1: an h x w map, stored without the axis)
+    member_channels = 1
+
+    @staticmethod
+    def resolve_ensembling(spec) -> dict:
+        """The full ensembling settings of ``spec`` (`resolve_ensembling`).
+
+        Raises:
+            InferenceSettingsError: an unknown preset or setting.
+        """
+        return check_ensembling(spec)
+
+    @staticmethod
+    def _output_space(prediction_type: str) -> str:
+        # Marigold's [0, 1] maps are affine-invariant depth, or disparity where the checkpoint says so
+        if prediction_type not in ("depth", "disparity"):
+            warnings.warn(f"checkpoint declares prediction_type={prediction_type!r}; treating its output as "
+                          "affine-invariant depth", stacklevel=4)
+        return DISPARITY_AFFINE if prediction_type == "disparity" else DEPTH_AFFINE
 
     # the sampler's facts, under the names the adapter has always had
     @property
@@ -284,7 +308,8 @@ class MarigoldPredictor:
             "recipe", "steps", "timestep_spacing", "noise", "ensemble"))
         check_settings(steps=steps, timestep_spacing=timestep_spacing, noise=noise, ensemble=ensemble,
                        processing_res=processing_res, batch_size=batch_size, precision=precision, device=device,
-                       ensembling=ensembling, padding=padding)
+                       padding=padding)
+        cls.resolve_ensembling(ensembling)
         # Weights are loaded in the requested dtype straight away: an fp16 run of SD-v2 should
         # not first materialise 3.5 GB of fp32 weights.
         # a registry name (`registry`) loads its hub id; ``model`` records what was asked for
@@ -306,8 +331,9 @@ class MarigoldPredictor:
         """
         from .recipes import resolve_recipe
 
-        config = {k: pipeline.config.get(k) for k in ("prediction_type", "scale_invariant", "shift_invariant",
-                                                      "default_denoising_steps", "default_processing_resolution")}
+        from ..model.load import PIPELINE_CONFIG_KEYS
+
+        config = {k: pipeline.config.get(k) for k in PIPELINE_CONFIG_KEYS}
         keys = ("steps", "timestep_spacing", "noise", "ensemble")
         settings.update(resolve_recipe(settings.pop("recipe", None), **{k: settings.pop(k, None) for k in keys}))
         return cls(unet=pipeline.unet, vae=pipeline.vae, scheduler=pipeline.scheduler,
@@ -483,6 +509,13 @@ class MarigoldPredictor:
 
     def _decode(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """B x 1 x H x W maps in [0, 1], and which of the B are finite (checked before clipping)."""
+        decoded = self._decode_raw(latent)
+        mean = decoded.mean(dim=1, keepdim=True)
+        finite = torch.isfinite(mean).flatten(1).all(dim=1)
+        return (mean.clip(-1.0, 1.0) + 1.0) / 2.0, finite
+
+    def _decode_raw(self, latent: torch.Tensor) -> torch.Tensor:
+        """The decoder's B x 3 x H x W output for UNet latents (the VAE's, or the tiny one's)."""
         if self.decoder is not None:  # a tiny autoencoder reads the UNet's (scaled) latents as they are
             decoded = self.decoder.decode(latent, return_dict=False)[0]
             if decoded.shape[-1] != latent.shape[-1] * self.vae_scale_factor:
@@ -491,9 +524,7 @@ class MarigoldPredictor:
                     f"{self.vae_scale_factor}: they do not belong together")
         else:
             decoded = self.vae.decode(latent / self.scaling_factor, return_dict=False)[0]
-        mean = decoded.mean(dim=1, keepdim=True)
-        finite = torch.isfinite(mean).flatten(1).all(dim=1)
-        return (mean.clip(-1.0, 1.0) + 1.0) / 2.0, finite
+        return decoded
 
     def _run_units(self, units, size, jobs, image_latents, prepared, results, failed) -> None:
         """Denoise and decode ``units`` (job, slot, member) of one padded size into ``results``."""
@@ -512,7 +543,8 @@ class MarigoldPredictor:
                 maps, finite = maps.float().cpu(), finite.cpu()
                 for (j, slot, _), m, ok in zip(chunk[first:first + vae_batch], maps, finite):
                     if ok:
-                        results[j][slot] = self.geometry.restore(m[0], prepared[j][1]).numpy()
+                        member = self.geometry.restore(m, prepared[j][1])
+                        results[j][slot] = (member[0] if self.member_channels == 1 else member).numpy()
                     else:
                         failed.add(j)
 
@@ -561,7 +593,8 @@ class MarigoldPredictor:
             # what the decoder gives back, restored by the geometry: the processing size, or
             # unpadded the part of it that the latent covers
             h, w = self.geometry.restored_size(tuple(image_latents[j].shape[-2:]), prepared[j][1])
-            results.append(np.empty((len(members), h, w), dtype=np.float32))
+            channels = () if self.member_channels == 1 else (self.member_channels,)
+            results.append(np.empty((len(members), *channels, h, w), dtype=np.float32))
         failed: set[int] = set()
 
         # Then all members of all images of one latent size, in batches.

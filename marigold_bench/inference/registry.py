@@ -1,13 +1,16 @@
-"""Known public depth checkpoints, by short name (data: ``resources/models.csv``).
+"""Known public depth and surface-normals checkpoints, by short name (data: ``resources/models.csv``).
 
 One row per checkpoint: its short name (``depth-anything-v2-small``), hub id, family
-(``marigold`` or ``transformers``), output space, the steps and resolution its authors
-recommend, the inference recipe (``e2e-ft`` or empty) and the paper. The steps are those of
-the authors' own evaluation (prs-eth/Marigold ``script/depth/eval*``: v1-0 50, v1-1 1, both at
-ensemble size 10; the LCM checkpoint 4, as diffusers' Marigold guide; E2E-FT 1); ``run`` uses
-them when ``--steps`` is not given. ``--model <name>`` resolves
-through here to the hub id, and the hub id to the local Hugging Face cache; nothing is ever
-downloaded. ``marigold-bench models`` lists the table and says which checkpoints are cached.
+(``marigold``, ``marigold-normals`` or ``transformers``), output space (``normals`` for a
+normals checkpoint), the steps and resolution its authors recommend, the inference recipe
+(``e2e-ft`` or empty) and the paper. The steps are those of the authors' own evaluation
+(prs-eth/Marigold ``script/depth/eval*``: v1-0 50, v1-1 1, both at ensemble size 10; the LCM
+checkpoint 4, as diffusers' Marigold guide; E2E-FT 1; ``script/normals/eval/*_infer_*.sh``:
+marigold-normals-v1-1 4 at ensemble size 10, at each benchmark's own resolution, which ``run``
+takes from the benchmark before the row's); ``run`` uses them when ``--steps`` is not given.
+``--model <name>`` resolves through here to the hub id, and the hub id to the local Hugging Face
+cache; nothing is ever downloaded. ``marigold-bench models`` lists the table and says which
+checkpoints are cached.
 
 The family of a checkpoint is still read from its files once found (`families.family_for`);
 the table's ``family`` and ``output_space`` say what the authors publish, for listings and
@@ -24,9 +27,9 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import CheckpointError
-from ..output_spaces import check_output_space
+from ..output_spaces import NORMALS, check_output_space
 
-FAMILIES = ("marigold", "transformers")
+FAMILIES = ("marigold", "marigold-normals", "transformers")
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,17 @@ def _int(text: str) -> int | None:
     return int(text) if text.strip() else None
 
 
+def _space(text: str) -> str:
+    # a depth output space, or the normals checkpoints' word
+    return text if text == NORMALS else check_output_space(text)
+
+
 def _load() -> dict[str, ModelEntry]:
     text = resources.files("marigold_bench").joinpath("resources/models.csv").read_text(encoding="utf-8")
     entries = {}
     for row in csv.DictReader(text.splitlines()):
         entry = ModelEntry(name=row["name"], hub_id=row["hub_id"], family=row["family"],
-                           output_space=check_output_space(row["output_space"]), steps=_int(row["steps"]),
+                           output_space=_space(row["output_space"]), steps=_int(row["steps"]),
                            processing_res=_int(row["processing_res"]), paper=row["paper"],
                            recipe=row["recipe"] or None)
         if entry.family not in FAMILIES:

@@ -89,6 +89,15 @@ KINDS = ("marigold", "transformers")
 MARIGOLD_PIPELINES = ("MarigoldDepthPipeline", "MarigoldPipeline")
 
 
+#: ``model_index.json`` class of Marigold surface-normals checkpoints (diffusers' port, prs-eth's
+#: marigold-normals-*, and the original code's class of the same name)
+MARIGOLD_NORMALS_PIPELINES = ("MarigoldNormalsPipeline",)
+
+#: the pipeline-level settings a Marigold ``model_index.json`` may hold (`MarigoldComponents`)
+PIPELINE_CONFIG_KEYS = ("prediction_type", "scale_invariant", "shift_invariant", "default_denoising_steps",
+                        "default_processing_resolution", "use_full_z_range")
+
+
 def pipeline_class(path: str | os.PathLike) -> str | None:
     """The ``_class_name`` the folder's ``model_index.json`` names; None without a readable one."""
     return _diffusers_component(Path(path) / "model_index.json")
@@ -105,13 +114,30 @@ def is_marigold_checkpoint(path: str | os.PathLike) -> bool:
     path = Path(path)
     name = pipeline_class(path)
     if name in MARIGOLD_PIPELINES:
-        return True
+        return not is_marigold_normals_checkpoint(path)
     if name == "StableDiffusionPipeline":
         try:
             unet = json.loads((path / "unet" / "config.json").read_text())
         except (OSError, ValueError):
             return False
         return isinstance(unet, dict) and unet.get("in_channels") == MARIGOLD_IN_CHANNELS
+    return False
+
+
+def is_marigold_normals_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether the folder holds a Marigold surface-normals checkpoint, from ``model_index.json``:
+    a `MARIGOLD_NORMALS_PIPELINES` class, or a Marigold pipeline class that declares
+    ``prediction_type: "normals"``. (`is_marigold_checkpoint` answers no for these.)"""
+    path = Path(path)
+    name = pipeline_class(path)
+    if name in MARIGOLD_NORMALS_PIPELINES:
+        return True
+    if name in MARIGOLD_PIPELINES:
+        try:
+            index = json.loads((path / "model_index.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(index, dict) and index.get("prediction_type") == "normals"
     return False
 
 
@@ -389,9 +415,7 @@ class MarigoldComponents:
     @property
     def pipeline_config(self) -> dict[str, Any]:
         """The pipeline-level settings (prediction type, default steps and resolution)."""
-        keys = ("prediction_type", "scale_invariant", "shift_invariant", "default_denoising_steps",
-                "default_processing_resolution")
-        return {k: self.index.get(k) for k in keys}
+        return {k: self.index.get(k) for k in PIPELINE_CONFIG_KEYS}
 
 
 def load_components(model: str | os.PathLike, torch_dtype: torch.dtype = torch.float32) -> MarigoldComponents:
@@ -440,5 +464,6 @@ def load_components(model: str | os.PathLike, torch_dtype: torch.dtype = torch.f
 __all__ = ["CheckpointError", "REQUIRED_COMPONENTS", "MARIGOLD_IN_CHANNELS", "MarigoldComponents",
            "resolve_checkpoint", "check_checkpoint", "load_components", "detect_kind", "resolve_model",
            "check_transformers_checkpoint", "cached_snapshot", "hf_cache_dir", "download_command", "KINDS",
-           "MARIGOLD_PIPELINES", "pipeline_class", "is_marigold_checkpoint", "is_transformers_checkpoint",
+           "MARIGOLD_PIPELINES", "MARIGOLD_NORMALS_PIPELINES", "PIPELINE_CONFIG_KEYS", "pipeline_class",
+           "is_marigold_checkpoint", "is_marigold_normals_checkpoint", "is_transformers_checkpoint",
            "why_unrecognised"]
