@@ -52,7 +52,8 @@ def add_inference_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     g.add_argument("--ensembling", default="diffusers",
-                   help="ensembling preset: diffusers, official, official-2024 or cvpr")
+                   help="ensembling preset: diffusers, official, official-2024 or cvpr (surface normals: "
+                        "closest or mean; diffusers and official mean closest there)")
     g.add_argument("--compile", action="store_true", help="torch.compile the UNet and the VAE encoder/decoder (opt-in; pays off on GPUs)")
     g.add_argument("--tiny-vae", default=None, metavar="DIR",
                    help="decode with this diffusers AutoencoderTiny instead of the VAE "

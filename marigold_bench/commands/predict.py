@@ -1,4 +1,4 @@
-"""``marigold-bench predict``: depth maps for your own images.
+"""``marigold-bench predict``: depth maps (or surface normals) for your own images.
 
 For every input image ``<name>.<ext>`` (a file, or every image under a folder, sub-folders kept)
 it writes into ``--out``:
@@ -11,6 +11,15 @@ it writes into ``--out``:
 | ``<name>_depth_colorbar.png`` | that colour map beside a colour bar saying what the colours mean (values, units) |
 | ``<name>_uncertainty.npy`` / ``.png`` | ensemble spread (N > 1 only); the PNG is scaled to its maximum |
 | ``settings.json`` | every resolved inference setting |
+
+A surface-normals model (a Marigold-normals checkpoint, ``settings.json`` has ``task: normals``
+and its camera ``frame``) writes instead:
+
+| file | content |
+|---|---|
+| ``<name>_normals.npy`` | float32 3 x H x W unit normals at the input size, in the model's frame (the official layout) |
+| ``<name>_normals.png`` | the standard colouring: each component ``(n + 1) / 2 * 255`` as R, G, B (truncated, as the official pipeline) |
+| ``<name>_uncertainty.npy`` / ``.png`` | as for depth (N > 1 only): mean angle to the ensemble mean over pi |
 
 Models whose output space is a disparity (Marigold disparity checkpoints, DPT, relative Depth
 Anything) write ``_disparity`` instead of ``_depth``: the ``.npy`` holds the model's raw output
@@ -39,6 +48,7 @@ import numpy as np
 
 from ..errors import BenchError, PredictionError
 from ..inference.families import family_for
+from ..inference.interface import task_of
 from ..output_spaces import OUTPUT_SPACES, is_disparity
 from .common import add_inference_flags, build_predictor, default_model
 
@@ -136,6 +146,39 @@ def display_map(depth: np.ndarray, scaling: str = "none") -> np.ndarray:
     return (depth - lo) / (hi - lo) if hi > lo else np.zeros_like(depth)
 
 
+def colorize_normals(normals: np.ndarray) -> np.ndarray:
+    """uint8 H x W x 3 rendering of 3 x H x W normals in [-1, 1]: ``(n + 1) * 127.5``, truncated,
+    as the official Marigold pipeline colours them (x -> red, y -> green, z -> blue)."""
+    shown = (np.clip(normals, -1.0, 1.0) + 1.0) * 127.5
+    return np.ascontiguousarray(shown.astype(np.uint8).transpose(1, 2, 0))
+
+
+def save_normals_outputs(out_dir: Path, stem: str, normals: np.ndarray, uncertainty: np.ndarray | None
+                         ) -> list[Path]:
+    """Write one image's normals outputs (see the module docstring); returns the paths written."""
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = out_dir / f"{stem}_normals"
+    np.save(base.with_suffix(".npy"), normals.astype(np.float32))
+    Image.fromarray(colorize_normals(normals)).save(base.with_suffix(".png"))
+    return [base.with_suffix(".npy"), base.with_suffix(".png")] + _save_uncertainty(out_dir, stem, uncertainty)
+
+
+def _save_uncertainty(out_dir: Path, stem: str, uncertainty: np.ndarray | None) -> list[Path]:
+    """``<stem>_uncertainty.npy`` and a PNG scaled to its maximum; nothing for None."""
+    from PIL import Image
+
+    if uncertainty is None:
+        return []
+    ubase = out_dir / f"{stem}_uncertainty"
+    np.save(ubase.with_suffix(".npy"), uncertainty.astype(np.float32))
+    peak = float(uncertainty.max())
+    scaled = uncertainty / peak if peak > 0 else np.zeros_like(uncertainty)
+    Image.fromarray(np.round(scaled * 255).astype(np.uint8)).save(ubase.with_suffix(".png"))
+    return [ubase.with_suffix(".npy"), ubase.with_suffix(".png")]
+
+
 def save_outputs(out_dir: Path, stem: str, depth: np.ndarray, uncertainty: np.ndarray | None,
                  kind: str = "depth", scaling: str = "none", space: str | None = None) -> list[Path]:
     """Write one image's outputs (see the module docstring); returns the paths written.
@@ -153,14 +196,7 @@ def save_outputs(out_dir: Path, stem: str, depth: np.ndarray, uncertainty: np.nd
     save_colorbar_figure(Path(f"{base}_colorbar.png"), depth, kind, space or f"{kind}_affine_invariant", scaling)
     written += [base.with_suffix(".npy"), Path(f"{base}_16bit.png"), Path(f"{base}_colored.png"),
                 Path(f"{base}_colorbar.png")]
-    if uncertainty is not None:
-        ubase = out_dir / f"{stem}_uncertainty"
-        np.save(ubase.with_suffix(".npy"), uncertainty.astype(np.float32))
-        peak = float(uncertainty.max())
-        scaled = uncertainty / peak if peak > 0 else np.zeros_like(uncertainty)
-        Image.fromarray(np.round(scaled * 255).astype(np.uint8)).save(ubase.with_suffix(".png"))
-        written += [ubase.with_suffix(".npy"), ubase.with_suffix(".png")]
-    return written
+    return written + _save_uncertainty(out_dir, stem, uncertainty)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -179,13 +215,17 @@ def run(args: argparse.Namespace) -> int:
         raise BenchError(f"--ensemble must be >= 1, got {args.ensemble}")
 
     predictor = build_predictor(args)
+    normals = task_of(predictor) == "normals"
+    if normals and getattr(args, "output_space", None):
+        raise BenchError(f"--output-space {args.output_space} is a depth output space; the model predicts surface "
+                         "normals: drop the flag")
     space = getattr(args, "output_space", None) or getattr(predictor, "output_space", None) \
         or predictor.settings.get("output_space", "depth_affine_invariant")
-    scaling = png_scaling(family_for(args.model or default_model()).value_range)
+    scaling = "(n+1)*127.5" if normals else png_scaling(family_for(args.model or default_model()).value_range)
     out.mkdir(parents=True, exist_ok=True)
     settings = {**predictor.settings, "output_space": space, "png_scaling": scaling}
     (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
-    kind = "disparity" if is_disparity(space) else "depth"
+    kind = "normals" if normals else "disparity" if is_disparity(space) else "depth"
 
     members = list(range(int(predictor.settings.get("ensemble", 1))))
     failures: list[str] = []
@@ -223,7 +263,10 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     depth, uncertainty = predictor.merge(raw, image.shape[:2])
                     rel = path.relative_to(root)
-                    written = save_outputs(out / rel.parent, rel.stem, depth, uncertainty, kind, scaling, space)
+                    if normals:
+                        written = save_normals_outputs(out / rel.parent, rel.stem, depth, uncertainty)
+                    else:
+                        written = save_outputs(out / rel.parent, rel.stem, depth, uncertainty, kind, scaling, space)
                     n_written += 1
                     if len(files) == 1:
                         names = ", ".join(f.name for f in written)
@@ -243,10 +286,13 @@ def _report_written(out: Path, n_written: int, kind: str, names: str | None) -> 
         return
     if names:
         print(f"wrote {names} and settings.json to {out}")
+    elif kind == "normals":
+        print(f"wrote {n_written} image(s) to {out}: <name>_normals.npy (raw, 3 x H x W) and _normals.png per "
+              "image, and settings.json")
     else:
         print(f"wrote {n_written} image(s) to {out}: <name>_{kind}.npy (raw), _{kind}_16bit.png, "
               f"_{kind}_colored.png and _{kind}_colorbar.png (near = warm) per image, and settings.json")
 
 
-__all__ = ["add_parser", "run", "save_outputs", "colorize", "display_map", "png_scaling", "near_is_warm",
+__all__ = ["add_parser", "run", "save_outputs", "save_normals_outputs", "colorize_normals", "colorize", "display_map", "png_scaling", "near_is_warm",
            "save_colorbar_figure"]
