@@ -14,12 +14,11 @@ import pytest
 from marigold_bench.cli import main
 from marigold_bench.errors import CheckpointError, InferenceSettingsError
 from marigold_bench.inference.families import Family, all_families, family_for, family_names, get_family
-from marigold_bench.inference.interface import REQUIRED_SETTINGS, check_predictor
-from marigold_bench.output_spaces import check_output_space
+from marigold_bench.inference.interface import REQUIRED_SETTINGS, check_predictor, output_space_of, task_of
 from marigold_bench.plugins import INCLUDE_ENV, PluginWarning
 
 INCLUDE = Path(__file__).resolve().parent / "include_family"
-BUILT_INS = ["baseline", "marigold", "transformers"]
+BUILT_INS = ["baseline", "marigold", "marigold-normals", "transformers"]
 
 
 @pytest.fixture
@@ -63,7 +62,7 @@ def check_family_contract(family: Family, folder: Path) -> None:
     recorded = json.loads(json.dumps(predictor.settings))   # JSON-serialisable, as a run records it
     assert set(REQUIRED_SETTINGS) <= set(recorded)
     assert recorded["family"] == family.name and recorded["ensemble"] == settings.get("ensemble", 1)
-    assert check_output_space(predictor.output_space) == recorded["output_space"]
+    assert output_space_of(predictor) == recorded["output_space"]
     if family.output_space is not None:
         assert predictor.output_space == family.output_space
 
@@ -71,18 +70,22 @@ def check_family_contract(family: Family, folder: Path) -> None:
     raw = predictor.predict([("a", first, [0, 1]), ("b", second, [1])])
     assert len(raw) == 2
     assert [r.dtype for r in raw] == [np.float32, np.float32]
-    assert raw[0].ndim == 3 and raw[0].shape[0] == 2 and raw[1].shape[0] == 1
+    # a normals predictor's members and merged maps carry 3 channels (x, y, z) before h x w
+    channels = (3,) if task_of(predictor) == "normals" else ()
+    assert raw[0].ndim == 3 + len(channels) and raw[0].shape[0] == 2 and raw[1].shape[0] == 1
     # member k does not depend on which other members were drawn with it (the cache merges subsets)
-    np.testing.assert_allclose(raw[1][0], predictor.predict([("b", second, [0, 1])])[0][1], atol=1e-5)
+    # (normals: making a decoded vector unit length scales batch round-off up where it is short)
+    np.testing.assert_allclose(raw[1][0], predictor.predict([("b", second, [0, 1])])[0][1],
+                               atol=1e-4 if channels else 1e-5)
     for image, members in ((first, raw[0]), (second, raw[1])):
         merged, spread = predictor.merge(members, image.shape[:2])
-        assert merged.dtype == np.float32 and merged.shape == image.shape[:2] and np.isfinite(merged).all()
+        assert merged.dtype == np.float32 and merged.shape == channels + image.shape[:2] and np.isfinite(merged).all()
         assert spread is None or (spread.shape == image.shape[:2] and spread.dtype == np.float32)
         if family.value_range is not None:
             lo, hi = family.value_range
             assert lo - 1e-5 <= merged.min() and merged.max() <= hi + 1e-5
         native, _ = predictor.merge(members, None)
-        assert native.shape == members.shape[-2:]
+        assert native.shape == channels + members.shape[-2:]
 
 
 @pytest.mark.parametrize("name", family_names())
@@ -96,9 +99,9 @@ def test_a_plugin_family_runs_the_same_contract(plane_family, tmp_path):
 
 
 def test_the_built_in_families_and_their_order():
-    assert family_names()[:3] == BUILT_INS
-    assert all(f.origin == "built-in" for f in all_families()[:3])
-    with pytest.raises(InferenceSettingsError, match="unknown model family 'lotus'.*baseline, marigold, transformers"):
+    assert family_names()[:4] == BUILT_INS
+    assert all(f.origin == "built-in" for f in all_families()[:4])
+    with pytest.raises(InferenceSettingsError, match="unknown model family 'lotus'.*baseline, marigold, marigold-normals, transformers"):
         get_family("lotus")
 
 
@@ -165,7 +168,7 @@ def _copy_with_index(tiny_checkpoint, folder, **changes):
 def test_a_diffusers_folder_of_another_pipeline_is_claimed_by_no_family(tiny_checkpoint, tmp_path, capsys):
     lotus = _copy_with_index(tiny_checkpoint, tmp_path / "lotus", _class_name="LotusGPipeline")
     with pytest.raises(CheckpointError, match=r"no model family recognises .*\(tried: baseline, marigold, "
-                                              r"transformers\).*LotusGPipeline"):
+                                              r"marigold-normals, transformers\).*LotusGPipeline"):
         family_for(str(lotus))
     assert main(["run", "--dataset", "synthetic", "--model", str(lotus), "--max-samples", "1",
                  "--out", str(tmp_path / "r")]) == 2
@@ -175,7 +178,7 @@ def test_a_diffusers_folder_of_another_pipeline_is_claimed_by_no_family(tiny_che
 
 def test_the_families_tried_include_plugins(plane_family, tmp_path):
     (tmp_path / "weights.ckpt").write_bytes(b"\0")
-    with pytest.raises(CheckpointError, match=r"tried: baseline, marigold, transformers, plane\).*"
+    with pytest.raises(CheckpointError, match=r"tried: baseline, marigold, marigold-normals, transformers, plane\).*"
                                               r"Found: weights.ckpt"):
         family_for(str(tmp_path))
 
@@ -195,9 +198,12 @@ def test_which_checkpoints_the_marigold_family_claims(tiny_checkpoint, tmp_path)
     (sd / "unet" / "config.json").write_text(json.dumps({**unet, "in_channels": 4}))
     with pytest.raises(CheckpointError, match="tried: .*Stable Diffusion checkpoint.*Convert it"):
         family_for(str(sd))
+    # a normals checkpoint is the normals family's, by its class or its declared prediction type
     normals = _copy_with_index(tiny_checkpoint, tmp_path / "normals", _class_name="MarigoldNormalsPipeline")
-    with pytest.raises(CheckpointError, match="MarigoldNormalsPipeline"):
-        family_for(str(normals))
+    assert family_for(str(normals)) is get_family("marigold-normals")
+    declared = _copy_with_index(tiny_checkpoint, tmp_path / "declared", prediction_type="normals")
+    assert family_for(str(declared)) is get_family("marigold-normals")
+    assert not marigold.claims(str(declared), declared)
 
 
 def test_a_name_claim_comes_before_any_file(plane_family, tmp_path, monkeypatch):

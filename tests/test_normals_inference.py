@@ -307,3 +307,28 @@ def test_depth_checkpoint_is_no_normals_checkpoint(tiny_checkpoint):
 
     with pytest.raises(CheckpointError, match="normals"):
         _load(tiny_checkpoint)
+
+
+def test_predict_command_writes_normals(tmp_path):
+    from PIL import Image
+
+    from marigold_bench.cli import main
+
+    rgb = np.random.default_rng(2).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    assert main(["predict", "--input", str(tmp_path / "a.png"), "--out", str(out), "--model", str(BUNDLED),
+                 "--ensemble", "2", "--device", "cpu"]) == 0
+    normals = np.load(out / "a_normals.npy")
+    assert normals.shape == (3, 30, 41) and normals.dtype == np.float32
+    png = np.asarray(Image.open(out / "a_normals.png"))
+    np.testing.assert_array_equal(png, ((np.clip(normals, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0))
+    assert np.load(out / "a_uncertainty.npy").shape == (30, 41) and (out / "a_uncertainty.png").is_file()
+    assert not list(out.glob("*_depth*"))
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["task"] == "normals" and settings["frame"] == "opengl"
+    # a depth-only ensembling preset and a depth output space are refused, exit 2
+    assert main(["predict", "--input", str(tmp_path / "a.png"), "--out", str(out), "--model", str(BUNDLED),
+                 "--ensembling", "cvpr"]) == 2
+    assert main(["predict", "--input", str(tmp_path / "a.png"), "--out", str(out), "--model", str(BUNDLED),
+                 "--output-space", "depth_metric"]) == 2
