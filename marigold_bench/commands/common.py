@@ -93,10 +93,12 @@ def settings_from_args(args) -> dict:
     return settings
 
 
-def suggested_settings(args, processing_res: int | None = None) -> dict:
+def suggested_settings(args, processing_res: int | None = None, seed: int | None = None) -> dict:
     """What the benchmark suggests where the user set nothing: its protocol's processing
-    resolution and padding. A family takes those it honours; the user's settings win."""
-    suggested = {"processing_res": processing_res, "padding": default_padding(args)}
+    resolution and padding, and the seed its official script runs with (Marigold's normals
+    benchmarks: NYUv2 4321, ScanNet 1234, ...). A family takes those it honours; the user's
+    settings win."""
+    suggested = {"processing_res": processing_res, "padding": default_padding(args), "seed": seed}
     return {key: value for key, value in suggested.items() if value is not None}
 
 
@@ -122,7 +124,7 @@ def drop_unhonoured(args) -> tuple[argparse.Namespace, list[str]]:
     return argparse.Namespace(**values), dropped
 
 
-def build_predictor(args, processing_res: int | None = None):
+def build_predictor(args, processing_res: int | None = None, seed: int | None = None):
     """The predictor the flags describe, built by the family of its model.
 
     ``--model`` is a folder, a hub id in the local cache, a registry name
@@ -130,8 +132,8 @@ def build_predictor(args, processing_res: int | None = None):
     name a family claims (``baseline:ramp``); which family's it is comes from the registry of
     families (`marigold_bench.inference.families.family_for`), which reads the files. The
     settings the user set go to the family, which refuses those it cannot honour; what the
-    benchmark suggests (``processing_res``, the protocol's resolution, and its padding) fills
-    in where the family takes it and the user set nothing.
+    benchmark suggests (``processing_res``, the protocol's resolution, its padding and its
+    official ``seed``) fills in where the family takes it and the user set nothing.
 
     Raises:
         CheckpointError: the model cannot be found, or no family recognises it.
@@ -143,7 +145,7 @@ def build_predictor(args, processing_res: int | None = None):
     family = family_for(model)
     given = settings_from_args(args)
     family.check(given, model)
-    suggested = {k: v for k, v in suggested_settings(args, processing_res).items() if k in family.settings}
+    suggested = {k: v for k, v in suggested_settings(args, processing_res, seed).items() if k in family.settings}
     return family.build(model, {**suggested, **given})
 
 

@@ -217,7 +217,8 @@ def run(args) -> int:
         flags, dropped = drop_unhonoured(namespace(model, name))
         if dropped:
             log(f"{model}: {', '.join(dropped)} does not apply to this model; not used for its runs")
-        return build_predictor(flags, processing_res=dataset.protocol.processing_res)
+        return build_predictor(flags, processing_res=dataset.protocol.processing_res,
+                               seed=getattr(dataset.protocol, "seed", None))
 
     def run_one(predictor, model, name, dataset, run_dir):
         from marigold_bench.eval.loop import run_predictor

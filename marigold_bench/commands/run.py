@@ -187,7 +187,8 @@ def run(args) -> int:
     if getattr(args, "uncertainty", False) and args.ensemble < 2:
         raise BenchError(f"--uncertainty needs an ensemble: --ensemble {args.ensemble} gives one member per "
                          "image, so there is no spread to rank pixels by (use --ensemble 2 or more)")
-    predictor = build_predictor(args, processing_res=dataset.protocol.processing_res)
+    predictor = build_predictor(args, processing_res=dataset.protocol.processing_res,
+                                seed=getattr(dataset.protocol, "seed", None))
     if predictor_task(predictor) != task:
         raise BenchError(f"{predictor.settings.get('model')} predicts {predictor_task(predictor)}, not {task}: "
                          f"its output cannot be scored against {dataset.protocol.name}'s {task} ground truth "
