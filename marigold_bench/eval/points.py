@@ -326,7 +326,7 @@ def intrinsics_from_points(points, mask) -> np.ndarray:
         float64 3x3 normalised intrinsics (``fx = f diag / (2 W)``, ``fy = f diag / (2 H)``).
 
     Raises:
-        ValueError: no usable pixel (none with ``z > 0`` on the subsample).
+        ValueError: no usable pixel (none with ``z > 0`` on the subsample, or all on the axis).
     """
     points, mask = np.asarray(points, dtype=np.float64), np.asarray(mask, dtype=bool)
     h, w = mask.shape
@@ -339,7 +339,10 @@ def intrinsics_from_points(points, mask) -> np.ndarray:
     proj = p[keep, :2] / p[keep, 2:]
     uv = np.stack([(2 * (cols[keep] + 0.5) / w - 1) * w / diagonal,
                    (2 * (rows[keep] + 0.5) / h - 1) * h / diagonal], axis=-1)
-    focal = float((proj * uv).sum() / np.square(proj).sum())
+    spread = np.square(proj).sum()
+    if not spread > 0:
+        raise ValueError("every point lies on the optical axis: no focal length can be read off them")
+    focal = float((proj * uv).sum() / spread)
     return np.array([[focal * diagonal / (2 * w), 0.0, 0.5], [0.0, focal * diagonal / (2 * h), 0.5],
                      [0.0, 0.0, 1.0]])
 

@@ -90,7 +90,8 @@ def align(pred, depth, valid, scoring):
 def _point_record(sample_id, points, depth, valid, scoring, item) -> dict:
     """MoGe's point columns of one 3xHxW point map (NaN, with a ``message``, where the sample has
     no intrinsics: its depth columns still count)."""
-    from marigold_bench.eval.points import MissingIntrinsicsError, intrinsics_from_points, moge_point_scores
+    from marigold_bench.eval.points import (MissingIntrinsicsError, intrinsics_from_points, moge_point_scores,
+                                            require_intrinsics)
 
     keys = [k for k in scoring.metric_keys if k in POINT_COLUMNS]
     record = dict.fromkeys(keys, float("nan"))
@@ -98,14 +99,21 @@ def _point_record(sample_id, points, depth, valid, scoring, item) -> dict:
     if not np.isfinite(points[valid]).all():
         raise PredictionError(f"{sample_id}: point map contains NaN or inf")
     item = item or {}
-    segments = "rel_local" in keys and item.get("segmentation") is not None
     try:
-        scores = moge_point_scores(
-            points, depth, valid, item.get("intrinsics"), scoring.output_space, bool(getattr(scoring.benchmark, "metric", False)),
-            segmentation=item.get("segmentation") if segments else None, labels=item.get("labels") if segments else None,
-            pred_intrinsics=intrinsics_from_points(points, valid) if "fov_x_mae" in keys else None, sample_id=sample_id)
+        intrinsics = require_intrinsics(item.get("intrinsics"), sample_id)
     except MissingIntrinsicsError as exc:
         return {**record, "message": f"point metrics not scored: {exc}"}
+    own = None
+    if "fov_x_mae" in keys:
+        try:
+            own = intrinsics_from_points(points, valid)
+        except ValueError:  # no point off the optical axis in front of the camera: no focal, no fov
+            pass
+    segments = "rel_local" in keys and item.get("segmentation") is not None
+    scores = moge_point_scores(
+        points, depth, valid, intrinsics, scoring.output_space, bool(getattr(scoring.benchmark, "metric", False)),
+        segmentation=item.get("segmentation") if segments else None, labels=item.get("labels") if segments else None,
+        pred_intrinsics=own, sample_id=sample_id)
     for alignment, word in POINT_WORD.items():
         if alignment in scores:
             record[f"rel_point_{word}"] = scores[alignment]["rel"]
@@ -192,5 +200,9 @@ PROTOCOL = EvaluationProtocol(
            "aligned depth makes both ratios negative and counts as an inlier",
            "no clipping to the dataset's range",
            "boundary F1 (radius 1) on benchmarks whose ground truth has sharp edges "
-           "(their spec's sharp_edges)"),
+           "(their spec's sharp_edges)",
+           "point maps (points_* output spaces, 3xHxW, OpenCV axes): z scored as depth; points against the "
+           "ground truth lifted with the item's intrinsics under MoGe's point alignments; local points "
+           "where the benchmark has segments; fov_x from the focal read off the points (not for affine "
+           "points); a sample without intrinsics scores depth only (its message says so)"),
 )
