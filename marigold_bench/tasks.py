@@ -154,6 +154,19 @@ METRICS.update({m.key: m for m in (
                where_defined=True),
 )})
 
+# --- DA-2K's pair order (eval/protocols/da2k.py); never a dense-depth column -------------------
+
+#: DA-2K's eight scene types (its paper), each a ``pair_acc_<scene>`` column
+DA2K_SCENES = ("indoor", "outdoor", "non_real", "transparent_reflective", "adverse_style", "aerial", "underwater",
+               "object")
+
+METRICS.update({m.key: m for m in (
+    MetricSpec("pair_acc", "PairAcc", False, True, ("da2k",),
+               "share of DA-2K's annotated pairs ordered right (over pairs; disparity: larger is closer)"),
+    *(MetricSpec(f"pair_acc_{scene}", f"PairAcc {scene}", False, True, ("da2k",),
+                 f"pair accuracy over the {scene} scenes of DA-2K") for scene in DA2K_SCENES),
+)})
+
 for _protocol, _keys in _METRIC_BOARDS.items():
     for _key in _keys:
         if _protocol not in METRICS[_key].protocols:

@@ -59,6 +59,8 @@ BUILTINS = {
     "moge/diode": "marigold_bench.data.moge_pack:DIODE",
     "moge/spring": "marigold_bench.data.moge_pack:SPRING",
     "moge/hammer": "marigold_bench.data.moge_pack:HAMMER",
+    # depth order on annotated pairs (Depth Anything V2); scored only by the da2k protocol
+    "da2k": "marigold_bench.data.da2k:SPEC",
 }
 
 #: MoGe's ten-benchmark table, in its order (the ``moge-all`` leaderboard preset)

@@ -59,6 +59,7 @@ BUILT_INS = {
     "zoedepth": "marigold_bench.eval.protocols.zoedepth:PROTOCOL",
     "unidepth": "marigold_bench.eval.protocols.unidepth:PROTOCOL",
     "monodepth2": "marigold_bench.eval.protocols.monodepth2:PROTOCOL",
+    "da2k": "marigold_bench.eval.protocols.da2k:PROTOCOL",
 }
 
 #: built-in surface-normals protocols (the same name may serve both tasks: ``marigold``)
@@ -327,6 +328,10 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
                          "depth benchmark")
     spec = get_evaluation_protocol(protocol)
     output_space = output_space or DEPTH_AFFINE
+    only = getattr(dataset_protocol, "scored_by", None)  # a pair benchmark (DA-2K) takes one protocol
+    if only is not None and only != spec.name:
+        raise BenchError(f"benchmark {dataset_protocol.name} is scored only by --protocol {only} "
+                         f"(its ground truth is not a depth map), not {spec.name}")
     if output_space not in ALL_OUTPUT_SPACES:
         raise BenchError(f"unknown output space {output_space!r}; known: {', '.join(ALL_OUTPUT_SPACES)}")
     if is_point_map(output_space) and output_space not in spec.default_alignment:
