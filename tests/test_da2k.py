@@ -153,6 +153,9 @@ def test_da2k_runs_for_depth_and_disparity_models_and_shows_in_tables(tmp_path, 
     assert summaries[0]["metrics"]["pair_acc"] == pytest.approx(depth["pair_acc"].mean())
     assert summaries[0]["metrics"]["pair_acc"] + summaries[1]["metrics"]["pair_acc"] == pytest.approx(1.0)
     assert "abs_rel" not in summaries[0]["metrics"]  # no dense-depth column on pairs
+    # pooled per scene type: here one image (two pairs) per scene
+    assert summaries[0]["metrics"]["pair_acc_indoor"] == pytest.approx(depth["pair_acc"][0])
+    assert summaries[1]["metrics"]["pair_acc_outdoor"] == pytest.approx(disparity["pair_acc"][1])
     capsys.readouterr()
     assert main(["table", *map(str, runs), "--metrics", "pair_acc"]) == 0
     text = capsys.readouterr().out
