@@ -15,8 +15,9 @@ DEPTH_METRIC = "depth_metric"                    # metres (ZoeDepth, GLPN, Depth
 OUTPUT_SPACES = (DEPTH_AFFINE, DISPARITY_AFFINE, DEPTH_SCALE, DEPTH_METRIC)
 
 # Point maps (3xHxW camera-space points, OpenCV axes: x right, y down, z forward), MoGe's words.
-# Kept out of OUTPUT_SPACES (the depth spaces every depth protocol and flag accepts) until the
-# run loop can carry a point map; POINT_OUTPUT_SPACES lists them, ALL_OUTPUT_SPACES both.
+# Kept out of OUTPUT_SPACES (the depth spaces every depth protocol accepts); a predictor may
+# declare one (check_output_space) and the protocols that score point maps (moge) take them.
+# POINT_OUTPUT_SPACES lists them, ALL_OUTPUT_SPACES both.
 POINTS_METRIC = "points_metric"                     # metres, up to an xyz shift (MoGe-2 metric)
 POINTS_SCALE = "points_scale_invariant"             # up to one scale (MoGe)
 POINTS_AFFINE = "points_affine_invariant"           # up to one scale and an xyz shift
@@ -31,9 +32,10 @@ NORMALS = "normals"
 
 
 def check_output_space(space: str) -> str:
-    """``space`` if it is known; otherwise a ValueError listing the known ones."""
-    if space not in OUTPUT_SPACES:
-        raise ValueError(f"unknown output space {space!r}; known: {', '.join(OUTPUT_SPACES)}")
+    """``space`` if it is known (a depth or a point-map space); otherwise a ValueError listing the
+    known ones."""
+    if space not in ALL_OUTPUT_SPACES:
+        raise ValueError(f"unknown output space {space!r}; known: {', '.join(ALL_OUTPUT_SPACES)}")
     return space
 
 

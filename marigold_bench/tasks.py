@@ -36,6 +36,8 @@ class MetricSpec:
         description: one line: what is computed.
         task: the task it measures (``depth``; ``normals`` later).
         latex: the LaTeX title without its arrow (default: ``title`` with ``_`` escaped).
+        where_defined: averaged over the samples that have a value (NaN where a sample has
+            none: MoGe's ``key_average``), not over every scored sample.
     """
 
     key: str
@@ -46,6 +48,7 @@ class MetricSpec:
     description: str
     task: str = "depth"
     latex: str = ""
+    where_defined: bool = False
 
     @property
     def higher_is_better(self) -> bool:
@@ -123,6 +126,45 @@ METRICS.update({m.key: m for m in (
     MetricSpec("d1_ssi", "δ1 SSI", False, True, ("unidepth",),
                "δ1 after a least-squares scale and shift of the prediction (UniDepth's d1_ssi)",
                latex=r"$\delta_1^\mathrm{SSI}$"),
+)})
+
+# --- MoGe's point-map columns (eval/protocols/moge.py; a point output space) ------------------
+
+_POINT_ALIGNMENT = {"metric": "an xyz shift", "scale": "one scale", "affine": "a scale and an xyz shift"}
+
+METRICS.update({m.key: m for m in (
+    *(m for word, fit in _POINT_ALIGNMENT.items() for m in (
+        MetricSpec(f"rel_point_{word}", f"RelP {word}", True, True, ("moge",),
+                   f"mean ‖p - g‖ / ‖g‖ after {fit} (MoGe's rel of points_"
+                   f"{'metric' if word == 'metric' else word + '_invariant'}); missing intrinsics: not scored",
+                   latex=rf"Rel$^\mathrm{{p}}_\mathrm{{{word}}}$", where_defined=True),
+        MetricSpec(f"delta1_point_{word}", f"δ1P {word}", False, True, ("moge",),
+                   f"fraction of pixels with ‖p - g‖ < 0.25 min(‖g‖, ‖p‖) after {fit} (MoGe's δ1 of points)",
+                   latex=rf"$\delta_1^\mathrm{{p}}$ {word}", where_defined=True))),
+    MetricSpec("rel_local", "RelLocal", True, True, ("moge",),
+               "MoGe's local points: per segment a scale and xyz shift, mean ‖p - g‖ / diameter, "
+               "mean over segments (samples without a scored segment left out)", where_defined=True),
+    MetricSpec("delta1_local", "δ1Local", False, True, ("moge",),
+               "MoGe's local points: per segment the fraction with ‖p - g‖ < 0.25 diameter", where_defined=True),
+    MetricSpec("fov_x_mae", "FoVx err", True, False, ("moge",),
+               "|predicted - true| horizontal field of view in degrees, the focal read off the points "
+               "as MoGe's models do (shift 0)", where_defined=True),
+    MetricSpec("fov_x_deviation", "FoVx dev", True, False, ("moge",),
+               "predicted - true horizontal field of view in degrees (signed: a bias, not an error)",
+               where_defined=True),
+)})
+
+# --- DA-2K's pair order (eval/protocols/da2k.py); never a dense-depth column -------------------
+
+#: DA-2K's eight scene types (its paper), each a ``pair_acc_<scene>`` column
+DA2K_SCENES = ("indoor", "outdoor", "non_real", "transparent_reflective", "adverse_style", "aerial", "underwater",
+               "object")
+
+METRICS.update({m.key: m for m in (
+    MetricSpec("pair_acc", "PairAcc", False, True, ("da2k",),
+               "share of DA-2K's annotated pairs ordered right (over pairs; disparity: larger is closer)"),
+    *(MetricSpec(f"pair_acc_{scene}", f"PairAcc {scene}", False, True, ("da2k",),
+                 f"pair accuracy over the {scene} scenes of DA-2K") for scene in DA2K_SCENES),
 )})
 
 for _protocol, _keys in _METRIC_BOARDS.items():

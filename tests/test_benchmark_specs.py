@@ -60,9 +60,13 @@ NORMALS = ["nyu-normals", "scannet-normals", "ibims-normals", "diode-normals", "
 MOGE = [f"moge/{n}" for n in ("nyu", "kitti", "eth3d", "ibims", "gso", "sintel", "ddad", "diode", "spring", "hammer")]
 
 
+#: then DA-2K (depth order on pairs, scored by the da2k protocol only)
+PAIRS = ["da2k"]
+
+
 def test_the_built_ins_in_order():
-    assert benchmark_names() == DEPTH + NORMALS + MOGE
-    assert benchmark_names(task="depth") == DEPTH + MOGE and benchmark_names(task="normals") == NORMALS
+    assert benchmark_names() == DEPTH + NORMALS + MOGE + PAIRS
+    assert benchmark_names(task="depth") == DEPTH + MOGE + PAIRS and benchmark_names(task="normals") == NORMALS
     assert [s.name for s in all_benchmarks()] == benchmark_names()
 
 
@@ -192,7 +196,7 @@ def test_synthetic_items_have_a_mask_and_datasets_pickle():
 # --- registry lookups --------------------------------------------------------------------------
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(UnknownBenchmarkError, match="unknown dataset .nyu2.; known datasets: ddad, diml_indoor, "
+    with pytest.raises(UnknownBenchmarkError, match="unknown dataset .nyu2.; known datasets: da2k, ddad, diml_indoor, "
                                                     "diml_outdoor, diode, eth3d, hypersim_test, ibims, kitti, "
                                                     "moge/ddad, .*, moge/spring, nyu, scannet, sunrgbd, synthetic, "
                                                     "vkitti2; for task normals: "
@@ -283,7 +287,7 @@ def test_an_included_benchmark_opens_like_a_built_in(tinyroom):
 def test_benchmarks_lists_builtins_and_the_included_one(tinyroom, capsys):
     assert main(["benchmarks", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert list(rows) == [*DEPTH, *NORMALS, *MOGE, "tinyroom"]
+    assert list(rows) == [*DEPTH, *NORMALS, *MOGE, *PAIRS, "tinyroom"]
     assert rows["nyu-normals"]["task"] == "normals" and rows["nyu"]["task"] == "depth"
     tiny = rows["tinyroom"]
     assert (tiny["title"], tiny["task"], tiny["source"], tiny["default_crop"]) == ("Tiny Room", "depth", "folder", "left")
@@ -316,7 +320,7 @@ def test_a_broken_spec_file_warns_and_the_rest_works(tinyroom, capsys):
     assert any("notaspec.py" in m and "not a BenchmarkSpec" in m for m in messages), messages
     assert any("clash.py" in m and "'nyu' is already built in" in m for m in messages), messages
     names = [r["name"] for r in json.loads(capsys.readouterr().out)]
-    assert names == [*DEPTH, *NORMALS, *MOGE, "tinyroom"]
+    assert names == [*DEPTH, *NORMALS, *MOGE, *PAIRS, "tinyroom"]
     assert get_benchmark("nyu").origin == "built-in" and get_benchmark("nyu").title == "NYUv2"
 
 

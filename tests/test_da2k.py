@@ -37,7 +37,8 @@ def test_loads_the_released_layout(tmp_path):
     assert item["rgb"].shape == (4, 6, 3) and item["scene"] == "indoor"
     assert item["pairs"].tolist() == [[0, 0, 3, 5], [1, 2, 2, 2]]
     assert item["closer"].tolist() == [True, False]
-    assert not item["valid"].any()
+    # the scored pixels are the annotated points (no depth map to fit)
+    assert sorted(zip(*np.nonzero(item["valid"]))) == [(0, 0), (1, 2), (2, 2), (3, 5)]
     assert ds[1]["scene"] == "outdoor" and SPEC.task == "depth"
 
 
@@ -118,3 +119,66 @@ def test_nan_at_a_point():
     pred = np.ones((2, 2)); pred[0, 0] = np.nan
     with pytest.raises(PredictionError, match="NaN or inf"):
         score_pairs("x", pred, np.array([[0, 0, 1, 1]]), np.array([True]), DEPTH_METRIC)
+
+
+# --- registered: run, pooled summary, table ------------------------------------------------------
+
+EVEN = {  # two pairs per image, so the mean of per-image accuracies equals the accuracy over pairs
+    "images/indoor/a.png": [{"point1": [0, 0], "point2": [3, 5], "closer_point": "point1"},
+                            {"point1": [1, 2], "point2": [2, 2], "closer_point": "point2"}],
+    "images/outdoor/b.png": [{"point1": [2, 1], "point2": [0, 4], "closer_point": "point2"},
+                             {"point1": [3, 0], "point2": [0, 0], "closer_point": "point1"}],
+}
+
+
+def test_da2k_runs_for_depth_and_disparity_models_and_shows_in_tables(tmp_path, capsys):
+    import pandas as pd
+
+    from marigold_bench.cli import main
+    from marigold_bench.data.registry import benchmark_names
+
+    assert "da2k" in benchmark_names()
+    write_release(tmp_path, EVEN)
+    runs = []
+    for space in ("depth_affine_invariant", "disparity_affine_invariant"):
+        out = tmp_path / space
+        assert main(["run", "--model", "baseline:ramp", "--dataset", "da2k", "--data-root", str(tmp_path),
+                     "--protocol", "da2k", "--output-space", space, "--out", str(out)]) == 0
+        runs.append(out)
+    depth = pd.read_csv(runs[0] / "per_sample.csv")
+    disparity = pd.read_csv(runs[1] / "per_sample.csv")
+    # an order is either right or wrong in one space and the opposite in the other, ties aside
+    assert ((depth["pair_acc"] + disparity["pair_acc"]) == 1.0).all()
+    summaries = [json.loads((r / "summary.json").read_text()) for r in runs]
+    assert summaries[0]["metrics"]["pair_acc"] == pytest.approx(depth["pair_acc"].mean())
+    assert summaries[0]["metrics"]["pair_acc"] + summaries[1]["metrics"]["pair_acc"] == pytest.approx(1.0)
+    assert "abs_rel" not in summaries[0]["metrics"]  # no dense-depth column on pairs
+    # pooled per scene type: here one image (two pairs) per scene
+    assert summaries[0]["metrics"]["pair_acc_indoor"] == pytest.approx(depth["pair_acc"][0])
+    assert summaries[1]["metrics"]["pair_acc_outdoor"] == pytest.approx(disparity["pair_acc"][1])
+    capsys.readouterr()
+    assert main(["table", *map(str, runs), "--metrics", "pair_acc"]) == 0
+    text = capsys.readouterr().out
+    assert "DA-2K PairAcc↑" in text and "da2k: none" in text
+
+
+def test_pooled_accuracy_is_over_pairs_overall_and_per_scene():
+    from marigold_bench.eval.protocols.da2k import pooled
+
+    pools = [np.array(["indoor", 1, 1], dtype=object), np.array(["indoor", 0, 3], dtype=object),
+             np.array(["outdoor", 2, 2], dtype=object)]
+    # 3 of 6 pairs right; indoor 1 of 4 (a per-image mean would say 0.5); outdoor 2 of 2
+    assert pooled(pools) == {"pair_acc": 0.5, "pair_acc_indoor": 0.25, "pair_acc_outdoor": 1.0}
+
+
+def test_da2k_takes_only_its_protocol_and_its_protocol_only_pairs(tmp_path, capsys):
+    from marigold_bench.cli import main
+    from marigold_bench.data.registry import get_benchmark
+    from marigold_bench.eval.protocols import resolve_scoring
+
+    write_release(tmp_path, EVEN)
+    assert main(["run", "--model", "baseline:ramp", "--dataset", "da2k", "--data-root", str(tmp_path),
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "da2k is scored only by --protocol da2k" in capsys.readouterr().err
+    with pytest.raises(BenchError, match="protocol da2k scores pair-order benchmarks"):
+        resolve_scoring(get_benchmark("nyu"), "da2k", DEPTH_AFFINE)

@@ -169,7 +169,7 @@ def test_unknown_flag_and_dataset_are_clear(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--dataset", "imagenet"])
     assert "invalid choice" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="known datasets: ddad, .*, diode, eth3d, .*, kitti, moge/ddad, .*, nyu, scannet, sunrgbd, synthetic, vkitti2"):
+    with pytest.raises(ValueError, match="known datasets: da2k, ddad, .*, diode, eth3d, .*, kitti, moge/ddad, .*, nyu, scannet, sunrgbd, synthetic, vkitti2"):
         load_dataset("imagenet")
 
 

@@ -16,7 +16,7 @@ from marigold_bench.data import get_protocol, load_dataset
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.evaluator import run_predictor, score_sample
 from marigold_bench.eval.protocols import EVALUATION_PROTOCOLS, resolve_scoring
-from marigold_bench.output_spaces import DEPTH_AFFINE, DEPTH_METRIC, DEPTH_SCALE, DISPARITY_AFFINE
+from marigold_bench.output_spaces import ALL_OUTPUT_SPACES, DEPTH_AFFINE, DEPTH_METRIC, DEPTH_SCALE, DISPARITY_AFFINE
 
 SYNTHETIC = get_protocol("synthetic")
 
@@ -193,7 +193,7 @@ def test_every_protocol_names_its_source_and_the_listing_shows_it(capsys):
         assert spec.source in text
         # every protocol scores metric depth; the metric ones have no default for the others
         assert DEPTH_METRIC in spec.default_alignment
-        assert set(spec.default_alignment) <= {DEPTH_AFFINE, DISPARITY_AFFINE, DEPTH_SCALE, DEPTH_METRIC}
+        assert set(spec.default_alignment) <= set(ALL_OUTPUT_SPACES)  # point maps: moge
         for pair in spec.default_alignment.values():
             assert pair in spec.realisations
     assert "disparity_affine_invariant  affine in disparity" in text

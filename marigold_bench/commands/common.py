@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
+from marigold_bench.tasks import display_value, metric_heading
+
 #: the tiny checkpoint trained by our own trainer and shipped with the package
 BUNDLED_TINY = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny"
 
@@ -204,11 +206,12 @@ def summary_table(summary: dict) -> str:
         return normals_table(summary)
     m = summary["metrics"]
     # a protocol scores its own metric set (moge: AbsRel and δ1 only): show the columns it has
-    shown = [(key, header) for key, header in HEADLINE if key in m] or list(HEADLINE)
+    # (da2k: none of the headline ones, its own)
+    shown = ([(key, header) for key, header in HEADLINE if key in m] or [(key, metric_heading(key)) for key in m]
+             or list(HEADLINE))
     row = [summary["dataset"], f"{summary['n']}/{summary['n_total']}"]
     for key, _ in shown:
-        value = m.get(key, np.nan)
-        row.append(value * 100 if key in ("abs_rel", "delta1", "delta2", "delta3") else value)
+        row.append(display_value(key, m.get(key, np.nan)))  # percentages x100, as papers print them
     headers = ["dataset", "n"] + [h for _, h in shown]
     table = tabulate([row], headers=headers, floatfmt=".3f", tablefmt="github")
     notes = [f"{summary[k]} {k[2:].replace('_', ' ')}" for k in ("n_failed", "n_skipped", "n_no_valid") if summary.get(k)]

@@ -39,13 +39,14 @@ def describe(fmt: str = "text", task: str | None = None) -> str:
     """The listing: one block per protocol, depth's then normals' (``task``: only that task's)."""
     from marigold_bench.eval.protocols import EVALUATION_PROTOCOLS, NORMALS_PROTOCOLS
     from marigold_bench.eval.protocols.base import never
-    from marigold_bench.output_spaces import OUTPUT_SPACES
+    from marigold_bench.output_spaces import OUTPUT_SPACES, POINT_OUTPUT_SPACES
 
     tablefmt = "github" if fmt == "md" else "simple"
     blocks = []
     for spec in (EVALUATION_PROTOCOLS.values() if task in (None, "depth") else ()):
         rows = []
-        for space in OUTPUT_SPACES:
+        # point maps only where the protocol scores them (its z's alignment is shown)
+        for space in OUTPUT_SPACES + tuple(s for s in POINT_OUTPUT_SPACES if s in spec.default_alignment):
             if space not in spec.default_alignment:  # e.g. a metric protocol: only an explicit fit
                 rows.append([space, "none by default", "refused unless --alignment is given"])
                 continue

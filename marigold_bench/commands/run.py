@@ -12,7 +12,7 @@ from marigold_bench.errors import BenchError
 from marigold_bench.eval.outdir import check_run_dir
 from marigold_bench.eval.protocols import ALIGNMENTS, EVALUATION_PROTOCOLS, get_evaluation_protocol, resolve_scoring
 from marigold_bench.frames import FRAMES
-from marigold_bench.output_spaces import DEPTH_AFFINE, OUTPUT_SPACES
+from marigold_bench.output_spaces import ALL_OUTPUT_SPACES, DEPTH_AFFINE
 from marigold_bench.tasks import TASKS
 
 #: --dataset: every benchmark's name and the plain names a --task resolves (``oasis``)
@@ -44,8 +44,8 @@ def add_scoring_flags(p, protocol_help: str | None = None) -> None:
                         "(see `marigold-bench protocols`)")
     p.add_argument("--alignment", default=None, metavar="A",
                    help=f"{' | '.join(ALIGNMENTS)} (default: what the protocol does for the output space)")
-    p.add_argument("--output-space", default=None, choices=OUTPUT_SPACES, metavar="S",
-                   help=f"what the predictions mean: {' | '.join(OUTPUT_SPACES)} (default: what the "
+    p.add_argument("--output-space", default=None, choices=ALL_OUTPUT_SPACES, metavar="S",
+                   help=f"what the predictions mean: {' | '.join(ALL_OUTPUT_SPACES)} (default: what the "
                         "model declares; evaluate: depth_affine_invariant)")
     p.add_argument("--boundary-f1", type=int, default=None, metavar="R",
                    help="add a boundary-F1 column of radius R (1, 2 or 3; 0: none; default: the "

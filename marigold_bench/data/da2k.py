@@ -11,8 +11,9 @@ Layout (Hugging Face dataset ``depth-anything/DA-2K``, extracted): a folder hold
 The ground truth is the pairs, not a depth map: an item carries ``pairs`` (int N x 4: row1, col1,
 row2, col2), ``closer`` (bool N: True where point1 is the closer one) and ``scene`` (the folder
 the image is in, which is how the release groups its 8 scene types; an image at the top level
-is scene ``"all"``). Its ``depth`` is zeros and ``valid``/``mask`` are empty (no pixel is
-scored as depth). Scoring is `marigold_bench.eval.da2k`.
+is scene ``"all"``). Its ``depth`` is zeros and ``valid``/``mask`` mark the annotated points
+(what is scored; there is no depth map to fit). Scoring is `marigold_bench.eval.da2k`, run by the
+``da2k`` evaluation protocol, the only one the spec admits (:attr:`PairSpec.scored_by`).
 
 The release's folder names were not readable here (only a written description of
 ``annotations.json``): the scene type is taken from the image's parent folder, as described.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -106,9 +108,10 @@ class DA2KDataset(DepthDataset):
         rgb = read_rgb(self.source, image)
         pairs, closer = self.annotations[image]
         check_inside(image, pairs, rgb.shape)
-        empty = np.zeros(rgb.shape[:2], dtype=bool)
+        points = np.zeros(rgb.shape[:2], dtype=bool)
+        points[pairs[:, 0], pairs[:, 1]] = points[pairs[:, 2], pairs[:, 3]] = True
         return {"id": self.ids[index], "rgb": rgb, "depth": np.zeros(rgb.shape[:2], np.float32),
-                "valid": empty, "mask": empty.copy(), "pairs": pairs, "closer": closer,
+                "valid": points, "mask": points.copy(), "pairs": pairs, "closer": closer,
                 "scene": scene_of(image), "image": image}
 
     def describe(self) -> dict:
@@ -128,7 +131,23 @@ def open_da2k(root, split, spec) -> DA2KDataset:
     return DA2KDataset(spec, source, parse_annotations(data, source.where(ANNOTATIONS)))
 
 
-SPEC = BenchmarkSpec(
+@dataclass(frozen=True, kw_only=True)
+class PairSpec(BenchmarkSpec):
+    """A benchmark whose ground truth is ordered point pairs, not a depth map.
+
+    Attributes:
+        scored_by: the one evaluation protocol that scores it (pair order: ``da2k``); any
+            other is refused when the scoring is resolved, so no dense-depth column is ever
+            computed (or averaged) on it.
+    """
+
+    scored_by: str = "da2k"
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "scored_by": self.scored_by}
+
+
+SPEC = PairSpec(
     name="da2k", title="DA-2K", task="depth",
     folder="da2k",
     # no depth map: the range is never used (items carry no valid pixel)
@@ -136,4 +155,4 @@ SPEC = BenchmarkSpec(
     loader=open_da2k,
 )
 
-__all__ = ["ANNOTATIONS", "DA2KDataset", "SPEC", "check_inside", "open_da2k", "parse_annotations", "scene_of"]
+__all__ = ["ANNOTATIONS", "DA2KDataset", "PairSpec", "SPEC", "check_inside", "open_da2k", "parse_annotations", "scene_of"]

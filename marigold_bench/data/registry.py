@@ -59,6 +59,8 @@ BUILTINS = {
     "moge/diode": "marigold_bench.data.moge_pack:DIODE",
     "moge/spring": "marigold_bench.data.moge_pack:SPRING",
     "moge/hammer": "marigold_bench.data.moge_pack:HAMMER",
+    # depth order on annotated pairs (Depth Anything V2); scored only by the da2k protocol
+    "da2k": "marigold_bench.data.da2k:SPEC",
 }
 
 #: MoGe's ten-benchmark table, in its order (the ``moge-all`` leaderboard preset)
@@ -71,6 +73,20 @@ METRIC_BOARDS = ("nyu", "ibims", "sunrgbd", "diode", "hypersim_test", "kitti", "
 
 #: names that stand for several benchmarks (``--datasets moge-all``, ``--datasets metric-boards``)
 GROUPS = {"moge-all": MOGE_ALL, "metric-boards": METRIC_BOARDS}
+
+#: groups whose papers report the mean over their benchmarks (MoGe's tables: per benchmark, then
+#: the mean of those means): group -> the title of that column
+MEAN_GROUPS = {"moge-all": "Mean (MoGe pack)"}
+
+
+def mean_group_of(names) -> tuple[str, tuple[str, ...]] | None:
+    """The :data:`MEAN_GROUPS` group that at least two of ``names`` belong to, as ``(group,
+    its members among names in group order)``; None when there is none."""
+    for group in MEAN_GROUPS:
+        members = tuple(m for m in GROUPS[group] if m in names)
+        if len(members) >= 2:
+            return group, members
+    return None
 
 #: training sets: not benchmarks (no ``--dataset``), but their official split files are
 #: downloaded and checked like the benchmarks'

@@ -338,7 +338,7 @@ class PredictionCache:
         """Store a merged prediction; with ``target_shape`` and ``resample`` (one of
         `RESIZE_MODES`) it is compact: resized to ``target_shape`` when read."""
         depth = np.asarray(depth, dtype=np.float32)
-        compact = target_shape is not None and tuple(depth.shape) != tuple(target_shape)
+        compact = target_shape is not None and tuple(depth.shape[-2:]) != tuple(target_shape)  # HxW or CxHxW
         if compact and resample not in RESIZE_MODES:
             raise ValueError(f"a prediction of shape {depth.shape} for {tuple(target_shape)} needs a resize mode "
                              f"({', '.join(RESIZE_MODES)}), got {resample!r}")
@@ -399,7 +399,7 @@ class PredictionCache:
             depth, _ = predictor.merge(members, tuple(target_shape))
             resample = None
         depth = np.asarray(depth, dtype=np.float32)
-        if resample is None or tuple(depth.shape) == tuple(target_shape):
+        if resample is None or tuple(depth.shape[-2:]) == tuple(target_shape):
             self.put_prediction(sample_id, depth, merge)
             return depth
         self.put_prediction(sample_id, depth, merge, target_shape, resample)

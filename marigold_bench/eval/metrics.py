@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from marigold_bench.eval.threads import map_in_threads
-from marigold_bench.tasks import METRICS
+from marigold_bench.tasks import METRICS, metric_spec
 
 METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3",
                "i_rmse", "silog_rmse")
@@ -222,7 +222,18 @@ def metrics_from_sums(sums: dict, n: int) -> dict[str, float]:
 
 
 def mean_metrics(per_image: list[dict], keys=METRIC_KEYS) -> dict[str, float]:
-    """Plain mean over images of each metric of ``keys`` (the number papers report)."""
+    """Plain mean over images of each metric of ``keys`` (the number papers report); a metric
+    whose spec is ``where_defined`` (MoGe's point columns) over the images that have it."""
     if not per_image:
         return {}
-    return {k: float(np.mean([m[k] for m in per_image])) for k in keys}
+    return {k: _mean_of(k, per_image) for k in keys}
+
+
+def _mean_of(key: str, per_image: list[dict]) -> float:
+    spec = metric_spec(key)
+    if spec is None or not spec.where_defined:
+        return float(np.mean([m[key] for m in per_image]))
+    # a metric a sample may lack (MoGe's point columns: NaN there) is the mean where it is
+    # defined, as MoGe's key_average takes it; NaN where no sample has it
+    values = [m[key] for m in per_image if m.get(key) is not None and not np.isnan(m[key])]
+    return float(np.mean(values)) if values else float("nan")

@@ -311,6 +311,42 @@ def fov_x_error(pred_intrinsics, gt_intrinsics) -> dict:
     return {"mae": abs(delta), "deviation": delta}
 
 
+def intrinsics_from_points(points, mask) -> np.ndarray:
+    """Normalised intrinsics of a point map without a shift (``points_metric`` or
+    ``points_scale_invariant``), as MoGe's models recover them from their points
+    (``moge/utils/geometry_numpy.py``: ``solve_optimal_focal_shift``) with the z-shift held at 0:
+    on the 64x64 masked-nearest subsample of ``mask``, the least-squares focal ``f`` of
+    ``f (x/z, y/z) ≈ uv`` in MoGe's view-plane coordinates (``uv`` spans ``±W/diag, ±H/diag``),
+    principal point at the centre, square pixels.
+
+    Args:
+        points: HxWx3 points; mask: HxW pixels to use (the scored pixels).
+
+    Returns:
+        float64 3x3 normalised intrinsics (``fx = f diag / (2 W)``, ``fy = f diag / (2 H)``).
+
+    Raises:
+        ValueError: no usable pixel (none with ``z > 0`` on the subsample, or all on the axis).
+    """
+    points, mask = np.asarray(points, dtype=np.float64), np.asarray(mask, dtype=bool)
+    h, w = mask.shape
+    diagonal = math.hypot(h, w)
+    rows, cols = masked_nearest_subsample(mask)
+    p = points[rows, cols]
+    keep = p[:, 2] > 0
+    if not keep.any():
+        raise ValueError("no pixel in front of the camera to recover a focal length from")
+    proj = p[keep, :2] / p[keep, 2:]
+    uv = np.stack([(2 * (cols[keep] + 0.5) / w - 1) * w / diagonal,
+                   (2 * (rows[keep] + 0.5) / h - 1) * h / diagonal], axis=-1)
+    spread = np.square(proj).sum()
+    if not spread > 0:
+        raise ValueError("every point lies on the optical axis: no focal length can be read off them")
+    focal = float((proj * uv).sum() / spread)
+    return np.array([[focal * diagonal / (2 * w), 0.0, 0.5], [0.0, focal * diagonal / (2 * h), 0.5],
+                     [0.0, 0.0, 1.0]])
+
+
 def moge_point_scores(pred_points, gt_depth, mask, intrinsics, output_space: str, is_metric: bool,
                       segmentation=None, labels=None, pred_intrinsics=None, sample_id: str = "sample") -> dict:
     """Every point score MoGe's ``compute_metrics`` gives one point-map prediction.
@@ -369,6 +405,6 @@ def mean_of_scores(records) -> dict:
 
 __all__ = ["EPS", "LIFTED_SPACE", "MIN_SEGMENT_CELLS", "MissingIntrinsicsError", "align_points", "align_points_scale",
            "align_points_scale_xyz_shift", "align_points_xyz_shift", "aligned_spaces", "delta1_point",
-           "depth_to_points", "flatten_scores", "fov_x_error", "l1_scale_rows", "lift_depth_prediction",
+           "depth_to_points", "flatten_scores", "fov_x_error", "intrinsics_from_points", "l1_scale_rows", "lift_depth_prediction",
            "local_point_metrics",
            "mean_of_scores", "moge_point_scores", "point_metrics", "rel_point", "require_intrinsics"]

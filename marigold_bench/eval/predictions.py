@@ -1,6 +1,7 @@
 """Predictions made by any model, for ``marigold-bench evaluate``.
 
-A source is a folder holding ``<id>.npy`` (float HxW, any affine-invariant depth) or ``<id>.png``
+A source is a folder holding ``<id>.npy`` (float HxW, any affine-invariant depth; a point map
+under ``--output-space points_*``: 3xHxW or HxWx3, OpenCV axes) or ``<id>.png``
 (16-bit, read as integers -- scale does not matter for an affine fit), or an ``.h5`` file with a
 dataset under the key ``<id>`` (our own ``predictions.h5`` included: its compact entries are
 resized to ground-truth size as recorded). Nothing here imports torch.

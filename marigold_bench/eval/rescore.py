@@ -45,15 +45,16 @@ def resolve_for_run(run: CachedRun, protocol: str | None = None, alignment: str 
                     boundary_f1: int | None = None) -> Scoring:
     """The scoring of a rescore: the run's own where nothing is asked for.
 
-    Each choice given replaces the run's; once the protocol or the alignment changes, the
-    choices not given (alignment, fit space, boundary F1) are the new protocol's defaults.
+    Each choice given replaces the run's; once the protocol, the alignment or the output space
+    changes, the choices not given (alignment, fit space, boundary F1) are the new defaults.
     """
     own = recorded_choices(run.summary)
     if (run.summary.get("task") or "depth") == "normals":  # no fit to choose: the frames stay the run's
         return resolve_scoring(run.dataset.protocol, protocol or own["protocol"], output_space=output_space,
                                alignment=alignment, fit_space=fit_space, boundary_f1=boundary_f1 or None,
                                frame=run.summary.get("frame"))
-    changed = (protocol not in (None, own["protocol"])) or (alignment not in (None, own["alignment"]))
+    changed = (protocol not in (None, own["protocol"])) or (alignment not in (None, own["alignment"])) \
+        or (output_space not in (None, own["output_space"]))  # another space: its own default fit
     return resolve_scoring(
         run.dataset.protocol, protocol or own["protocol"],
         output_space=output_space or own["output_space"],

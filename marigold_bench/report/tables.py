@@ -39,7 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from marigold_bench.data import DATASETS
-from marigold_bench.data.registry import title_of
+from marigold_bench.data.registry import GROUPS, MEAN_GROUPS, mean_group_of, title_of
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.identity import hash_differences, identity
 from marigold_bench.eval.subset import subset_text
@@ -123,6 +123,10 @@ class Row:
 SUBSET_MARK = "†"
 
 
+#: the column of the mean over a pack's benchmarks (`add_group_mean`)
+MEAN_COLUMN = "mean"
+
+
 @dataclass
 class Table:
     """What a renderer needs: column groups, metrics, rows (quoted ones first) and notes.
@@ -137,6 +141,7 @@ class Table:
     sources: dict = field(default_factory=dict)  # source key -> citation, for quoted rows
     show_n: bool = False
     identity_notes: list = field(default_factory=list)  # columns whose runs differ in protocol hash
+    mean_notes: list = field(default_factory=list)  # which benchmarks the mean column covers
 
 
 @dataclass
@@ -276,7 +281,9 @@ def _check_sample_sets(runs: list[RunDir]) -> None:
 
 
 def column_title(column: str) -> str:
-    """``nyu`` -> ``NYUv2``, ``diode-indoor`` -> ``DIODE indoor``."""
+    """``nyu`` -> ``NYUv2``, ``diode-indoor`` -> ``DIODE indoor``; the mean column by its group."""
+    if column == MEAN_COLUMN:
+        return "Mean"
     dataset, _, subset = column.partition("-")
     return title_of(dataset) + (f" {subset}" if subset else "")
 
@@ -467,7 +474,45 @@ def build_table(runs: list[RunDir], metrics=DEFAULT_METRICS, reference: bool | s
         sources = {key: text for key, text in sources.items() if any(r.source == key for r in rows)}
     present = _datasets_of(rows)
     datasets = sorted(present, key=_column_order)
-    return Table(datasets, metrics, rows, sources, show_n=show_n, identity_notes=identity_notes(runs))
+    table = Table(datasets, metrics, rows, sources, show_n=show_n, identity_notes=identity_notes(runs))
+    return add_group_mean(table)
+
+
+def add_group_mean(table: Table) -> Table:
+    """A ``Mean`` column after the benchmarks of a pack whose papers report their mean
+    (:data:`~marigold_bench.data.registry.MEAN_GROUPS`: MoGe's ten), when the table has two or
+    more of them: per row and metric, the mean of the per-benchmark values, as MoGe averages.
+
+    Only benchmarks every row has (per metric, among the rows with that metric on any of them)
+    enter the mean, so each row's mean covers the same benchmarks; a note names them and those
+    left out. Quoted rows are measured elsewhere and get no mean.
+    """
+    found = mean_group_of(table.datasets)
+    if found is None:
+        return table
+    group, members = found
+    covered: dict[tuple, list[str]] = {}  # (benchmarks in the mean, left out) -> metrics
+    for metric in table.metrics:
+        rows = [r for r in table.rows if not r.quoted and any((d, metric) in r.values for d in members)]
+        if not rows:
+            continue
+        common = tuple(d for d in members if all((d, metric) in r.values for r in rows))
+        if common:
+            for row in rows:
+                row.values[(MEAN_COLUMN, metric)] = sum(row.values[(d, metric)] for d in common) / len(common)
+        covered.setdefault((common, tuple(d for d in members if d not in common)), []).append(metric)
+    missing = [d for d in GROUPS[group] if d not in members]
+    for (common, left_out), metrics in covered.items():
+        text = (f"{MEAN_GROUPS[group]} of {', '.join(metric_title(m)[:-1] for m in metrics)}: the mean over "
+                f"{', '.join(map(column_title, common)) or 'no benchmark'}")
+        if left_out:
+            text += f"; left out, as not every row has it: {', '.join(map(column_title, left_out))}"
+        if missing:
+            text += f"; not in this table: {', '.join(map(column_title, missing))}"
+        table.mean_notes.append(text + ".")
+    if any(MEAN_COLUMN == d for r in table.rows for d, _ in r.values):
+        table.datasets = table.datasets + [MEAN_COLUMN]
+    return table
 
 
 def run_task(run: RunDir) -> str:
@@ -637,6 +682,7 @@ def table_notes(table: Table) -> list[str]:
     if subsets:
         notes.append(f"{SUBSET_MARK} measured on part of the benchmark (--max-samples): " + "; ".join(subsets) + ".")
     notes += table.identity_notes
+    notes += table.mean_notes
     for key, citation in table.sources.items():
         notes.append(f"[{key}] quoted from {citation}.")
     return notes

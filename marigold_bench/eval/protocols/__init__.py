@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from marigold_bench import plugins
 from marigold_bench.errors import BenchError, UndefinedAlignmentError
 from marigold_bench.eval.protocols.base import EvaluationProtocol, has_sharp_edges
-from marigold_bench.output_spaces import (DEPTH_AFFINE, DEPTH_METRIC, DEPTH_SCALE, DISPARITY_AFFINE,
-                                          OUTPUT_SPACES, is_disparity)
+from marigold_bench.output_spaces import (ALL_OUTPUT_SPACES, DEPTH_AFFINE, DEPTH_METRIC, DEPTH_SCALE,
+                                          DISPARITY_AFFINE, POINTS_AFFINE, POINTS_METRIC, POINTS_SCALE,
+                                          is_disparity, is_point_map)
 
 #: every alignment any protocol knows (their meanings below; docs/parity.md has the table by suite)
 ALIGNMENTS = ("affine", "scale", "median", "none")
@@ -45,6 +46,10 @@ ALLOWED_ALIGNMENTS = {
     DISPARITY_AFFINE: ("affine", "scale", "median"),
     DEPTH_SCALE: ("affine", "scale", "median"),
     DEPTH_METRIC: ALIGNMENTS,
+    # a point map's alignment is that of its depth (z); its point columns follow MoGe's chain
+    POINTS_AFFINE: ("affine", "scale", "median"),
+    POINTS_SCALE: ("affine", "scale", "median"),
+    POINTS_METRIC: ALIGNMENTS,
 }
 
 #: built-in protocols: name -> "module:OBJECT" (imported on first use); plugins add more
@@ -54,6 +59,7 @@ BUILT_INS = {
     "zoedepth": "marigold_bench.eval.protocols.zoedepth:PROTOCOL",
     "unidepth": "marigold_bench.eval.protocols.unidepth:PROTOCOL",
     "monodepth2": "marigold_bench.eval.protocols.monodepth2:PROTOCOL",
+    "da2k": "marigold_bench.eval.protocols.da2k:PROTOCOL",
 }
 
 #: built-in surface-normals protocols (the same name may serve both tasks: ``marigold``)
@@ -322,8 +328,16 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
                          "depth benchmark")
     spec = get_evaluation_protocol(protocol)
     output_space = output_space or DEPTH_AFFINE
-    if output_space not in OUTPUT_SPACES:
-        raise BenchError(f"unknown output space {output_space!r}; known: {', '.join(OUTPUT_SPACES)}")
+    only = getattr(dataset_protocol, "scored_by", None)  # a pair benchmark (DA-2K) takes one protocol
+    if only is not None and only != spec.name:
+        raise BenchError(f"benchmark {dataset_protocol.name} is scored only by --protocol {only} "
+                         f"(its ground truth is not a depth map), not {spec.name}")
+    if output_space not in ALL_OUTPUT_SPACES:
+        raise BenchError(f"unknown output space {output_space!r}; known: {', '.join(ALL_OUTPUT_SPACES)}")
+    if is_point_map(output_space) and output_space not in spec.default_alignment:
+        point_protocols = [p.name for p in EVALUATION_PROTOCOLS.values() if output_space in p.default_alignment]
+        raise BenchError(f"protocol {spec.name} scores no point maps ({output_space} predictions); "
+                         f"choose --protocol {' | '.join(point_protocols) or '(none defined)'}")
     if alignment is not None and alignment not in ALIGNMENTS:
         raise BenchError(f"unknown alignment {alignment!r}; known alignments: {', '.join(ALIGNMENTS)}")
     if fit_space is not None and fit_space not in ("depth", "disparity"):
@@ -380,7 +394,8 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
         weights="1/g" if subsampled else "none",
         clip_to_range=spec.clip_to_range,
         min_depth=dataset_protocol.min_depth, max_depth=dataset_protocol.max_depth,
-        metric_definitions=spec.metric_definitions or spec.name, metric_keys=tuple(spec.metric_keys),
+        metric_definitions=spec.metric_definitions or spec.name,
+        metric_keys=tuple(spec.columns(output_space, dataset_protocol) if spec.columns else spec.metric_keys),
         boundary_f1_radius=radius, overrides=overrides,
         crop=_resolve_crop(dataset_protocol, crop if crop is not None else spec.crop),
         protocol_version=spec.version,

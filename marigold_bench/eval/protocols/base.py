@@ -84,6 +84,9 @@ class EvaluationProtocol:
         pooled: ``pooled(pools) -> dict`` of dataset metrics computed once over every sample's
             private ``"_pool"`` array (``score`` then returns one per sample; DSINE pools every
             pixel's error); None: the dataset metrics are the per-sample means.
+        columns: ``columns(output_space, benchmark) -> tuple`` of metric keys, for a protocol
+            whose columns depend on them (MoGe's point columns: the alignments a point map
+            gets, local points where the benchmark has segments); None: ``metric_keys``.
     """
 
     name: str
@@ -109,6 +112,7 @@ class EvaluationProtocol:
     wants_item: bool = False
     task: str = "depth"
     pooled: Callable | None = None  # a module-level function: protocols pickle
+    columns: Callable | None = None  # a module-level function: protocols pickle
 
     def default_boundary_f1(self, benchmark) -> int | None:
         """The boundary-F1 radius reported on ``benchmark`` when the user asks for none."""
