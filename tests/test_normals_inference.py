@@ -342,7 +342,7 @@ def test_benchmark_seed_is_suggested_and_the_users_wins():
     from marigold_bench.data.registry import get_benchmark
 
     spec = get_benchmark("nyu", task="normals")
-    assert spec.seed == 4321   # NORMALS.md: NYUv2 inference seed
+    assert spec.seed == 4321   # the official script/normals NYUv2 inference seed
     tiny = str(Path(__file__).resolve().parents[1] / "marigold_bench" / "checkpoints" / "tiny-normals")
     args = build_parser().parse_args(["run", "--dataset", "nyu", "--model", tiny, "--steps", "1"])
     assert build_predictor(args, processing_res=64, seed=spec.seed).settings["seed"] == 4321
