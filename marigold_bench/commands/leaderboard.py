@@ -17,10 +17,10 @@ import sys
 import traceback
 
 from marigold_bench.commands.common import add_inference_flags, build_predictor, drop_unhonoured
-from marigold_bench.commands.run import (add_dataset_flags, check_scoring_names, declared_output_space,
-                                         open_dataset, scoring_for)
+from marigold_bench.commands.run import (DATASET_NAMES, add_dataset_flags, add_task_flags, check_scoring_names,
+                                         declared_output_space, model_task, open_dataset, predictor_frame,
+                                         predictor_task, scoring_for)
 from marigold_bench.commands.table import add_subset_flag, parse_metrics_and_digits, parse_subsets
-from marigold_bench.data import DATASETS
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.rundir import add_to_summary
 from marigold_bench.report.leaderboard import (DONE, FAILED, REUSED, Cell, cell_dir, is_finished, model_slugs,
@@ -52,9 +52,12 @@ def add_parser(subparsers) -> None:
                    help="comma-separated models: registry names, checkpoint folders, hub ids in the "
                         "local cache, baseline:ramp / baseline:constant")
     p.add_argument("--datasets", required=True,
-                   help="comma-separated benchmarks, e.g. nyu,kitti, or a group: moge-all (MoGe's ten-benchmark pack), metric-boards (ZoeDepth's metric evaluation sets)")
+                   help="comma-separated benchmarks, e.g. nyu,kitti, or a group: moge-all (MoGe's ten-benchmark pack), "
+                        "metric-boards (ZoeDepth's metric evaluation sets); normals models use each benchmark's "
+                        "normals ground truth (nyu, scannet, ibims, diode, oasis, synthetic)")
     add_dataset_flags(p)
     _hide(p, "--dataset")
+    add_task_flags(p, "each model's")
     add_inference_flags(p)
     _hide(p, "--model")
     p.add_argument("--images-per-batch", type=int, default=0,
@@ -87,6 +90,9 @@ def cell_flags(args, model: str, dataset: str) -> dict:
     """
     flags = {k: v for k, v in vars(args).items() if k not in LEADERBOARD_ONLY}
     flags.update(model=model, dataset=dataset)
+    for key in ("task", "frame"):  # only when given: a model's task is its own, so requests of 0.3 still match
+        if flags.get(key) is None:
+            flags.pop(key, None)
     return flags
 
 
@@ -189,22 +195,44 @@ def _write_traceback(run_dir: str, exc: BaseException) -> None:
         pass
 
 
+def benchmarks_by_task(names: list[str], tasks) -> dict[str, list[str]]:
+    """task -> the benchmark (spec) name each of ``names`` has for it (``nyu`` -> ``nyu-normals``
+    for normals models); a benchmark without a task in play is a BenchError naming both."""
+    from marigold_bench.data.registry import get_benchmark
+
+    out = {}
+    for task in tasks:
+        try:
+            out[task] = [get_benchmark(name, task=task).name for name in names]
+        except BenchError as exc:
+            raise BenchError(f"--datasets: {exc}; {task} models are scored against every benchmark "
+                             f"(drop it, or give the {task} models a leaderboard of their own)") from None
+    return out
+
+
 def run(args) -> int:
-    from marigold_bench.report.leaderboard import leaderboard_table, parse_names, write_outputs, write_record
+    from marigold_bench.report.leaderboard import leaderboard_tables, parse_names, write_outputs, write_record
 
     _refuse_single_flags(args)
     models = parse_names(args.models, "models")
     from marigold_bench.data.registry import expand_groups
 
     names = expand_groups(parse_names(args.datasets, "datasets"))
-    unknown = [n for n in names if n not in DATASETS]
+    unknown = [n for n in names if n not in DATASET_NAMES]
     if unknown:
-        raise BenchError(f"--datasets: unknown {', '.join(unknown)}; known: {', '.join(DATASETS)}")
+        raise BenchError(f"--datasets: unknown {', '.join(unknown)}; known: {', '.join(DATASET_NAMES)}")
     metrics = parse_metrics_and_digits(args)
     subsets = parse_subsets(args.diode_subsets)
-    check_scoring_names(args)  # before any model is loaded
+    # each model's task (--task, else the model's own, as `run`), known before any model is loaded;
+    # depth and normals models run on their own ground truths and land in tables of their own
+    task_of = {m: model_task(argparse.Namespace(**{**vars(args), "model": m})) for m in models}
+    tasks = sorted(set(task_of.values()), key=lambda t: (t != "depth", t))
+    for task in tasks:
+        check_scoring_names(args, task)  # before any model is loaded
+    specs = benchmarks_by_task(names, tasks)
     # every benchmark is opened first: a missing one is the user's to fix, not a model's failure
-    datasets = {name: open_dataset(argparse.Namespace(**{**vars(args), "dataset": name})) for name in names}
+    datasets = {task: {spec: open_dataset(argparse.Namespace(**{**vars(args), "dataset": spec}), task)
+                       for spec in specs[task]} for task in tasks}
 
     def namespace(model, name):
         return argparse.Namespace(**cell_flags(args, model, name))
@@ -217,8 +245,13 @@ def run(args) -> int:
         flags, dropped = drop_unhonoured(namespace(model, name))
         if dropped:
             log(f"{model}: {', '.join(dropped)} does not apply to this model; not used for its runs")
-        return build_predictor(flags, processing_res=dataset.protocol.processing_res,
-                               seed=getattr(dataset.protocol, "seed", None))
+        predictor = build_predictor(flags, processing_res=dataset.protocol.processing_res,
+                                    seed=getattr(dataset.protocol, "seed", None))
+        task = dataset.protocol.task
+        if predictor_task(predictor) != task:  # --task asked for a ground truth the model does not predict
+            raise BenchError(f"{model} predicts {predictor_task(predictor)}, not {task}: its output cannot be "
+                             f"scored against {name}'s {task} ground truth")
+        return predictor
 
     def run_one(predictor, model, name, dataset, run_dir):
         from marigold_bench.eval.loop import run_predictor
@@ -227,25 +260,30 @@ def run(args) -> int:
         return run_predictor(dataset, predictor, run_dir, skip_missing=args.skip_missing,
                              images_per_batch=args.images_per_batch, workers=args.workers,
                              score_device=args.score_device,
-                             scoring=scoring_for(namespace(model, name), dataset, declared))
+                             scoring=scoring_for(namespace(model, name), dataset, declared, predictor_frame(predictor)))
 
     def log(line):
         print(line, file=sys.stderr, flush=True)
 
-    cells = run_cells(models, datasets, args.out, lambda m, d: cell_flags(args, m, d), make_predictor,
-                      run_one, log=log)
+    cells = []
+    for task in tasks:
+        cells += run_cells([m for m in models if task_of[m] == task], datasets[task], args.out,
+                           lambda m, d: cell_flags(args, m, d), make_predictor, run_one, log=log)
     if int(os.environ.get("RANK", "0")) != 0:  # under a launcher: one record and one table per launch
         return 0
     write_record(args.out, cells, models, names, {k: v for k, v in vars(args).items() if k not in LEADERBOARD_ONLY})
-    table = leaderboard_table(cells, metrics, reference=args.reference, subsets=subsets)
-    for note in table.identity_notes:  # also under the table; said here for logs and CI
-        print(f"warning: {note}", file=sys.stderr)
-    samples = ", ".join(f"{name} {len(ds)}" for name, ds in datasets.items())
+    tables = leaderboard_tables(cells, metrics, reference=args.reference, subsets=subsets)
+    for table in tables:
+        for note in table.identity_notes:  # also under the table; said here for logs and CI
+            print(f"warning: {note}", file=sys.stderr)
+    samples = ", ".join(f"{name} {len(ds)}" for group in datasets.values() for name, ds in group.items())
     context = (f"{len(models)} model(s) on {len(names)} benchmark(s) ({samples} samples), protocol "
                f"{args.protocol}; run directories under {args.out}")
-    paths = write_outputs(table, args.out, digits=args.digits, title="marigold-bench leaderboard", context=context)
-    with open(paths[args.format], encoding="utf-8") as f:
-        print(f.read(), end="")
+    paths = write_outputs(tables, args.out, digits=args.digits, title="marigold-bench leaderboard", context=context)
+    shown = [p for key, p in paths.items() if key.partition(":")[0] == args.format]  # csv: one file per task
+    for k, path in enumerate(shown):
+        with open(path, encoding="utf-8") as f:
+            print(("\n" if k else "") + f.read(), end="")
     failed = [c for c in cells if c.status == FAILED]
     log(f"leaderboard written to {args.out} ({', '.join(os.path.basename(p) for p in paths.values())}); "
         f"{len(cells) - len(failed)} of {len(cells)} cells finished"

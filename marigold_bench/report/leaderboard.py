@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.rundir import finished_summary, load_run
 from marigold_bench.report.tables import (DEFAULT_METRICS, DIODE_SUBSETS, Failure, Table, build_table,
-                                          render, short_model)
+                                          metrics_for_task, render, short_model)
+from marigold_bench.tasks import task_of_metrics
 
 #: flags that only say where or how fast a run goes: changing them reuses finished cells
 MACHINE_ONLY_FLAGS = ("device", "batch_size", "workers", "images_per_batch", "score_device", "data_root")
@@ -45,6 +46,9 @@ OUTPUT_FILES = {"md": "leaderboard.md", "latex": "leaderboard.tex", "csv": "lead
                 "html": "leaderboard.html"}
 
 DONE, REUSED, FAILED = "done", "reused", "failed"
+
+#: the heading of each task's table when a leaderboard has several
+TASK_TITLES = {"depth": "Depth", "normals": "Surface normals"}
 
 
 @dataclass
@@ -143,18 +147,69 @@ def leaderboard_table(cells: list[Cell], metrics=DEFAULT_METRICS, reference: boo
                        subsets=subsets, show_n=True)
 
 
-def write_outputs(table: Table, out: str, digits: int = 1, title: str = "Leaderboard",
+def cell_task(cell: Cell) -> str:
+    """The task a cell scores: its benchmark spec's (``nyu-normals`` -> normals); depth for a
+    name the registry no longer knows."""
+    from marigold_bench.data.registry import UnknownBenchmarkError, get_benchmark
+
+    try:
+        return get_benchmark(cell.dataset).task
+    except UnknownBenchmarkError:
+        return "depth"
+
+
+def leaderboard_tables(cells: list[Cell], metrics=DEFAULT_METRICS, reference: bool | str = False,
+                       subsets=DIODE_SUBSETS) -> list[Table]:
+    """One `leaderboard_table` per task the cells score (depth first): depth and normals models
+    never share a table. Each takes the ``metrics`` of its task, else its defaults
+    (`metrics_for_task`); published rows (depth only) go with the depth table."""
+    by_task: dict[str, list[Cell]] = {}
+    for cell in cells:
+        by_task.setdefault(cell_task(cell), []).append(cell)
+    order = sorted(by_task, key=lambda t: (t != "depth", t)) or ["depth"]
+    return [leaderboard_table(by_task.get(task, []), metrics_for_task(task, metrics),
+                              reference=reference if task == "depth" else False, subsets=subsets)
+            for task in order]
+
+
+def table_task(table: Table) -> str:
+    """The task a table's columns measure."""
+    return task_of_metrics(table.metrics)
+
+
+def write_outputs(tables: Table | list[Table], out: str, digits: int = 1, title: str = "Leaderboard",
                   context: str = "") -> dict[str, str]:
-    """Write the table as Markdown, LaTeX, CSV and a self-contained HTML page into ``out``;
-    returns ``--format`` -> path."""
+    """Write the table(s) as Markdown, LaTeX, CSV and a self-contained HTML page into ``out``;
+    returns ``--format`` -> path.
+
+    Several tables (one per task) go one after the other under a heading per task into the
+    Markdown, LaTeX and HTML files; CSV, one table per file, keeps the first in
+    ``leaderboard.csv`` and writes each other as ``leaderboard-<task>.csv`` (key ``csv:<task>``).
+    """
     from marigold_bench.report.leaderboard_html import render_html
 
+    tables = [tables] if isinstance(tables, Table) else list(tables)
     os.makedirs(out, exist_ok=True)
-    texts = {fmt: render(table, fmt, digits=digits) for fmt in ("md", "latex", "csv")}
-    texts["html"] = render_html(table, digits=digits, title=title, context=context)
+    several = len(tables) > 1
+
+    def joined(fmt, heading):
+        parts = [render(t, fmt, digits=digits) for t in tables]
+        if several:
+            parts = [heading(TASK_TITLES.get(table_task(t), table_task(t))) + text for t, text in zip(tables, parts)]
+        return "\n".join(parts)
+
+    texts = {"md": joined("md", lambda h: f"## {h}\n\n"), "latex": joined("latex", lambda h: f"% {h}\n")}
+    texts["html"] = render_html(tables if several else tables[0], digits=digits, title=title, context=context,
+                                headings=[TASK_TITLES.get(table_task(t), table_task(t)) for t in tables])
+    texts["csv"] = render(tables[0], "csv", digits=digits)
+    files = dict(OUTPUT_FILES)
+    for table in tables[1:]:
+        task = table_task(table)
+        files[f"csv:{task}"] = f"leaderboard-{task}.csv"
+        texts[f"csv:{task}"] = render(table, "csv", digits=digits)
     paths = {}
-    for fmt, name in OUTPUT_FILES.items():
-        paths[fmt] = os.path.join(out, name)
-        with open(paths[fmt], "w", encoding="utf-8") as f:
-            f.write(texts[fmt])
+    for key, name in files.items():
+        paths[key] = os.path.join(out, name)
+        with open(paths[key], "w", encoding="utf-8") as f:
+            f.write(texts[key])
     return paths

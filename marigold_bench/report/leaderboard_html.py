@@ -103,9 +103,8 @@ def render_chart_svg(table: Table, metric: str, digits: int = 1) -> str:
             + "".join(parts) + "</svg>")
 
 
-def render_html(table: Table, digits: int = 1, title: str = "Leaderboard", context: str = "") -> str:
-    """The whole page: heading, ``context`` (a line saying what was run), the table, its notes,
-    then one figure with an inline SVG chart per metric."""
+def _section(table: Table, digits: int) -> list[str]:
+    # one table: itself, its notes, then one figure with an inline SVG chart per metric
     notes = "".join(f"<p>{escape(n)}</p>" for n in table_notes(table))
     figures = []
     for metric in table.metrics:
@@ -113,6 +112,20 @@ def render_html(table: Table, digits: int = 1, title: str = "Leaderboard", conte
                                                  else " (lower is better)")
         figures.append(f"<figure><figcaption>{caption}</figcaption>\n{render_chart_svg(table, metric, digits)}"
                        "\n</figure>")
+    return [render_table_html(table, digits), f"<div class=\"notes\">{notes}</div>", *figures]
+
+
+def render_html(table: Table | list[Table], digits: int = 1, title: str = "Leaderboard", context: str = "",
+                headings: list[str] | None = None) -> str:
+    """The whole page: heading, ``context`` (a line saying what was run), the table, its notes,
+    then one figure with an inline SVG chart per metric. Several tables (one per task) each get
+    a section under their entry of ``headings``."""
+    tables = table if isinstance(table, list) else [table]
+    body = []
+    for k, one in enumerate(tables):
+        if len(tables) > 1:
+            body.append(f"<h2>{escape((headings or [])[k] if k < len(headings or []) else f'Table {k + 1}')}</h2>")
+        body += _section(one, digits)
     return "\n".join([
         "<!DOCTYPE html>",
         "<html lang=\"en\">",
@@ -124,9 +137,7 @@ def render_html(table: Table, digits: int = 1, title: str = "Leaderboard", conte
         "<body>",
         f"<h1>{escape(title)}</h1>",
         f"<p>{escape(context)}</p>" if context else "",
-        render_table_html(table, digits),
-        f"<div class=\"notes\">{notes}</div>",
-        *figures,
+        *body,
         "</body>",
         "</html>",
         "",
