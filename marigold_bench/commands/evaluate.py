@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from marigold_bench.commands.common import summary_table
 from marigold_bench.commands.run import (add_dataset_flags, add_task_flags, check_scoring_names, open_dataset,
                                          refuse_empty, scoring_for)
@@ -14,7 +16,8 @@ def add_parser(subparsers) -> None:
     add_task_flags(p, "opengl, as Marigold and diffusers")
     p.add_argument("--predictions", required=True,
                    help="folder of <id>.npy/<id>.png or an .h5 file; normals: <id>.npy, 3xHxW or HxWx3 "
-                        "(the official layout <scene>/<rgb stem>.npy is an id's path)")
+                        "(the official layout <scene>/<rgb stem>.npy is an id's path), or <id>.png in the "
+                        "8-bit normals colouring, decoded as v / 255 * 2 - 1 (quantised; the summary says so)")
     p.add_argument("--out", default=None, help="where per_sample.csv and summary.json go "
                    "(default: <predictions>_eval)")
     p.set_defaults(func=run)
@@ -32,7 +35,7 @@ def run(args) -> int:
     dataset = open_dataset(args, task)
     # depth: --output-space, default depth_affine_invariant; normals: --frame, default opengl
     scoring = scoring_for(args, dataset, frame="opengl")
-    source = PredictionSource(args.predictions)
+    source = PredictionSource(args.predictions, task)
     if not any(source.has(sample_id) for sample_id in dataset.ids):
         source.close()
         # a wrong folder or naming scores nothing: say where we looked instead of NaN means
@@ -44,6 +47,8 @@ def run(args) -> int:
     finally:
         source.close()
     print(summary_table(summary))
+    if summary["settings"].get("quantised"):  # also in summary.json; said here for logs
+        print(f"warning: {summary['settings']['quantised']}", file=sys.stderr)
     print(f"results: {out}")
     refuse_empty(summary, out)
     return 0

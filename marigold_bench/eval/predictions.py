@@ -5,6 +5,13 @@ under ``--output-space points_*``: 3xHxW or HxWx3, OpenCV axes) or ``<id>.png``
 (16-bit, read as integers -- scale does not matter for an affine fit), or an ``.h5`` file with a
 dataset under the key ``<id>`` (our own ``predictions.h5`` included: its compact entries are
 resized to ground-truth size as recorded). Nothing here imports torch.
+
+Surface normals (``task="normals"``): ``.npy`` and ``.h5`` entries are the vectors themselves
+(3xHxW or HxWx3); an ``.png`` is read as the usual normals colouring, an 8-bit RGB image with
+each channel ``(n + 1) / 2 * 255`` (diffusers' ``visualize_normals``, ``predict``'s PNGs), decoded
+as ``v / 255 * 2 - 1``. Such predictions are quantised (steps of 2/255 per component), which the
+summary records (`describe`). A 16-bit RGB PNG is refused: Pillow reads it as 8 bits per channel,
+so its extra precision would be dropped without a word.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ from marigold_bench.eval.resize import resize
 class PredictionSource:
     """Looks up the prediction of a sample id in a folder or an ``.h5`` file."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, task: str = "depth"):
         self.path = os.fspath(path)
+        self.task = task
+        self.quantised = 0  # normals read from 8-bit PNGs
         if not os.path.exists(self.path):
             raise BenchError(f"predictions not found: {self.path} (a folder of <id>.npy / <id>.png "
                              "files or an .h5 file keyed by sample id)")
@@ -36,7 +45,13 @@ class PredictionSource:
                 raise BenchError(f"cannot read {self.path} as HDF5: {exc}") from None
 
     def describe(self) -> dict:
-        return {"predictions": os.path.abspath(self.path), "format": "h5" if self._h5 else "folder"}
+        """Where the predictions came from (``summary.json``'s settings); for normals read from
+        8-bit PNGs, also how many and that they were quantised."""
+        described = {"predictions": os.path.abspath(self.path), "format": "h5" if self._h5 else "folder"}
+        if self.quantised:
+            described["quantised"] = (f"{self.quantised} prediction(s) read from 8-bit PNG normals colouring "
+                                      "(v / 255 * 2 - 1): each component quantised in steps of 2/255")
+        return described
 
     def has(self, sample_id: str) -> bool:
         """Whether a prediction for ``sample_id`` is there (readable or not)."""
@@ -77,12 +92,31 @@ class PredictionSource:
                 try:
                     if ext == ".npy":
                         return np.asarray(np.load(file), dtype=np.float32)
+                    if self.task == "normals":
+                        return self._normals_png(file)
                     with Image.open(file) as im:
                         return np.asarray(im).astype(np.float32)
+                except PredictionError:
+                    raise
                 except Exception as exc:  # any decoder failure means a corrupt file
                     raise PredictionError(f"cannot read prediction {file}: {exc}") from None
         raise PredictionError(f"no prediction for {sample_id} under {self.path} "
                               f"(expected {sample_id}.npy or {sample_id}.png)")
+
+    def _normals_png(self, file: str) -> np.ndarray:
+        # the colouring's inverse, HxWx3 in [-1, 1]; anything but 8-bit RGB is refused, not guessed
+        with open(file, "rb") as f:
+            head = f.read(26)
+        with Image.open(file) as im:
+            if im.format != "PNG" or im.mode != "RGB":
+                raise PredictionError(f"{file}: a normals PNG must be 8-bit RGB (the normals colouring), "
+                                      f"not {im.format} mode {im.mode}; give .npy (3xHxW) instead")
+            if head[12:16] == b"IHDR" and head[24] == 16:  # bit depth (Pillow would cut it to 8)
+                raise PredictionError(f"{file}: 16-bit RGB PNG normals cannot be read without losing their "
+                                      "precision here; give .npy (3xHxW) instead")
+            values = np.asarray(im, dtype=np.float32)
+        self.quantised += 1
+        return values / np.float32(255) * np.float32(2) - np.float32(1)
 
     def close(self):
         if self._h5 is not None:
