@@ -48,6 +48,7 @@ def run(args) -> int:
         raise BenchError("--alpha must lie between 0 and 1")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     run_a, run_b = load_run(args.run_a), load_run(args.run_b)
+    metrics = _metrics_of_task(run_a, run_b, metrics)
     result = compare_runs(run_a, run_b, metrics, alpha=args.alpha, n_resamples=args.resamples, seed=args.seed)
     print(f"A: {run_a.path}\nB: {run_b.path}")
     # failed/skipped samples of either run, and samples only one run has, are left out
@@ -57,6 +58,10 @@ def run(args) -> int:
           + (f"; left out: {out_a} of A's samples, {out_b} of B's" if out_a or out_b else "") + ")")
     for line in result.protocol_differences:
         print(f"note: the runs differ in protocol: {line}")
+    for name, one in (("A", run_a), ("B", run_b)):
+        if one.summary.get("pooled"):  # per-image values are what can be paired; the summary pools
+            print(f"note: {name}'s dataset metrics are pooled over pixels ({one.summary['pooled']}); the means "
+                  "here are over its per-image values")
     _print_identities(run_a.summary, run_b.summary)
     if result.unranked:
         print("note: no winner is named: the runs were scored under different protocols ("
@@ -74,6 +79,20 @@ def run(args) -> int:
                                   "paired t p", "Wilcoxon p", f"verdict (α={args.alpha:g})"],
                    tablefmt="github", disable_numparse=True))
     return 0
+
+
+def _metrics_of_task(run_a, run_b, metrics: list[str]) -> list[str]:
+    """The metrics compared: runs of two tasks are refused; runs of a task none of the asked
+    (known) metrics measures get that task's defaults (normals under the default abs_rel,delta1)."""
+    from marigold_bench.report.tables import metrics_for_task, run_task
+
+    task_a, task_b = run_task(run_a), run_task(run_b)
+    if task_a != task_b:
+        raise BenchError(f"{run_a.path} scores {task_a} and {run_b.path} {task_b}: their samples have no metric "
+                         "in common, so they cannot be compared")
+    if metrics and all(m in METRICS and METRICS[m].task != task_a for m in metrics):
+        return metrics_for_task(task_a, [])
+    return metrics
 
 
 def _print_identities(a: dict, b: dict) -> None:

@@ -90,6 +90,16 @@ def results_of(run, metrics=DEFAULT_METRICS, digits: int = 2, model: str | None 
         if subset != "all":
             variants.append((subset, {**summary, "n": part.get("n", 0), "n_total": part.get("n_total", 0),
                                       "metrics": part.get("metrics") or {}}))
+    for metric in metrics:
+        metric_spec(metric)  # an unknown key is refused, whatever the run's task
+    # a run exports the asked metrics of its own task, else its task's defaults (as `table` shows
+    # it): a normals run exports angles under the default --metrics abs_rel,delta1
+    from marigold_bench.report.tables import metrics_for_task, run_task
+
+    metrics = metrics_for_task(run_task(run), metrics)
+    alignment = scoring.get("alignment", "affine")
+    if alignment != "none":
+        alignment += f" in {scoring.get('fit_space') or 'depth'}"
     out = []
     for variant, part in variants:
         for metric in metrics:
@@ -103,8 +113,7 @@ def results_of(run, metrics=DEFAULT_METRICS, digits: int = 2, model: str | None 
                 model=name, benchmark=summary["dataset"], variant=variant,
                 protocol=scoring.get("protocol", "marigold"), metric=metric, value=float(value),
                 display=_metric_display(metric, float(value), digits), protocol_id=ident["protocol_id"],
-                protocol_hash=ident["protocol_hash"], alignment=f"{scoring.get('alignment', 'affine')} in "
-                                                                f"{scoring.get('fit_space', 'depth')}",
+                protocol_hash=ident["protocol_hash"], alignment=alignment,
                 n=int(part.get("n", 0)), n_total=int(part.get("n_total", part.get("n", 0))),
                 date=date, run_dir=run.path))
     return out

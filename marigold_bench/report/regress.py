@@ -43,6 +43,9 @@ OK, REGRESSED, MISMATCH = 0, 1, 2
 DEFAULT_TOLERANCES = {
     "abs_rel": 0.002, "sq_rel": 0.01, "rmse": 0.02, "rmse_log": 0.005, "log10": 0.002,
     "delta1": 0.005, "delta2": 0.005, "delta3": 0.005, "i_rmse": 0.005, "silog_rmse": 0.5,
+    # surface normals: degrees, and percentages already in percent
+    "mean_angle": 0.05, "median_angle": 0.05, "rmse_angle": 0.05, "pct_5": 0.1, "pct_7_5": 0.1,
+    "pct_11_25": 0.1, "pct_22_5": 0.1, "pct_30": 0.1,
 }
 
 #: `marigold-bench run` flag of each setting, to write a baseline's reproducing command
@@ -192,7 +195,7 @@ def make_baseline(run: RunDir, previous: dict | None = None, tolerances: dict | 
         "run_args": run_args(run),
         "n": run.n,
         "metrics": metrics,
-        "tolerances": {k: float({**kept, **(tolerances or {})}.get(k, DEFAULT_TOLERANCES[k])) for k in metrics},
+        "tolerances": {k: float({**kept, **(tolerances or {})}.get(k, DEFAULT_TOLERANCES.get(k, 0.0))) for k in metrics},
     }
 
 

@@ -145,6 +145,9 @@ def load_cells(path: str | None = None, known_models=None, known_benchmarks=None
         metric = row["metric"].strip()
         if metric not in METRICS:
             raise BenchError(f"{where} row {row_number} ({name}): unknown metric {metric!r}")
+        if METRICS[metric].task != "depth":  # its runs would score the depth ground truth
+            raise BenchError(f"{where} row {row_number} ({name}): {metric} is a {METRICS[metric].task} metric; "
+                             "reproduction cells run and judge depth only (score normals with `run --task normals`)")
         tolerance = _number(row["tolerance"], "tolerance", row_number)
         if tolerance < 0:
             raise BenchError(f"{where} row {row_number} ({name}): the tolerance must be >= 0")
