@@ -100,3 +100,27 @@ def test_task_override_makes_a_depth_model_a_failed_row(tmp_path, capsys):
     assert "## " not in md  # both are scored as normals: one table
     assert "baseline:ramp (failed: baseline:ramp predicts depth, not normals" in md
     assert "mean↓" in md and "AbsRel" not in md
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_run_task_normals_without_a_model_runs_the_bundled_normals_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--task", "normals", "--dataset", "synthetic", "--max-samples", "2", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["task"] == "normals" and summary["settings"]["model"].endswith("tiny-normals")
+    assert np.isfinite(summary["metrics"]["mean_angle"]) and 0 < summary["metrics"]["mean_angle"] < 180
+    rows = pd.read_csv(out / "per_sample.csv")
+    assert summary["metrics"]["mean_angle"] == pytest.approx(rows["mean_angle"].mean(), abs=1e-9)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_bundled_depth_and_normals_checkpoints_in_one_leaderboard(tmp_path, capsys):
+    from marigold_bench.commands.common import BUNDLED_TINY, BUNDLED_TINY_NORMALS
+
+    out = tmp_path / "lb"
+    assert main(["leaderboard", "--models", f"{BUNDLED_TINY},{BUNDLED_TINY_NORMALS}", "--datasets", "synthetic",
+                 "--max-samples", "1", "--out", str(out)]) == 0
+    md = capsys.readouterr().out
+    depth_part, _, normals_part = md.partition("## Surface normals")
+    assert "| tiny, " in depth_part and "AbsRel" in depth_part and "tiny-normals" not in depth_part
+    assert "| tiny-normals, " in normals_part and "mean↓" in normals_part
