@@ -23,8 +23,8 @@ class Counter:
         self.built, self.predicted, self.crash = [], 0, set(crash)
         real = command.build_predictor
 
-        def build(args, processing_res=None):
-            predictor = real(args, processing_res=processing_res)
+        def build(args, processing_res=None, **kwargs):  # kwargs: what run passes on (the benchmark's seed)
+            predictor = real(args, processing_res=processing_res, **kwargs)
             self.built.append(args.model)
             inner = predictor.predict
 
