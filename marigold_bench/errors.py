@@ -87,3 +87,8 @@ class DiskFullError(BenchError):
 class DamagedEntryError(PredictionError):
     """A stored prediction fails its checksum (a write that never reached the disk, or a kill
     while writing it): it is predicted again by ``run`` and reported, never scored, elsewhere."""
+
+
+class LauncherError(BenchError):
+    """A leaderboard launcher cannot start: submitit is missing, or a launcher setting or flag is
+    wrong (e.g. a Slurm flag given with ``--launcher local``)."""

@@ -16,6 +16,7 @@ import os
 import sys
 import traceback
 
+from marigold_bench.commands import launch
 from marigold_bench.commands.common import add_inference_flags, build_predictor, drop_unhonoured
 from marigold_bench.commands.run import (DATASET_NAMES, add_dataset_flags, add_task_flags, check_scoring_names,
                                          declared_output_space, model_task, open_dataset, predictor_frame,
@@ -27,8 +28,10 @@ from marigold_bench.report.leaderboard import (DONE, FAILED, REUSED, Cell, cell_
                                                request_of)
 
 #: the command's own flags: they shape the table, not the runs
+#: (the launcher's flags say where cells run, never what they compute: a cell run by a Slurm job
+#: is reused by a local launch and the other way round)
 LEADERBOARD_ONLY = ("models", "datasets", "out", "format", "reference", "metrics", "digits", "diode_subsets",
-                    "func", "command")
+                    "func", "command", *launch.LAUNCHER_FLAGS)
 
 DEFAULT_OUT = os.path.join("runs", "leaderboard")
 
@@ -71,6 +74,7 @@ def add_parser(subparsers) -> None:
     g.add_argument("--metrics", default="abs_rel,delta1", help="comma-separated metric keys")
     g.add_argument("--digits", type=int, default=1, help="decimals of percentages")
     add_subset_flag(g)
+    launch.add_launcher_flags(p)
     p.set_defaults(func=run)
 
 
@@ -210,29 +214,13 @@ def benchmarks_by_task(names: list[str], tasks) -> dict[str, list[str]]:
     return out
 
 
-def run(args) -> int:
-    from marigold_bench.report.leaderboard import leaderboard_tables, parse_names, write_outputs, write_record
+def cell_functions(args, log=None):
+    """``(make_predictor, run_one)`` of the cells of a leaderboard whose flags are ``args``: what
+    `run_cells` (the local launcher) and `run_cell` (a Slurm job) both hand to the attempt of a cell.
 
-    _refuse_single_flags(args)
-    models = parse_names(args.models, "models")
-    from marigold_bench.data.registry import expand_groups
-
-    names = expand_groups(parse_names(args.datasets, "datasets"))
-    unknown = [n for n in names if n not in DATASET_NAMES]
-    if unknown:
-        raise BenchError(f"--datasets: unknown {', '.join(unknown)}; known: {', '.join(DATASET_NAMES)}")
-    metrics = parse_metrics_and_digits(args)
-    subsets = parse_subsets(args.diode_subsets)
-    # each model's task (--task, else the model's own, as `run`), known before any model is loaded;
-    # depth and normals models run on their own ground truths and land in tables of their own
-    task_of = {m: model_task(argparse.Namespace(**{**vars(args), "model": m})) for m in models}
-    tasks = sorted(set(task_of.values()), key=lambda t: (t != "depth", t))
-    for task in tasks:
-        check_scoring_names(args, task)  # before any model is loaded
-    specs = benchmarks_by_task(names, tasks)
-    # every benchmark is opened first: a missing one is the user's to fix, not a model's failure
-    datasets = {task: {spec: open_dataset(argparse.Namespace(**{**vars(args), "dataset": spec}), task)
-                       for spec in specs[task]} for task in tasks}
+    ``args`` needs only the cell flags (`cell_flags`); ``log`` takes the note about flags a
+    model's family cannot honour (default: standard error)."""
+    log = log or _log
 
     def namespace(model, name):
         return argparse.Namespace(**cell_flags(args, model, name))
@@ -262,13 +250,111 @@ def run(args) -> int:
                              score_device=args.score_device,
                              scoring=scoring_for(namespace(model, name), dataset, declared, predictor_frame(predictor)))
 
-    def log(line):
-        print(line, file=sys.stderr, flush=True)
+    return make_predictor, run_one
 
-    cells = []
+
+def run_cell(flags: dict, task: str, run_dir: str, request: dict, includes: list[str]) -> dict:
+    """One cell, as a Slurm job runs it: the same attempt (`_attempt`, with `cell_functions`) as
+    the local launcher, so its run directory and numbers are those of a local run.
+
+    Args:
+        flags: the cell's flags (`cell_flags`: the shared flags with its model and benchmark).
+        task: the ground truth it is scored against (``depth``, ``normals``), as the launch
+            opened the benchmark.
+        run_dir: its run directory.
+        request: its request (`request_of`), recorded in ``summary.json`` when it finishes.
+        includes: the ``--include`` folders of the launch (spec files the job must see too).
+
+    Returns:
+        ``{"status": "done" | "failed", "message": why it failed}``; the launcher reads whether
+        the cell finished from its run directory, the message says why not.
+    """
+    from marigold_bench import plugins
+
+    for folder in includes:
+        plugins.include(folder)
+    args = argparse.Namespace(**flags)
+    dataset = open_dataset(args, task)
+    make_predictor, run_one = cell_functions(args)
+    status, message, _ = _attempt(args.model, args.dataset, dataset, run_dir, request, make_predictor, run_one)
+    if status == FAILED:
+        _log(f"{args.model} on {args.dataset}: failed: {message}")
+    return {"status": status, "message": message}
+
+
+def _log(line):
+    print(line, file=sys.stderr, flush=True)
+
+
+def _slurm_cells(args, models, task_of, datasets, settings):
+    """The cells through the Slurm launcher, in the local launcher's order (None while jobs are
+    still in flight after --no-wait)."""
+    from marigold_bench import plugins
+
+    slugs = model_slugs(models)
+    cells, jobs = [], {}
+    for task, group in datasets.items():
+        for model in (m for m in models if task_of[m] == task):
+            for name, dataset in group.items():
+                flags = cell_flags(args, model, name)
+                request = request_of(flags)
+                cell = Cell(model, name, cell_dir(args.out, slugs[model], name, request))
+                cells.append(cell)
+                jobs[cell.run_dir] = (flags, task, request, len(dataset))
+    includes = [str(f) for f in plugins.included_folders()]
+
+    def finished(cell):
+        _, _, request, n_total = jobs[cell.run_dir]
+        return is_finished(cell.run_dir, request, n_total)
+
+    def job_of(cell):
+        flags, task, request, _ = jobs[cell.run_dir]
+        return run_cell, (flags, task, cell.run_dir, request, includes)
+
+    return launch.launch_cells(args.out, settings, cells, finished, job_of, log=_log)
+
+
+def run(args) -> int:
+    from marigold_bench.report.leaderboard import leaderboard_tables, parse_names, write_outputs, write_record
+
+    _refuse_single_flags(args)
+    launch.refuse_with_local(args)
+    settings = None
+    if args.launcher == "slurm":  # before anything is opened: a missing submitit or Slurm is said at once
+        launch.import_submitit()
+        settings = launch.settings_from(args)
+        launch.check_cluster(settings)
+    models = parse_names(args.models, "models")
+    from marigold_bench.data.registry import expand_groups
+
+    names = expand_groups(parse_names(args.datasets, "datasets"))
+    unknown = [n for n in names if n not in DATASET_NAMES]
+    if unknown:
+        raise BenchError(f"--datasets: unknown {', '.join(unknown)}; known: {', '.join(DATASET_NAMES)}")
+    metrics = parse_metrics_and_digits(args)
+    subsets = parse_subsets(args.diode_subsets)
+    # each model's task (--task, else the model's own, as `run`), known before any model is loaded;
+    # depth and normals models run on their own ground truths and land in tables of their own
+    task_of = {m: model_task(argparse.Namespace(**{**vars(args), "model": m})) for m in models}
+    tasks = sorted(set(task_of.values()), key=lambda t: (t != "depth", t))
     for task in tasks:
-        cells += run_cells([m for m in models if task_of[m] == task], datasets[task], args.out,
-                           lambda m, d: cell_flags(args, m, d), make_predictor, run_one, log=log)
+        check_scoring_names(args, task)  # before any model is loaded
+    specs = benchmarks_by_task(names, tasks)
+    # every benchmark is opened first: a missing one is the user's to fix, not a model's failure
+    datasets = {task: {spec: open_dataset(argparse.Namespace(**{**vars(args), "dataset": spec}), task)
+                       for spec in specs[task]} for task in tasks}
+
+    log = _log
+    if settings is not None:
+        cells = _slurm_cells(args, models, task_of, datasets, settings)
+        if cells is None:  # --no-wait: submitted; a later call collects and tabulates
+            return 0
+    else:
+        make_predictor, run_one = cell_functions(args, log)
+        cells = []
+        for task in tasks:
+            cells += run_cells([m for m in models if task_of[m] == task], datasets[task], args.out,
+                               lambda m, d: cell_flags(args, m, d), make_predictor, run_one, log=log)
     if int(os.environ.get("RANK", "0")) != 0:  # under a launcher: one record and one table per launch
         return 0
     write_record(args.out, cells, models, names, {k: v for k, v in vars(args).items() if k not in LEADERBOARD_ONLY})
