@@ -185,10 +185,23 @@ def import_submitit():
     return submitit
 
 
+def check_cluster(settings: LauncherSettings) -> None:
+    """Refuse a Slurm launch on a machine that cannot submit to Slurm, before anything is opened
+    or written (submitit's own test: ``srun`` on the PATH)."""
+    submitit = import_submitit()
+    if settings.cluster == "slurm" and submitit.SlurmExecutor.affinity() <= 0:
+        raise LauncherError("no Slurm cluster reachable from this machine (no srun on the PATH); "
+                            "to try the launcher here, set 'cluster: local' in --launcher-config")
+
+
 def make_executor(settings: LauncherSettings, out: str):
     """A submitit executor whose jobs ask for what ``settings`` say, writing to ``OUT/slurm/<job id>``."""
     submitit = import_submitit()
-    executor = submitit.AutoExecutor(folder=os.path.join(out, JOB_FOLDER, "%j"), cluster=settings.cluster)
+    try:
+        executor = submitit.AutoExecutor(folder=os.path.join(out, JOB_FOLDER, "%j"), cluster=settings.cluster)
+    except RuntimeError as exc:  # submitit's "Could not detect srun": no Slurm on this machine
+        raise LauncherError(f"no Slurm cluster reachable from this machine ({' '.join(str(exc).split())}); "
+                            "to try the launcher here, set 'cluster: local' in --launcher-config") from None
     try:
         executor.update_parameters(
             name="marigold-bench", nodes=1, tasks_per_node=1, timeout_min=settings.time_min,
@@ -265,6 +278,13 @@ def job_handle(entry: dict, live: dict):
 
 
 def _pid_alive(pid: int) -> bool:
+    # a job this process started and no longer holds would linger as a zombie, which signal 0
+    # still reaches: reap it first (a process that is not our child raises ChildProcessError)
+    try:
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
