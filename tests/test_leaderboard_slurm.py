@@ -169,6 +169,8 @@ class FakeJob:
         self.job_id = str(os.getpid())
         self.paths = submitit.core.utils.JobPaths(folder, job_id=self.job_id, task_id=0)
 
+    state = "RUNNING"
+
     def done(self, force_check=False):
         return False
 

@@ -269,12 +269,13 @@ def cell_key(out: str, cell: Cell) -> str:
 
 def job_handle(entry: dict, live: dict):
     """The submitit job of a record entry: the one submitted in this process when there is one
-    (it holds the process of a local job), else one re-attached by id."""
-    if entry["job_id"] in live:
-        return live[entry["job_id"]]
-    submitit = import_submitit()
-    kind = submitit.LocalJob if entry["cluster"] == "local" else submitit.SlurmJob
-    return kind(folder=entry["folder"], job_id=entry["job_id"])
+    (it holds the process of a local job), else one re-attached by id and kept in ``live`` (a
+    Slurm job registers with submitit's watcher, which asks sacct about all of them at once)."""
+    if entry["job_id"] not in live:
+        submitit = import_submitit()
+        kind = submitit.LocalJob if entry["cluster"] == "local" else submitit.SlurmJob
+        live[entry["job_id"]] = kind(folder=entry["folder"], job_id=entry["job_id"])
+    return live[entry["job_id"]]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -300,10 +301,12 @@ def is_running(entry: dict, live: dict) -> bool:
     if job.paths.result_pickle.exists():
         return False
     if entry["cluster"] == "local":
-        if entry["job_id"] in live:  # our own child: its process says
-            return not job.done()
-        return _pid_alive(int(entry["job_id"]))  # a local job's id is its controller's pid
-    return not job.done(force_check=True)  # asks sacct
+        state = job.state  # RUNNING, FINISHED or INTERRUPTED when this process started it
+        if state.startswith("NO PROCESS"):  # started by an earlier call: its controller's pid says
+            return _pid_alive(int(entry["job_id"]))
+        return state == "RUNNING"
+    # sacct, through submitit's watcher: asked again at most every minute (sooner for new jobs)
+    return not job.done()
 
 
 def ended_message(entry: dict, live: dict) -> str:
@@ -362,6 +365,8 @@ def launch_cells(out: str, settings: LauncherSettings, cells: list[Cell], finish
     keys = {cell_key(out, c): c for c in cells}
     with locked(out):
         state = read_state(out)
+        for key in keys.keys() & state.keys():  # registered together: one sacct call asks about all
+            job_handle(state[key], live)
         todo = []
         for key, cell in keys.items():
             entry = state.get(key)
