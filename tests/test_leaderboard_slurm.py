@@ -192,8 +192,8 @@ class Recorder:
         self.batches += 1
         yield
 
-    def submit(self, fn, flags, run_dir, request, includes):
-        assert fn is command.run_cell and request == request_of(flags)
+    def submit(self, fn, flags, task, run_dir, request, includes):
+        assert fn is command.run_cell and request == request_of(flags) and task == "depth"
         self.flags.append(flags)
         self.includes.append(includes)
         return FakeJob(self.folder)
