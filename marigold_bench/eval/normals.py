@@ -76,7 +76,11 @@ def angular_errors(pred, gt, valid: np.ndarray | None = None) -> np.ndarray:
     unit_p = p / np.maximum(np.linalg.norm(p, axis=0), np.float32(EPS))
     unit_g = g / np.maximum(np.linalg.norm(g, axis=0), np.float32(EPS))
     cosine = np.clip((unit_p * unit_g).sum(axis=0, dtype=np.float32), -1.0, 1.0).astype(np.float32)
-    return ((np.arccos(cosine) * np.float32(180.0)) / np.float32(np.pi)).astype(np.float32)
+    # torch's float32 acos, as both references take it: numpy's arccos is an ulp away on some
+    # pixels, which can move a per-image median across its 4th-decimal rounding
+    import torch
+
+    return (torch.acos(torch.from_numpy(cosine)) * 180.0 / np.pi).numpy()
 
 
 def _summary(errors: np.ndarray) -> dict[str, float]:
