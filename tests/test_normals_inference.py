@@ -348,3 +348,19 @@ def test_benchmark_seed_is_suggested_and_the_users_wins():
     assert build_predictor(args, processing_res=64, seed=spec.seed).settings["seed"] == 4321
     args = build_parser().parse_args(["run", "--dataset", "nyu", "--model", tiny, "--steps", "1", "--seed", "7"])
     assert build_predictor(args, processing_res=64, seed=spec.seed).settings["seed"] == 7
+
+
+def test_registry_gives_marigold_normals_v1_1_its_official_ensemble(monkeypatch):
+    """marigold-normals-v1-1's row carries the official evaluation's ensemble of 10: a run with no
+    ``--ensemble`` gets it, an explicit one wins; depth rows carry none (one member by default)."""
+    from marigold_bench.inference import registry
+    from marigold_bench.inference.marigold_normals_family import FAMILY
+
+    entry = registry.KNOWN_MODELS["marigold-normals-v1-1"]
+    assert (entry.steps, entry.ensemble) == (4, 10)
+    assert all(e.ensemble is None for e in registry.KNOWN_MODELS.values() if e.family != "marigold-normals")
+    tiny = str(Path(__file__).resolve().parents[1] / "marigold_bench" / "checkpoints" / "tiny-normals")
+    # the tiny checkpoint stands in for the cached hub folder the row resolves to
+    monkeypatch.setattr(registry, "lookup_path", lambda model: entry if model == tiny else None)
+    assert FAMILY.build(tiny, {"steps": 1, "processing_res": 32}).settings["ensemble"] == 10
+    assert FAMILY.build(tiny, {"steps": 1, "processing_res": 32, "ensemble": 2}).settings["ensemble"] == 2

@@ -41,7 +41,8 @@ class MarigoldNormalsFamily(Family):
 
     def build(self, model, settings):
         """A `MarigoldNormalsPredictor`; ``settings``' own values win, then a registry entry's
-        steps and resolution, then the checkpoint's ``model_index.json``."""
+        steps, resolution and ensemble size (the official evaluation's), then the checkpoint's
+        ``model_index.json``."""
         from .normals import MarigoldNormalsPredictor
         from .registry import lookup, lookup_path
 
@@ -51,6 +52,8 @@ class MarigoldNormalsFamily(Family):
             steps = steps if steps is not None else entry.steps
             res = res if res is not None else entry.processing_res
         given = {key: settings.get(key, default) for key, default in DEFAULTS.items()}
+        if "ensemble" not in settings and entry is not None and entry.family == self.name and entry.ensemble:
+            given["ensemble"] = entry.ensemble
         optional = {key: settings.get(key) for key in ("timestep_spacing", "ensembling", "tiny_vae", "padding")}
         return MarigoldNormalsPredictor.from_pretrained(
             model, steps=steps, processing_res=res, compile=bool(settings.get("compile")),

@@ -8,6 +8,10 @@ normals checkpoint), the steps and resolution its authors recommend, the inferen
 checkpoint 4, as diffusers' Marigold guide; E2E-FT 1; ``script/normals/eval/*_infer_*.sh``:
 marigold-normals-v1-1 4 at ensemble size 10, at each benchmark's own resolution, which ``run``
 takes from the benchmark before the row's); ``run`` uses them when ``--steps`` is not given.
+The ``ensemble`` column is the ensemble size ``run`` defaults to for a row: set only for
+marigold-normals-v1-1 (10, its official evaluation). Depth rows leave it empty and run one
+member unless ``--ensemble`` says otherwise: their papers' ensembles are reproduced on request
+(``reproduce`` cells state them), not paid for on every run.
 ``--model <name>`` resolves through here to the hub id, and the hub id to the local Hugging Face
 cache; nothing is ever downloaded. ``marigold-bench models`` lists the table and says which
 checkpoints are cached.
@@ -44,6 +48,8 @@ class ModelEntry:
     processing_res: int | None
     paper: str
     recipe: str | None = None
+    #: the ensemble size ``run`` uses when ``--ensemble`` is not given; None: the suite's 1
+    ensemble: int | None = None
 
 
 def _int(text: str) -> int | None:
@@ -62,7 +68,7 @@ def _load() -> dict[str, ModelEntry]:
         entry = ModelEntry(name=row["name"], hub_id=row["hub_id"], family=row["family"],
                            output_space=_space(row["output_space"]), steps=_int(row["steps"]),
                            processing_res=_int(row["processing_res"]), paper=row["paper"],
-                           recipe=row["recipe"] or None)
+                           recipe=row["recipe"] or None, ensemble=_int(row.get("ensemble") or ""))
         if entry.family not in FAMILIES:
             raise ValueError(f"models.csv: {entry.name}: unknown family {entry.family!r}")
         entries[entry.name] = entry
