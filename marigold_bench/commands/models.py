@@ -38,7 +38,7 @@ def rows(cached_only: bool = False, family: str | None = None) -> list[dict]:
         if cached_only and path is None:
             continue
         out.append({"name": entry.name, "family": entry.family, "output_space": entry.output_space,
-                    "steps": entry.steps, "processing_res": entry.processing_res, "recipe": entry.recipe,
+                    "steps": entry.steps, "processing_res": entry.processing_res, "ensemble": entry.ensemble, "recipe": entry.recipe,
                     "hub_id": entry.hub_id, "cached": path is not None, "path": None if path is None else str(path),
                     "paper": entry.paper})
     return out
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.family is not None:
         get_family(args.family)   # an unknown family is an error listing the known ones
     table = rows(args.cached, args.family)
-    columns = ["name", "family", "output_space", "steps", "processing_res", "recipe", "hub_id", "cached"]
+    columns = ["name", "family", "output_space", "steps", "processing_res", "ensemble", "recipe", "hub_id", "cached"]
     if args.papers:
         columns.append("paper")
     if args.format == "csv":
