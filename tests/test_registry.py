@@ -134,7 +134,7 @@ def test_models_command_lists_the_registry_and_marks_cached_ones(hf_cache, tmp_p
     assert main(["models", "--cached", "--format", "csv"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[0].startswith("name,family,output_space") and len(rows) == 2
-    assert rows[1].startswith("dpt-large,transformers,disparity_affine_invariant,,384,,Intel/dpt-large,True,")
+    assert rows[1].startswith("dpt-large,transformers,disparity_affine_invariant,,384,,,Intel/dpt-large,True,")
 
 
 def test_registry_recommendation_fills_what_the_flags_leave_open(hf_cache, tiny_checkpoint):
