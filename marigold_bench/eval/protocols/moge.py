@@ -87,22 +87,32 @@ def align(pred, depth, valid, scoring):
     return _fit(pred64, depth64, valid, scoring)
 
 
-def _point_record(sample_id, points, depth, valid, scoring, item) -> dict:
-    """MoGe's point columns of one 3xHxW point map (NaN, with a ``message``, where the sample has
-    no intrinsics: its depth columns still count)."""
+def point_record(sample_id, points, depth, valid, scoring, item, space: str | None = None) -> dict:
+    """MoGe's point columns of one point map (NaN, with a ``message``, where the sample has no
+    intrinsics: its depth columns still count).
+
+    Args:
+        points: 3xHxW points; or a callable ``intrinsics -> HxWx3 points`` (a depth map lifted
+            with the sample's own intrinsics, which exist only once they are checked here).
+        space: the point space the points are scored in; None: the scoring's output space.
+    """
     from marigold_bench.eval.points import (MissingIntrinsicsError, intrinsics_from_points, moge_point_scores,
                                             require_intrinsics)
 
     keys = [k for k in scoring.metric_keys if k in POINT_COLUMNS]
     record = dict.fromkeys(keys, float("nan"))
-    points = np.moveaxis(np.asarray(points, np.float64), 0, -1)
-    if not np.isfinite(points[valid]).all():
-        raise PredictionError(f"{sample_id}: point map contains NaN or inf")
+    lift = points if callable(points) else None
+    if lift is None:
+        points = np.moveaxis(np.asarray(points, np.float64), 0, -1)
+        if not np.isfinite(points[valid]).all():
+            raise PredictionError(f"{sample_id}: point map contains NaN or inf")
     item = item or {}
     try:
         intrinsics = require_intrinsics(item.get("intrinsics"), sample_id)
     except MissingIntrinsicsError as exc:
         return {**record, "message": f"point metrics not scored: {exc}"}
+    if lift is not None:
+        points = lift(intrinsics)
     own = None
     if "fov_x_mae" in keys:
         try:
@@ -111,7 +121,8 @@ def _point_record(sample_id, points, depth, valid, scoring, item) -> dict:
             pass
     segments = "rel_local" in keys and item.get("segmentation") is not None
     scores = moge_point_scores(
-        points, depth, valid, intrinsics, scoring.output_space, bool(getattr(scoring.benchmark, "metric", False)),
+        points, depth, valid, intrinsics, space or scoring.output_space,
+        bool(getattr(scoring.benchmark, "metric", False)),
         segmentation=item.get("segmentation") if segments else None, labels=item.get("labels") if segments else None,
         pred_intrinsics=own, sample_id=sample_id)
     for alignment, word in POINT_WORD.items():
@@ -125,17 +136,11 @@ def _point_record(sample_id, points, depth, valid, scoring, item) -> dict:
     return {k: v for k, v in record.items() if k in keys or k == "message"}
 
 
-def score(sample_id, pred, depth, valid, scoring, device=None, item=None) -> dict:
-    """MoGe's alignment and metrics on the whole map (host, float64; ``device`` is not used).
-
-    A point map (3xHxW, a point output space) is scored as MoGe scores its model's output: its z
-    as depth under the scoring's alignment, its points under every point alignment of
-    :func:`columns`, with the item's intrinsics (and segments, for local points)."""
+def depth_record(sample_id, pred, depth, valid, scoring) -> tuple[dict, np.ndarray]:
+    """MoGe's depth columns of one HxW prediction (rel, δ1, the fit, boundary F1 where asked)
+    and the whole map aligned as they were scored (float64)."""
     from marigold_bench.eval.moge import moge_boundary_depth, moge_metrics
 
-    points = None
-    if is_point_map(scoring.output_space):
-        points, pred = pred, np.asarray(pred)[2]
     pred64, depth64 = _inputs(sample_id, pred, depth, valid)
     aligned, scale, shift = _fit(pred64, depth64, valid, scoring)
     record = {k: float(v) for k, v in moge_metrics(aligned, depth64, valid).items()}
@@ -149,8 +154,21 @@ def score(sample_id, pred, depth, valid, scoring, device=None, item=None) -> dic
             pred64, depth64, valid, MOGE_RULES[key], fit=(aligned, scale, shift),
             disparity_floor=scoring.disparity_floor)
         record["boundary_f1"] = float(boundary_f1(edges, depth64, valid, radius=scoring.boundary_f1_radius))
+    return record, aligned
+
+
+def score(sample_id, pred, depth, valid, scoring, device=None, item=None) -> dict:
+    """MoGe's alignment and metrics on the whole map (host, float64; ``device`` is not used).
+
+    A point map (3xHxW, a point output space) is scored as MoGe scores its model's output: its z
+    as depth under the scoring's alignment, its points under every point alignment of
+    :func:`columns`, with the item's intrinsics (and segments, for local points)."""
+    points = None
+    if is_point_map(scoring.output_space):
+        points, pred = pred, np.asarray(pred)[2]
+    record, _ = depth_record(sample_id, pred, depth, valid, scoring)
     if points is not None:
-        record.update(_point_record(sample_id, points, depth64, valid, scoring, item))
+        record.update(point_record(sample_id, points, np.asarray(depth, np.float64), valid, scoring, item))
     return record
 
 
