@@ -41,8 +41,8 @@ def columns(output_space: str, benchmark) -> tuple:
     (of a point map: of its z), and for a point map MoGe's point columns: ``rel_point_<a>`` /
     ``delta1_point_<a>`` per alignment it gets (its own and every weaker one; metric only on a
     metric benchmark), ``rel_local`` / ``delta1_local`` where the benchmark has segments, and
-    ``fov_x_mae`` / ``fov_x_deviation`` where a focal length can be read off the points (no
-    shift: ``points_metric``, ``points_scale_invariant``)."""
+    ``fov_x_mae`` / ``fov_x_deviation`` from the focal read off the points (of affine points
+    with their z-shift, as MoGe's ``recover_focal_shift`` does)."""
     keys = ["abs_rel", "delta1"]
     if not is_point_map(output_space):
         return tuple(keys)
@@ -50,8 +50,7 @@ def columns(output_space: str, benchmark) -> tuple:
         keys += [f"rel_point_{POINT_WORD[alignment]}", f"delta1_point_{POINT_WORD[alignment]}"]
     if getattr(benchmark, "segmentation", False):
         keys += ["rel_local", "delta1_local"]
-    if output_space != POINTS_AFFINE:
-        keys += ["fov_x_mae", "fov_x_deviation"]
+    keys += ["fov_x_mae", "fov_x_deviation"]
     return tuple(keys)
 
 
@@ -96,8 +95,8 @@ def point_record(sample_id, points, depth, valid, scoring, item, space: str | No
             with the sample's own intrinsics, which exist only once they are checked here).
         space: the point space the points are scored in; None: the scoring's output space.
     """
-    from marigold_bench.eval.points import (MissingIntrinsicsError, intrinsics_from_points, moge_point_scores,
-                                            require_intrinsics)
+    from marigold_bench.eval.points import (MissingIntrinsicsError, focal_shift_from_points, intrinsics_from_points,
+                                            moge_point_scores, require_intrinsics)
 
     keys = [k for k in scoring.metric_keys if k in POINT_COLUMNS]
     record = dict.fromkeys(keys, float("nan"))
@@ -116,7 +115,9 @@ def point_record(sample_id, points, depth, valid, scoring, item, space: str | No
     own = None
     if "fov_x_mae" in keys:
         try:
-            own = intrinsics_from_points(points, valid)
+            # affine points hide their z-shift: it is solved for with the focal
+            own = (focal_shift_from_points(points, valid)[0] if (space or scoring.output_space) == POINTS_AFFINE
+                   else intrinsics_from_points(points, valid))
         except ValueError:  # no point off the optical axis in front of the camera: no focal, no fov
             pass
     segments = "rel_local" in keys and item.get("segmentation") is not None
@@ -221,6 +222,6 @@ PROTOCOL = EvaluationProtocol(
            "(their spec's sharp_edges)",
            "point maps (points_* output spaces, 3xHxW, OpenCV axes): z scored as depth; points against the "
            "ground truth lifted with the item's intrinsics under MoGe's point alignments; local points "
-           "where the benchmark has segments; fov_x from the focal read off the points (not for affine "
-           "points); a sample without intrinsics scores depth only (its message says so)"),
+           "where the benchmark has segments; fov_x from the focal read off the points (affine "
+           "points: focal and z-shift solved together, as MoGe's recover_focal_shift); a sample without intrinsics scores depth only (its message says so)"),
 )
