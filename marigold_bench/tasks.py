@@ -154,6 +154,11 @@ METRICS.update({m.key: m for m in (
                where_defined=True),
 )})
 
+# moge-lifted (eval/protocols/moge_lifted.py): moge's depth columns and the point columns of a
+# depth model's lift with the true intrinsics (no fov_x: the true focal is used)
+for _key in ("abs_rel", "delta1", "boundary_f1", *(k for k in METRICS if "_point_" in k or k.endswith("_local"))):
+    METRICS[_key] = dataclasses.replace(METRICS[_key], protocols=METRICS[_key].protocols + ("moge-lifted",))
+
 # --- DA-2K's pair order (eval/protocols/da2k.py); never a dense-depth column -------------------
 
 #: DA-2K's eight scene types (its paper), each a ``pair_acc_<scene>`` column

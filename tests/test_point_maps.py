@@ -23,7 +23,7 @@ from marigold_bench.data import load_dataset
 from marigold_bench.data.registry import get_benchmark
 from marigold_bench.errors import BenchError
 from marigold_bench.eval.metrics import mean_metrics
-from marigold_bench.eval.points import depth_to_points, intrinsics_from_points, moge_point_scores
+from marigold_bench.eval.points import depth_to_points, focal_shift_from_points, intrinsics_from_points, moge_point_scores
 from marigold_bench.eval.protocols import resolve_scoring
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -111,9 +111,13 @@ def test_an_output_space_override_drops_the_metric_alignment(tmp_path):
     code, out = _run(tmp_path, "pointplane:2:1", "moge/nyu", "--output-space", "points_affine_invariant")
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
-    # affine points: only the affine alignment, depth aligned affinely, no focal (a shift hides it)
-    assert summary["scoring"]["metric_keys"] == ["abs_rel", "delta1", "rel_point_affine", "delta1_point_affine"]
+    # affine points: only the affine alignment, depth aligned affinely, focal solved with the z-shift
+    assert summary["scoring"]["metric_keys"] == ["abs_rel", "delta1", "rel_point_affine", "delta1_point_affine",
+                                                 "fov_x_mae", "fov_x_deviation"]
     assert summary["alignment"] == "affine" and "output_space" in summary["scoring"]["overrides"]
+    # a fronto-parallel plane cannot tell its shift from its focal: the search stays at shift 0,
+    # where the plane's fx 1 is the warped camera's
+    assert pd.read_csv(out / "per_sample.csv")["fov_x_mae"].max() < 1e-4
 
 
 def test_evaluate_reads_point_map_files_in_either_layout(tmp_path):
@@ -195,6 +199,25 @@ def test_focal_read_off_points_by_hand():
     mask = np.ones((48, 64), bool)
     assert intrinsics_from_points(points, mask) == pytest.approx(k, abs=1e-9)
     assert intrinsics_from_points(points * 3.0, mask) == pytest.approx(k, abs=1e-9)  # scale does not matter
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.8, -1.2])
+def test_focal_and_shift_of_affine_points_recovered(shift):
+    # a known camera (fx 0.7, square pixels, 60x80) and a bumpy scene, moved along z by -shift and
+    # scaled: affine points. Recovered to 1e-4 from a masked subsample (holes in the mask)
+    rng = np.random.default_rng(1)
+    h, w = 60, 80
+    k = np.array([[0.7, 0, 0.5], [0, 0.7 * w / h, 0.5], [0, 0, 1]])
+    depth = 2.0 + np.linspace(0, 3, w)[None, :] + rng.random((h, w))
+    points = depth_to_points(depth, k)
+    points[..., 2] -= shift
+    mask = rng.random((h, w)) > 0.3
+    found, t = focal_shift_from_points(2.5 * points, mask)
+    assert found == pytest.approx(k, abs=1e-4)
+    assert t / 2.5 == pytest.approx(shift, abs=1e-4)
+    # held at shift 0, the shifted map reads a wrong focal: the shift matters
+    if shift:
+        assert abs(intrinsics_from_points(points, mask)[0, 0] - 0.7) > 1e-2
 
 
 def test_point_columns_average_where_defined_and_plain_columns_do_not():

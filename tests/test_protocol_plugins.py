@@ -121,7 +121,7 @@ def test_a_plugin_that_is_no_protocol_or_takes_a_builtin_name_is_a_warning_and_l
     messages = " ".join(str(w.message) for w in caught)
     assert "not_one.py: PROTOCOL is a str, not an EvaluationProtocol" in messages
     assert "clash.py: protocol 'marigold' is already defined (built-in)" in messages
-    assert names == ["marigold", "moge", "zoedepth", "unidepth", "monodepth2", "da2k"]
+    assert names == ["marigold", "moge", "moge-lifted", "zoedepth", "unidepth", "monodepth2", "da2k"]
     assert get_evaluation_protocol("marigold").disparity_floor == 1e-3  # the built-in won
 
 

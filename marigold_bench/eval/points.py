@@ -21,7 +21,8 @@ Pure numpy (float64) functions that reproduce the point-map part of MoGe's ``com
   z): ``rel = mean(‖p - g‖ / diameter)``, ``delta1 = mean(‖p - g‖ < 0.25 diameter)``; the mean
   over segments.
 * **fov_x** (`fov_x_error`): ``2 atan(0.5 / fx)`` of predicted and true intrinsics, in degrees:
-  the absolute (``mae``) and signed (``deviation``) difference.
+  the absolute (``mae``) and signed (``deviation``) difference; a model's focal is read off its
+  points (`intrinsics_from_points`; affine points with their z-shift: `focal_shift_from_points`).
 
 MoGe runs in float32; this module in float64, so numbers agree to float32 round-off.
 """
@@ -311,6 +312,97 @@ def fov_x_error(pred_intrinsics, gt_intrinsics) -> dict:
     return {"mae": abs(delta), "deviation": delta}
 
 
+def _view_plane_samples(points, mask):
+    """The 64x64 masked-nearest subsample of ``mask``: its points (n, 3) and their view-plane
+    coordinates ``uv`` (n, 2) as MoGe spans them (``±W/diag, ±H/diag`` at the image edges), with
+    the image's diagonal and size."""
+    points, mask = np.asarray(points, dtype=np.float64), np.asarray(mask, dtype=bool)
+    h, w = mask.shape
+    diagonal = math.hypot(h, w)
+    rows, cols = masked_nearest_subsample(mask)
+    uv = np.stack([(2 * (cols + 0.5) / w - 1) * w / diagonal, (2 * (rows + 0.5) / h - 1) * h / diagonal], axis=-1)
+    return points[rows, cols], uv, diagonal, (h, w)
+
+
+def _focal_of(proj, uv) -> float:
+    """The least-squares ``f`` of ``f proj ≈ uv`` (a ValueError when every ``proj`` is 0)."""
+    spread = np.square(proj).sum()
+    if not spread > 0:
+        raise ValueError("every point lies on the optical axis: no focal length can be read off them")
+    return float((proj * uv).sum() / spread)
+
+
+def _normalised_intrinsics(focal: float, diagonal: float, h: int, w: int) -> np.ndarray:
+    return np.array([[focal * diagonal / (2 * w), 0.0, 0.5], [0.0, focal * diagonal / (2 * h), 0.5],
+                     [0.0, 0.0, 1.0]])
+
+
+def focal_shift_from_points(points, mask, max_steps: int = 100) -> tuple[np.ndarray, float]:
+    """Normalised intrinsics and the z-shift of an affine point map (``points_affine_invariant``),
+    as MoGe recovers them (``recover_focal_shift``): on the 64x64 masked-nearest subsample, the
+    shift ``t`` and focal ``f`` minimising ``sum ‖f (x, y) / (z + t) - uv‖²`` (``uv`` as in
+    :func:`intrinsics_from_points`; principal point at the centre, square pixels).
+
+    For a fixed ``t`` the best ``f`` is linear least squares, so only ``t`` is searched: by
+    Gauss-Newton on the residual with ``f(t)`` substituted (variable projection), from ``t = 0``,
+    halving a step that does not lower the cost or puts a point behind the camera (``z + t <= 0``);
+    where no step lowers it (a fronto-parallel plane, whose shift cannot be told from its focal)
+    the shift stays where it started.
+    MoGe solves the same problem with SciPy's Levenberg-Marquardt at ``ftol = 1e-3``, so its
+    shift can stop short of the optimum that this one iterates to.
+
+    Returns:
+        ``(intrinsics 3x3 float64, shift)``: add ``shift`` to z to put the points in camera space
+        (up to scale).
+
+    Raises:
+        ValueError: fewer than two pixels, no point in front of the camera at ``t = 0``, or all on
+            the axis.
+    """
+    p, uv, diagonal, (h, w) = _view_plane_samples(points, mask)
+    if p.shape[0] < 2:
+        raise ValueError("fewer than two pixels to recover a focal length and shift from")
+    xy, z, uv = p[:, :2], p[:, 2], uv
+
+    def cost_at(t):
+        proj = xy / (z + t)[:, None]
+        focal = _focal_of(proj, uv)
+        return float(np.square(focal * proj - uv).sum()), focal, proj
+
+    if not (z > 0).any():
+        raise ValueError("no pixel in front of the camera to recover a focal length from")
+    t = 0.0 if (z > 0).all() else float(1e-6 - z.min())  # start with every point in front
+    cost, focal, proj = cost_at(t)
+    for _ in range(max_steps):
+        # d proj / dt = -proj / (z + t); with f(t) = <proj, uv> / <proj, proj>, the residual
+        # r = f proj - uv has dr/dt = f' proj + f dproj, f' = (<dproj, uv> - 2 f <proj, dproj>) / <proj, proj>
+        dproj = -proj / (z + t)[:, None]
+        df = ((dproj * uv).sum() - 2 * focal * (proj * dproj).sum()) / np.square(proj).sum()
+        jac = df * proj + focal * dproj
+        residual = focal * proj - uv
+        jj = float(np.square(jac).sum())
+        if not jj > 0:
+            break
+        step = -float((jac * residual).sum()) / jj
+        accepted = False
+        while abs(step) > 1e-15 * (1 + abs(t)):
+            candidate = t + step
+            if (z + candidate > 0).all():
+                new_cost, new_focal, new_proj = cost_at(candidate)
+                # a real decrease only: where the shift is not identifiable (a fronto-parallel
+                # plane: every f / (z + t) alike) round-off must not walk it away from 0
+                if new_cost < cost * (1 - 1e-12):
+                    accepted = True
+                    break
+            step /= 2
+        if not accepted:
+            break
+        t, cost, focal, proj = candidate, new_cost, new_focal, new_proj
+        if abs(step) <= 1e-12 * (1 + abs(t)):
+            break
+    return _normalised_intrinsics(focal, diagonal, h, w), t
+
+
 def intrinsics_from_points(points, mask) -> np.ndarray:
     """Normalised intrinsics of a point map without a shift (``points_metric`` or
     ``points_scale_invariant``), as MoGe's models recover them from their points
@@ -328,23 +420,12 @@ def intrinsics_from_points(points, mask) -> np.ndarray:
     Raises:
         ValueError: no usable pixel (none with ``z > 0`` on the subsample, or all on the axis).
     """
-    points, mask = np.asarray(points, dtype=np.float64), np.asarray(mask, dtype=bool)
-    h, w = mask.shape
-    diagonal = math.hypot(h, w)
-    rows, cols = masked_nearest_subsample(mask)
-    p = points[rows, cols]
+    p, uv, diagonal, (h, w) = _view_plane_samples(points, mask)
     keep = p[:, 2] > 0
     if not keep.any():
         raise ValueError("no pixel in front of the camera to recover a focal length from")
-    proj = p[keep, :2] / p[keep, 2:]
-    uv = np.stack([(2 * (cols[keep] + 0.5) / w - 1) * w / diagonal,
-                   (2 * (rows[keep] + 0.5) / h - 1) * h / diagonal], axis=-1)
-    spread = np.square(proj).sum()
-    if not spread > 0:
-        raise ValueError("every point lies on the optical axis: no focal length can be read off them")
-    focal = float((proj * uv).sum() / spread)
-    return np.array([[focal * diagonal / (2 * w), 0.0, 0.5], [0.0, focal * diagonal / (2 * h), 0.5],
-                     [0.0, 0.0, 1.0]])
+    focal = _focal_of(p[keep, :2] / p[keep, 2:], uv[keep])
+    return _normalised_intrinsics(focal, diagonal, h, w)
 
 
 def moge_point_scores(pred_points, gt_depth, mask, intrinsics, output_space: str, is_metric: bool,
@@ -405,6 +486,6 @@ def mean_of_scores(records) -> dict:
 
 __all__ = ["EPS", "LIFTED_SPACE", "MIN_SEGMENT_CELLS", "MissingIntrinsicsError", "align_points", "align_points_scale",
            "align_points_scale_xyz_shift", "align_points_xyz_shift", "aligned_spaces", "delta1_point",
-           "depth_to_points", "flatten_scores", "fov_x_error", "intrinsics_from_points", "l1_scale_rows", "lift_depth_prediction",
+           "depth_to_points", "flatten_scores", "focal_shift_from_points", "fov_x_error", "intrinsics_from_points", "l1_scale_rows", "lift_depth_prediction",
            "local_point_metrics",
            "mean_of_scores", "moge_point_scores", "point_metrics", "rel_point", "require_intrinsics"]

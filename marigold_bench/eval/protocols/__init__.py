@@ -56,6 +56,7 @@ ALLOWED_ALIGNMENTS = {
 BUILT_INS = {
     "marigold": "marigold_bench.eval.protocols.marigold:PROTOCOL",
     "moge": "marigold_bench.eval.protocols.moge:PROTOCOL",
+    "moge-lifted": "marigold_bench.eval.protocols.moge_lifted:PROTOCOL",
     "zoedepth": "marigold_bench.eval.protocols.zoedepth:PROTOCOL",
     "unidepth": "marigold_bench.eval.protocols.unidepth:PROTOCOL",
     "monodepth2": "marigold_bench.eval.protocols.monodepth2:PROTOCOL",

@@ -41,8 +41,8 @@ def columns(output_space: str, benchmark) -> tuple:
     (of a point map: of its z), and for a point map MoGe's point columns: ``rel_point_<a>`` /
     ``delta1_point_<a>`` per alignment it gets (its own and every weaker one; metric only on a
     metric benchmark), ``rel_local`` / ``delta1_local`` where the benchmark has segments, and
-    ``fov_x_mae`` / ``fov_x_deviation`` where a focal length can be read off the points (no
-    shift: ``points_metric``, ``points_scale_invariant``)."""
+    ``fov_x_mae`` / ``fov_x_deviation`` from the focal read off the points (of affine points
+    with their z-shift, as MoGe's ``recover_focal_shift`` does)."""
     keys = ["abs_rel", "delta1"]
     if not is_point_map(output_space):
         return tuple(keys)
@@ -50,8 +50,7 @@ def columns(output_space: str, benchmark) -> tuple:
         keys += [f"rel_point_{POINT_WORD[alignment]}", f"delta1_point_{POINT_WORD[alignment]}"]
     if getattr(benchmark, "segmentation", False):
         keys += ["rel_local", "delta1_local"]
-    if output_space != POINTS_AFFINE:
-        keys += ["fov_x_mae", "fov_x_deviation"]
+    keys += ["fov_x_mae", "fov_x_deviation"]
     return tuple(keys)
 
 
@@ -87,31 +86,44 @@ def align(pred, depth, valid, scoring):
     return _fit(pred64, depth64, valid, scoring)
 
 
-def _point_record(sample_id, points, depth, valid, scoring, item) -> dict:
-    """MoGe's point columns of one 3xHxW point map (NaN, with a ``message``, where the sample has
-    no intrinsics: its depth columns still count)."""
-    from marigold_bench.eval.points import (MissingIntrinsicsError, intrinsics_from_points, moge_point_scores,
-                                            require_intrinsics)
+def point_record(sample_id, points, depth, valid, scoring, item, space: str | None = None) -> dict:
+    """MoGe's point columns of one point map (NaN, with a ``message``, where the sample has no
+    intrinsics: its depth columns still count).
+
+    Args:
+        points: 3xHxW points; or a callable ``intrinsics -> HxWx3 points`` (a depth map lifted
+            with the sample's own intrinsics, which exist only once they are checked here).
+        space: the point space the points are scored in; None: the scoring's output space.
+    """
+    from marigold_bench.eval.points import (MissingIntrinsicsError, focal_shift_from_points, intrinsics_from_points,
+                                            moge_point_scores, require_intrinsics)
 
     keys = [k for k in scoring.metric_keys if k in POINT_COLUMNS]
     record = dict.fromkeys(keys, float("nan"))
-    points = np.moveaxis(np.asarray(points, np.float64), 0, -1)
-    if not np.isfinite(points[valid]).all():
-        raise PredictionError(f"{sample_id}: point map contains NaN or inf")
+    lift = points if callable(points) else None
+    if lift is None:
+        points = np.moveaxis(np.asarray(points, np.float64), 0, -1)
+        if not np.isfinite(points[valid]).all():
+            raise PredictionError(f"{sample_id}: point map contains NaN or inf")
     item = item or {}
     try:
         intrinsics = require_intrinsics(item.get("intrinsics"), sample_id)
     except MissingIntrinsicsError as exc:
         return {**record, "message": f"point metrics not scored: {exc}"}
+    if lift is not None:
+        points = lift(intrinsics)
     own = None
     if "fov_x_mae" in keys:
         try:
-            own = intrinsics_from_points(points, valid)
+            # affine points hide their z-shift: it is solved for with the focal
+            own = (focal_shift_from_points(points, valid)[0] if (space or scoring.output_space) == POINTS_AFFINE
+                   else intrinsics_from_points(points, valid))
         except ValueError:  # no point off the optical axis in front of the camera: no focal, no fov
             pass
     segments = "rel_local" in keys and item.get("segmentation") is not None
     scores = moge_point_scores(
-        points, depth, valid, intrinsics, scoring.output_space, bool(getattr(scoring.benchmark, "metric", False)),
+        points, depth, valid, intrinsics, space or scoring.output_space,
+        bool(getattr(scoring.benchmark, "metric", False)),
         segmentation=item.get("segmentation") if segments else None, labels=item.get("labels") if segments else None,
         pred_intrinsics=own, sample_id=sample_id)
     for alignment, word in POINT_WORD.items():
@@ -125,17 +137,11 @@ def _point_record(sample_id, points, depth, valid, scoring, item) -> dict:
     return {k: v for k, v in record.items() if k in keys or k == "message"}
 
 
-def score(sample_id, pred, depth, valid, scoring, device=None, item=None) -> dict:
-    """MoGe's alignment and metrics on the whole map (host, float64; ``device`` is not used).
-
-    A point map (3xHxW, a point output space) is scored as MoGe scores its model's output: its z
-    as depth under the scoring's alignment, its points under every point alignment of
-    :func:`columns`, with the item's intrinsics (and segments, for local points)."""
+def depth_record(sample_id, pred, depth, valid, scoring) -> tuple[dict, np.ndarray]:
+    """MoGe's depth columns of one HxW prediction (rel, δ1, the fit, boundary F1 where asked)
+    and the whole map aligned as they were scored (float64)."""
     from marigold_bench.eval.moge import moge_boundary_depth, moge_metrics
 
-    points = None
-    if is_point_map(scoring.output_space):
-        points, pred = pred, np.asarray(pred)[2]
     pred64, depth64 = _inputs(sample_id, pred, depth, valid)
     aligned, scale, shift = _fit(pred64, depth64, valid, scoring)
     record = {k: float(v) for k, v in moge_metrics(aligned, depth64, valid).items()}
@@ -149,8 +155,21 @@ def score(sample_id, pred, depth, valid, scoring, device=None, item=None) -> dic
             pred64, depth64, valid, MOGE_RULES[key], fit=(aligned, scale, shift),
             disparity_floor=scoring.disparity_floor)
         record["boundary_f1"] = float(boundary_f1(edges, depth64, valid, radius=scoring.boundary_f1_radius))
+    return record, aligned
+
+
+def score(sample_id, pred, depth, valid, scoring, device=None, item=None) -> dict:
+    """MoGe's alignment and metrics on the whole map (host, float64; ``device`` is not used).
+
+    A point map (3xHxW, a point output space) is scored as MoGe scores its model's output: its z
+    as depth under the scoring's alignment, its points under every point alignment of
+    :func:`columns`, with the item's intrinsics (and segments, for local points)."""
+    points = None
+    if is_point_map(scoring.output_space):
+        points, pred = pred, np.asarray(pred)[2]
+    record, _ = depth_record(sample_id, pred, depth, valid, scoring)
     if points is not None:
-        record.update(_point_record(sample_id, points, depth64, valid, scoring, item))
+        record.update(point_record(sample_id, points, np.asarray(depth, np.float64), valid, scoring, item))
     return record
 
 
@@ -203,6 +222,6 @@ PROTOCOL = EvaluationProtocol(
            "(their spec's sharp_edges)",
            "point maps (points_* output spaces, 3xHxW, OpenCV axes): z scored as depth; points against the "
            "ground truth lifted with the item's intrinsics under MoGe's point alignments; local points "
-           "where the benchmark has segments; fov_x from the focal read off the points (not for affine "
-           "points); a sample without intrinsics scores depth only (its message says so)"),
+           "where the benchmark has segments; fov_x from the focal read off the points (affine "
+           "points: focal and z-shift solved together, as MoGe's recover_focal_shift); a sample without intrinsics scores depth only (its message says so)"),
 )
