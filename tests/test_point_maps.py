@@ -100,8 +100,10 @@ def test_an_exact_plane_scores_perfectly_under_scale_and_affine(tmp_path):
     assert code == 0
     frame = pd.read_csv(out / "per_sample.csv")
     # a plane 2 m away is exact on s/1, and 1.5x too close on s/2: one scale fixes both
-    for column in ("rel_point_scale", "rel_point_affine", "fov_x_mae"):
+    for column in ("rel_point_scale", "rel_point_affine"):
         assert frame[column].abs().max() < 1e-5, column
+    # the focal is solved from float32 points: 1e-7 relative in fx is ~5e-6 degrees of fov
+    assert frame["fov_x_mae"].max() < 1e-4
     assert frame["delta1_point_scale"].tolist() == [1.0, 1.0]
     assert frame["rel_point_metric"][0] < 1e-5 and frame["rel_point_metric"][1] > 0.05
 
