@@ -83,11 +83,14 @@ def angular_errors(pred, gt, valid: np.ndarray | None = None) -> np.ndarray:
     return (torch.acos(torch.from_numpy(cosine)) * 180.0 / np.pi).numpy()
 
 
-def _summary(errors: np.ndarray) -> dict[str, float]:
+def _summary(errors: np.ndarray) -> dict:
+    # numpy scalars in the references' dtypes (float32 mean and median, float64 shares): the
+    # official record rounds these with numpy's round, which can differ from Python's at a
+    # 4th-decimal edge
     n = errors.shape[0]
-    out = {"mean_angle": float(np.average(errors)), "median_angle": float(np.median(errors))}
+    out = {"mean_angle": np.average(errors), "median_angle": np.median(errors)}
     for threshold, name in THRESHOLDS:
-        out[name] = float(100.0 * (np.sum(errors < threshold) / n))
+        out[name] = 100.0 * (np.sum(errors < threshold) / n)
     return out
 
 
@@ -105,7 +108,7 @@ def per_image_metrics(pred, gt, valid=None) -> dict[str, float]:
 
 def rounded_summary(errors: np.ndarray) -> dict[str, float]:
     """The official per-image record of one image's errors: each metric rounded to 4 decimals."""
-    return {k: round(v, 4) for k, v in _summary(errors).items()}
+    return {k: float(round(v, 4)) for k, v in _summary(errors).items()}
 
 
 def image_summary(errors: np.ndarray) -> dict[str, float]:
@@ -124,7 +127,7 @@ def pooled_metrics(errors: np.ndarray) -> dict[str, float]:
     errors = np.asarray(errors, dtype=np.float32).ravel()
     if errors.size == 0:
         raise ValueError("no scored pixel in the whole dataset")
-    out = _summary(errors)
+    out = {k: float(v) for k, v in _summary(errors).items()}
     out["rmse_angle"] = float(np.sqrt(np.sum(errors * errors) / errors.shape[0]))
     return out
 
