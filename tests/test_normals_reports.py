@@ -70,10 +70,10 @@ def test_export_writes_angles_as_scored(runs, tmp_path, capsys):
     assert main(["export", str(runs / "marigold"), "--out", str(tmp_path / "bad"), "--metrics", "nope"]) == 2
 
 
-def test_reproduce_refuses_a_normals_cell(tmp_path, capsys):
+def test_reproduce_refuses_a_normals_metric_of_a_depth_model(tmp_path, capsys):
     cells = tmp_path / "cells.csv"
     cells.write_text("cell,model,benchmark,protocol,steps,ensemble,extra_args,metric,published,tolerance,source,"
                      "table,page,confidence\n"
                      "tiny/synthetic/mean,tiny,synthetic,marigold,1,1,--max-samples 2,mean_angle,40,0.5,ours,,,exact\n")
     assert main(["reproduce", "--cells-file", str(cells), "--out", str(tmp_path / "rep")]) == 2
-    assert "mean_angle is a normals metric" in capsys.readouterr().err
+    assert "mean_angle is a normals metric and tiny predicts depth" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from marigold_bench.cli import main
@@ -50,6 +51,13 @@ def test_the_tiny_cells_run_and_pass(tmp_path, no_weights_no_data):
     summary = json.loads(open(f"{run_dir}/summary.json").read())
     # the verdict reads the run's own mean, x100
     assert report["tiny-1x1/synthetic/abs_rel"]["value"] == pytest.approx(100 * summary["metrics"]["abs_rel"])
+    # the bundled normals checkpoint's cells ran against the normals ground truth: degrees as
+    # printed (not x100), the mean of the run's per-image rows
+    normals_dir = report["tiny-normals-1x1/synthetic/mean_angle"]["run_dir"]
+    assert json.loads(open(f"{normals_dir}/summary.json").read())["task"] == "normals"
+    rows = pd.read_csv(f"{normals_dir}/per_sample.csv")
+    assert len(rows) == 8
+    assert report["tiny-normals-1x1/synthetic/mean_angle"]["value"] == pytest.approx(rows["mean_angle"].mean(), abs=1e-6)
 
 
 def test_judge_compares_as_printed_and_marks_partial_runs():

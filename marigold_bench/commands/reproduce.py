@@ -53,11 +53,11 @@ def _missing_weights(model: str) -> str | None:
     return None
 
 
-def _missing_data(benchmark: str, data_root: str | None) -> str | None:
+def _missing_data(benchmark: str, data_root: str | None, task: str = "depth") -> str | None:
     from marigold_bench.data import load_dataset
 
     try:
-        load_dataset(benchmark, data_root)
+        load_dataset(benchmark, data_root, task=task)
     except BenchError as exc:
         first = str(exc).splitlines()[0]
         return (f"data not here ({first}); fetch it with "
@@ -83,8 +83,10 @@ def run(args) -> int:
                                                  render, select)
     from marigold_bench.report.rundir import finished_summary
 
-    cells = select(load_cells(args.cells_file, known_models=set(KNOWN_MODELS), known_benchmarks=set(DATASETS)),
-                   args.cells)
+    from marigold_bench.output_spaces import is_normals
+
+    known = {name: "normals" if is_normals(e.output_space) else "depth" for name, e in KNOWN_MODELS.items()}
+    cells = select(load_cells(args.cells_file, known_models=known, known_benchmarks=set(DATASETS)), args.cells)
     if args.list:
         for c in cells:
             print(f"{c.cell}: {c.published:g} ± {c.tolerance:g} ({c.source}, table {c.table or '?'}"
@@ -94,7 +96,7 @@ def run(args) -> int:
     outcomes = []
     for group in group_cells(cells):
         first = group.first
-        reason = _missing_weights(first.model) or _missing_data(first.benchmark, data_root)
+        reason = _missing_weights(first.model) or _missing_data(first.benchmark, data_root, first.task)
         if reason:
             outcomes += [Outcome(c, NOT_RUN, message=reason) for c in group.cells]
             continue

@@ -26,8 +26,9 @@ from marigold_bench.tasks import METRICS, display_value
 COLUMNS = ("cell", "model", "benchmark", "protocol", "steps", "ensemble", "extra_args", "metric",
            "published", "tolerance", "source", "table", "page", "confidence")
 
-#: model names that are not registry entries but ship with the package
-BUNDLED_MODELS = ("tiny",)
+#: model names that are not registry entries but ship with the package, with the task each
+#: predicts (``tiny-normals`` is what ``run --task normals`` runs without ``--model``)
+BUNDLED_MODELS = {"tiny": "depth", "tiny-normals": "normals"}
 
 PASS, FAIL, NOT_RUN, ERROR = "pass", "fail", "not run", "error"
 
@@ -50,6 +51,11 @@ class Cell:
     table: str = ""
     page: str = ""
     confidence: str = ""
+
+    @property
+    def task(self) -> str:
+        """The task the cell's metric scores (``depth``, ``normals``), so the run's ground truth."""
+        return METRICS[self.metric].task
 
     @property
     def run_key(self) -> tuple:
@@ -88,6 +94,8 @@ class RunGroup:
         args = ["--dataset", c.benchmark, "--protocol", c.protocol, "--ensemble", str(c.ensemble)]
         if c.model not in BUNDLED_MODELS:
             args += ["--model", c.model]
+        if c.task != "depth":   # a bundled normals model is the default of its task
+            args += ["--task", c.task]
         if c.steps is not None:
             args += ["--steps", str(c.steps)]
         return args + list(c.extra_args)
@@ -107,8 +115,9 @@ def load_cells(path: str | None = None, known_models=None, known_benchmarks=None
     """Read and check a cells file (None: the bundled one).
 
     Args:
-        known_models: names a cell's model may take besides `BUNDLED_MODELS` (the registry);
-            None skips that check.
+        known_models: names a cell's model may take besides `BUNDLED_MODELS` (the registry), as
+            a mapping name -> task the model predicts (its metrics must be of that task) or a
+            plain collection of names; None skips that check.
         known_benchmarks: benchmark names a cell may name; None skips that check.
 
     Raises:
@@ -145,9 +154,10 @@ def load_cells(path: str | None = None, known_models=None, known_benchmarks=None
         metric = row["metric"].strip()
         if metric not in METRICS:
             raise BenchError(f"{where} row {row_number} ({name}): unknown metric {metric!r}")
-        if METRICS[metric].task != "depth":  # its runs would score the depth ground truth
-            raise BenchError(f"{where} row {row_number} ({name}): {metric} is a {METRICS[metric].task} metric; "
-                             "reproduction cells run and judge depth only (score normals with `run --task normals`)")
+        tasks = {**(known_models if isinstance(known_models, dict) else {}), **BUNDLED_MODELS}
+        if model in tasks and METRICS[metric].task != tasks[model]:
+            raise BenchError(f"{where} row {row_number} ({name}): {metric} is a {METRICS[metric].task} metric "
+                             f"and {model} predicts {tasks[model]}")
         tolerance = _number(row["tolerance"], "tolerance", row_number)
         if tolerance < 0:
             raise BenchError(f"{where} row {row_number} ({name}): the tolerance must be >= 0")
