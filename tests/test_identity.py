@@ -152,3 +152,27 @@ def test_protocol_card_cites_the_hash_a_run_records(tmp_path, capsys):
     assert moge["protocol_hash_by_benchmark"]["synthetic"] != recorded
     assert main(["protocols", "--card", "nope"]) == 2
     assert "unknown protocol" in capsys.readouterr().err
+
+
+def test_every_registered_protocol_prints_a_card(tmp_path):
+    """A card exists for every protocol of every task, metric ones included: an output space a
+    protocol refuses by default is said to be refused, and the hashes are those of the first
+    space it scores unasked (metric depth for ZoeDepth's), equal to what such a run records."""
+    from marigold_bench.cli import main
+    from marigold_bench.eval.identity import protocol_card
+    from marigold_bench.eval.protocols import EVALUATION_PROTOCOLS, NORMALS_PROTOCOLS
+
+    for name in EVALUATION_PROTOCOLS:
+        card = protocol_card(name, "depth")
+        assert card["name"] == name and card["protocol_id"].startswith(f"{name}/")
+    for name in NORMALS_PROTOCOLS:
+        assert protocol_card(name, "normals")["task"] == "normals"
+    zoe = protocol_card("zoedepth", "depth")
+    assert zoe["alignment_by_output_space"]["depth_affine_invariant"]["alignment"] is None
+    assert zoe["protocol_hash_output_space"] == "depth_metric"
+    assert protocol_card("marigold", "depth")["protocol_hash_output_space"] == "depth_affine_invariant"
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "synthetic", "--model", "baseline:constant", "--output-space", "depth_metric",
+                 "--protocol", "zoedepth", "--max-samples", "1", "--out", str(out)]) == 0
+    recorded = json.loads((out / "summary.json").read_text())["protocol_identity"]["protocol_hash"]
+    assert zoe["protocol_hash_by_benchmark"]["synthetic"] == recorded

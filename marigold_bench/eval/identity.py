@@ -163,9 +163,16 @@ def protocol_card(name: str, task: str | None = None) -> dict:
     spec = get_evaluation_protocol(name)
     by_space = {}
     for space in OUTPUT_SPACES:
+        if space not in spec.default_alignment:   # e.g. an affine model under a metric protocol
+            by_space[space] = {"alignment": None, "fit": "no default: refused unless --alignment is given"}
+            continue
         alignment, fit_space = spec.default_alignment[space]
         by_space[space] = {"alignment": alignment, "fit_space": fit_space,
                            "fit": spec.realisations[(alignment, fit_space)]}
+    # the hashes are those of affine-invariant depth models, or of the first output space the
+    # protocol scores without being told an alignment (metric protocols: metric depth)
+    hashed_space = DEPTH_AFFINE if DEPTH_AFFINE in spec.default_alignment else \
+        next((sp for sp in OUTPUT_SPACES if sp in spec.default_alignment), DEPTH_AFFINE)
     metrics = {}
     for key in spec.metric_keys:
         m = METRICS.get(key)
@@ -176,7 +183,7 @@ def protocol_card(name: str, task: str | None = None) -> dict:
         if getattr(bench, "task", "depth") != "depth":
             continue
         try:
-            scoring = resolve_scoring(bench, spec.name, DEPTH_AFFINE)
+            scoring = resolve_scoring(bench, spec.name, hashed_space)
             facts = {**bench.to_dict(), **_split_identity(bench)}
         except Exception:  # a benchmark this protocol cannot score, or whose split is not pinned
             continue
@@ -202,6 +209,7 @@ def protocol_card(name: str, task: str | None = None) -> dict:
         "identity_version": IDENTITY_VERSION,
         "hash_covers": "the resolved scoring (less prose), the benchmark's range, mask and crop rules, "
                        "and the split file's sha256; see marigold_bench/eval/identity.py",
+        "protocol_hash_output_space": hashed_space,
         "protocol_hash_by_benchmark": hashes,
     }
 
