@@ -92,3 +92,8 @@ class DamagedEntryError(PredictionError):
 class LauncherError(BenchError):
     """A leaderboard launcher cannot start: submitit is missing, or a launcher setting or flag is
     wrong (e.g. a Slurm flag given with ``--launcher local``)."""
+
+
+class MissingPackageError(CheckpointError):
+    """A model family needs a package that is not installed (and not a dependency of the suite,
+    e.g. MoGe, which is not on PyPI); the message names the command that installs it."""

@@ -59,6 +59,7 @@ BUILT_IN = {
     "marigold": "marigold_bench.inference.marigold_family:FAMILY",
     "marigold-normals": "marigold_bench.inference.marigold_normals_family:FAMILY",
     "transformers": "marigold_bench.inference.transformers_family:FAMILY",
+    "moge": "marigold_bench.inference.moge_family:FAMILY",
 }
 
 

@@ -1,8 +1,8 @@
 """Known public depth and surface-normals checkpoints, by short name (data: ``resources/models.csv``).
 
 One row per checkpoint: its short name (``depth-anything-v2-small``), hub id, family
-(``marigold``, ``marigold-normals`` or ``transformers``), output space (``normals`` for a
-normals checkpoint), the steps and resolution its authors recommend, the inference recipe
+(``marigold``, ``marigold-normals``, ``transformers`` or ``moge``), output space (``normals`` for a
+normals checkpoint, a point-map space for MoGe), the steps and resolution its authors recommend, the inference recipe
 (``e2e-ft`` or empty) and the paper. The steps are those of the authors' own evaluation
 (prs-eth/Marigold ``script/depth/eval*``: v1-0 50, v1-1 1, both at ensemble size 10; the LCM
 checkpoint 4, as diffusers' Marigold guide; E2E-FT 1; ``script/normals/eval/*_infer_*.sh``:
@@ -33,7 +33,7 @@ from pathlib import Path
 from ..errors import CheckpointError
 from ..output_spaces import NORMALS, check_output_space
 
-FAMILIES = ("marigold", "marigold-normals", "transformers")
+FAMILIES = ("marigold", "marigold-normals", "transformers", "moge")
 
 
 @dataclass(frozen=True)
