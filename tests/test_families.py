@@ -15,10 +15,11 @@ from marigold_bench.cli import main
 from marigold_bench.errors import CheckpointError, InferenceSettingsError
 from marigold_bench.inference.families import Family, all_families, family_for, family_names, get_family
 from marigold_bench.inference.interface import REQUIRED_SETTINGS, check_predictor, output_space_of, task_of
+from marigold_bench.output_spaces import is_point_map
 from marigold_bench.plugins import INCLUDE_ENV, PluginWarning
 
 INCLUDE = Path(__file__).resolve().parent / "include_family"
-BUILT_INS = ["baseline", "marigold", "marigold-normals", "transformers"]
+BUILT_INS = ["baseline", "marigold", "marigold-normals", "transformers", "moge"]
 
 
 @pytest.fixture
@@ -34,8 +35,14 @@ def _transformers_example(folder):
     return str(make_tiny_depth_model(folder / "dpt", "dpt"))
 
 
+def _moge_example(folder):
+    from fixtures_moge import write_checkpoint
+
+    return str(write_checkpoint(folder / "moge"))
+
+
 #: tiny models of the families that offer no `Family.example` of their own
-FIXTURES = {"transformers": _transformers_example}
+FIXTURES = {"transformers": _transformers_example, "moge": _moge_example}
 
 
 def _example(family: Family, folder: Path) -> str:
@@ -70,8 +77,8 @@ def check_family_contract(family: Family, folder: Path) -> None:
     raw = predictor.predict([("a", first, [0, 1]), ("b", second, [1])])
     assert len(raw) == 2
     assert [r.dtype for r in raw] == [np.float32, np.float32]
-    # a normals predictor's members and merged maps carry 3 channels (x, y, z) before h x w
-    channels = (3,) if task_of(predictor) == "normals" else ()
+    # a normals or point-map predictor's members and merged maps carry 3 channels (x, y, z) before h x w
+    channels = (3,) if task_of(predictor) == "normals" or is_point_map(output_space_of(predictor)) else ()
     assert raw[0].ndim == 3 + len(channels) and raw[0].shape[0] == 2 and raw[1].shape[0] == 1
     # member k does not depend on which other members were drawn with it (the cache merges subsets)
     # (normals: making a decoded vector unit length scales batch round-off up where it is short)
@@ -89,7 +96,10 @@ def check_family_contract(family: Family, folder: Path) -> None:
 
 
 @pytest.mark.parametrize("name", family_names())
-def test_every_registered_family_keeps_the_predictor_contract(name, tmp_path):
+def test_every_registered_family_keeps_the_predictor_contract(name, tmp_path, monkeypatch):
+    from fixtures_moge import install
+
+    install(monkeypatch)   # MoGe is not on PyPI: its family runs on a stand-in moge package
     check_family_contract(get_family(name), tmp_path)
 
 
@@ -99,7 +109,7 @@ def test_a_plugin_family_runs_the_same_contract(plane_family, tmp_path):
 
 
 def test_the_built_in_families_and_their_order():
-    assert family_names()[:4] == BUILT_INS
+    assert family_names()[:5] == BUILT_INS
     assert all(f.origin == "built-in" for f in all_families()[:4])
     with pytest.raises(InferenceSettingsError, match="unknown model family 'lotus'.*baseline, marigold, marigold-normals, transformers"):
         get_family("lotus")
@@ -168,7 +178,7 @@ def _copy_with_index(tiny_checkpoint, folder, **changes):
 def test_a_diffusers_folder_of_another_pipeline_is_claimed_by_no_family(tiny_checkpoint, tmp_path, capsys):
     lotus = _copy_with_index(tiny_checkpoint, tmp_path / "lotus", _class_name="LotusGPipeline")
     with pytest.raises(CheckpointError, match=r"no model family recognises .*\(tried: baseline, marigold, "
-                                              r"marigold-normals, transformers\).*LotusGPipeline"):
+                                              r"marigold-normals, transformers, moge\).*LotusGPipeline"):
         family_for(str(lotus))
     assert main(["run", "--dataset", "synthetic", "--model", str(lotus), "--max-samples", "1",
                  "--out", str(tmp_path / "r")]) == 2
@@ -178,7 +188,7 @@ def test_a_diffusers_folder_of_another_pipeline_is_claimed_by_no_family(tiny_che
 
 def test_the_families_tried_include_plugins(plane_family, tmp_path):
     (tmp_path / "weights.ckpt").write_bytes(b"\0")
-    with pytest.raises(CheckpointError, match=r"tried: baseline, marigold, marigold-normals, transformers, plane\).*"
+    with pytest.raises(CheckpointError, match=r"tried: baseline, marigold, marigold-normals, transformers, moge, plane\).*"
                                               r"Found: weights.ckpt"):
         family_for(str(tmp_path))
 

@@ -61,7 +61,7 @@ def test_registry_holds_the_public_checkpoints_with_their_real_hub_ids():
         "glpn-nyu": "vinvino02/glpn-nyu", "glpn-kitti": "vinvino02/glpn-kitti"}
     for name, hub_id in expected.items():
         assert KNOWN_MODELS[name].hub_id == hub_id
-    assert len({e.hub_id for e in KNOWN_MODELS.values()}) == len(KNOWN_MODELS) == 21
+    assert len({e.hub_id for e in KNOWN_MODELS.values()}) == len(KNOWN_MODELS) == 26
     spaces = {name: e.output_space for name, e in KNOWN_MODELS.items()}
     assert spaces["dpt-large"] == spaces["depth-anything-v2-small"] == "disparity_affine_invariant"
     assert spaces["depth-anything-v2-metric-indoor-base"] == spaces["glpn-nyu"] == spaces["depth-pro"] == "depth_metric"
@@ -129,7 +129,7 @@ def test_models_command_lists_the_registry_and_marks_cached_ones(hf_cache, tmp_p
     assert set(KNOWN_MODELS) <= set(lines)
     assert lines["dpt-large"].rstrip(" |").endswith("yes")
     assert lines["dpt-hybrid"].rstrip(" |").endswith("no")
-    assert "1 of 21 in the local cache" in out and "hf download" in out
+    assert "1 of 26 in the local cache" in out and "hf download" in out
 
     assert main(["models", "--cached", "--format", "csv"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
