@@ -10,7 +10,8 @@ Entry points:
 * `families.family_for(model)` -> the `families.Family` whose model it is (from its name or
   files); ``family.check(settings)`` refuses what it cannot honour, ``family.build(model,
   settings)`` gives its predictor. Built-in families: `baseline`, `marigold_family`,
-  `transformers_family`; plugins add more;
+  `marigold_normals_family`, `transformers_family`, `moge_family` (MoGe point maps; the ``moge``
+  package is imported only when such a model is built); plugins add more;
 * `load_predictor(model, **settings)` -> `MarigoldPredictor` (what the Marigold family builds);
 * `TransformersDepthPredictor.from_pretrained(model)`: any transformers depth estimator;
 * ``predictor.predict(jobs)`` -> raw members, ``predictor.merge`` -> the prediction (every family);

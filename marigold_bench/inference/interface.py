@@ -22,7 +22,9 @@ The contract:
 * ``device``: the `torch.device` the model runs on, or `None` for a predictor without one.
 * ``predict(jobs)``: ``jobs`` is a list of ``(sample_id, rgb, members)``, ``rgb`` uint8
   H x W x 3, ``members`` the member indices wanted; returns one float32 ``M x h x w`` array per
-  job (``h x w`` is the predictor's own resolution). NaN/inf raise `PredictionError` with
+  job (``h x w`` is the predictor's own resolution); a point-map predictor (an output space of
+  `marigold_bench.output_spaces.POINT_OUTPUT_SPACES`, e.g. MoGe) ``M x 3 x h x w`` points
+  in OpenCV axes, merged to ``3 x H x W``. NaN/inf raise `PredictionError` with
   ``.sample_ids`` and ``.results`` (``None`` for the failed jobs) so the caller keeps the rest.
 * ``merge(members, out_shape)``: ``(prediction, uncertainty or None)``, float32. ``out_shape``
   ``(H, W)`` resizes the result; ``None`` returns it at the members' resolution, and
