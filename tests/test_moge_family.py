@@ -206,3 +206,16 @@ def test_a_model_pt_that_is_not_moges_is_a_clear_error(tmp_path, fake_moge):
 
     with pytest.raises(CheckpointError, match="not a MoGe checkpoint"):
         _build(tmp_path / "m")
+
+
+def test_predict_writes_the_point_map_and_its_z_as_depth(tmp_path, fake_moge):
+    from PIL import Image
+
+    folder = fixtures_moge.write_checkpoint(tmp_path / "m", plane_z=3.0, fx=0.9)
+    Image.fromarray(rgb(24, 32)).save(tmp_path / "a.png")
+    assert main(["predict", "--model", str(folder), "--input", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"),
+                 "--device", "cpu"]) == 0
+    points = np.load(tmp_path / "out" / "a_points.npy")
+    np.testing.assert_allclose(points, plane_points(3.0, 0.9, (24, 32)), rtol=1e-6, atol=1e-6)
+    assert np.array_equal(np.load(tmp_path / "out" / "a_depth.npy"), points[2])
+    assert json.loads((tmp_path / "out" / "settings.json").read_text())["output_space"] == "points_metric"

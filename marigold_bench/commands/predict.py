@@ -21,6 +21,10 @@ and its camera ``frame``) writes instead:
 | ``<name>_normals.png`` | the standard colouring: each component ``(n + 1) / 2 * 255`` as R, G, B (truncated, as the official pipeline) |
 | ``<name>_uncertainty.npy`` / ``.png`` | as for depth (N > 1 only): mean angle to the ensemble mean over pi |
 
+A point-map model (MoGe; an output space ``points_*``) writes ``<name>_points.npy``, float32
+3 x H x W camera-space points (OpenCV axes: x right, y down, z forward) at the input size, and
+the depth outputs above of its z channel.
+
 Models whose output space is a disparity (Marigold disparity checkpoints, DPT, relative Depth
 Anything) write ``_disparity`` instead of ``_depth``: the ``.npy`` holds the model's raw output
 at the input resolution, in its own output space (``settings.json`` records ``output_space``).
@@ -49,7 +53,8 @@ import numpy as np
 from ..errors import BenchError, PredictionError
 from ..inference.families import family_for
 from ..inference.interface import task_of
-from ..output_spaces import OUTPUT_SPACES, is_disparity
+from ..output_spaces import DEPTH_AFFINE, DEPTH_METRIC, DEPTH_SCALE, OUTPUT_SPACES, POINTS_METRIC, POINTS_SCALE, \
+    is_disparity, is_point_map
 from .common import add_inference_flags, build_predictor, default_model
 
 #: Images handed to the predictor together (their members share UNet batches).
@@ -199,6 +204,17 @@ def save_outputs(out_dir: Path, stem: str, depth: np.ndarray, uncertainty: np.nd
     return written + _save_uncertainty(out_dir, stem, uncertainty)
 
 
+def save_point_outputs(out_dir: Path, stem: str, points: np.ndarray, uncertainty: np.ndarray | None,
+                       scaling: str = "none", space: str = POINTS_SCALE) -> list[Path]:
+    """Write one image's point map (``<stem>_points.npy``, 3 x H x W) and the depth outputs of
+    its z channel (`save_outputs`, labelled with the depth space of the same scale)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{stem}_points.npy"
+    np.save(path, np.asarray(points, np.float32))
+    depth_space = {POINTS_METRIC: DEPTH_METRIC, POINTS_SCALE: DEPTH_SCALE}.get(space, DEPTH_AFFINE)
+    return [path] + save_outputs(out_dir, stem, points[2], uncertainty, "depth", scaling, depth_space)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``predict``; returns 0, or 1 when some images failed (each one is reported)."""
     from ..eval.progress import bar_label, progress
@@ -265,6 +281,8 @@ def run(args: argparse.Namespace) -> int:
                     rel = path.relative_to(root)
                     if normals:
                         written = save_normals_outputs(out / rel.parent, rel.stem, depth, uncertainty)
+                    elif is_point_map(space):
+                        written = save_point_outputs(out / rel.parent, rel.stem, depth, uncertainty, scaling, space)
                     else:
                         written = save_outputs(out / rel.parent, rel.stem, depth, uncertainty, kind, scaling, space)
                     n_written += 1
