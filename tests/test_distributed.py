@@ -39,7 +39,9 @@ SCRIPT = textwrap.dedent('''
     out, die_after = sys.argv[1], (int(sys.argv[2]) if len(sys.argv) > 2 else None)
     ds = load_dataset("synthetic", split="test:9")
     summary = run_predictor(ds, ImageDependent(die_after), out, progress=False)
-    print("RESULT", summary["n"], summary["timing"]["processes"])
+    # one write per rank: both ranks share the pipe, and print's pieces could interleave
+    sys.stdout.write(f"RESULT {summary['n']} {summary['timing']['processes']}\\n")
+    sys.stdout.flush()
 ''')
 
 

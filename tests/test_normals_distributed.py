@@ -40,7 +40,9 @@ SCRIPT = textwrap.dedent('''
     ds = load_dataset("synthetic", task="normals").subset(9)
     scoring = resolve_scoring(ds.protocol, "dsine", frame="opengl")
     summary = run_predictor(ds, ImageDependent(), sys.argv[1], progress=False, scoring=scoring)
-    print("RESULT", summary["n"], summary["timing"]["processes"])
+    # one write per rank: both ranks share the pipe, and print's pieces could interleave
+    sys.stdout.write(f"RESULT {summary['n']} {summary['timing']['processes']}\\n")
+    sys.stdout.flush()
 ''')
 
 
