@@ -11,7 +11,7 @@ import torch
 
 from marigold_bench.model.pipeline import training_scheduler
 from marigold_bench.model.tiny import build_tiny_components
-from marigold_bench.train import trainer
+from marigold_bench.train import targets, trainer
 
 H, W, F = 16, 24, 4  # the tiny VAE halves twice: 4x6 latents
 
@@ -51,8 +51,8 @@ class Spy:
 
 def run_with_spies(monkeypatch, parts, kind="annealed", strength=0.9, seed=5):
     unet, vae, ddpm, embedding = parts
-    noise_spy = Spy(trainer.make_noise)
-    monkeypatch.setattr(trainer, "make_noise", noise_spy)
+    noise_spy = Spy(targets.make_noise)   # the shared v-prediction step draws the noise
+    monkeypatch.setattr(targets, "make_noise", noise_spy)
     add_spy, velocity_spy = Spy(ddpm.add_noise), Spy(ddpm.get_velocity)
     monkeypatch.setattr(ddpm, "add_noise", add_spy)
     monkeypatch.setattr(ddpm, "get_velocity", velocity_spy)

@@ -20,6 +20,7 @@ from marigold_bench.errors import DataRootError, TrainConfigError
 from marigold_bench.model.pipeline import inference_scheduler, training_scheduler
 from marigold_bench.model.tiny import build_tiny_components
 from marigold_bench.train import normals as normals_task
+from marigold_bench.train import targets
 from marigold_bench.train.config import TrainConfig, config_differences, config_from_dict, load_config
 from marigold_bench.train.normals_augment import (NormalsAugmentation, augment_normals, color_jitter, flip_normals,
                                                   motion_kernel)
@@ -57,8 +58,8 @@ def make_batch():
 
 def test_normals_loss_equals_the_recipe_recomputed_by_hand(monkeypatch, parts):
     unet, vae, ddpm, embedding = parts
-    noise_spy = Spy(normals_task.make_noise)
-    monkeypatch.setattr(normals_task, "make_noise", noise_spy)
+    noise_spy = Spy(targets.make_noise)   # the shared v-prediction step draws the noise
+    monkeypatch.setattr(targets, "make_noise", noise_spy)
     add_spy, velocity_spy = Spy(ddpm.add_noise), Spy(ddpm.get_velocity)
     monkeypatch.setattr(ddpm, "add_noise", add_spy)
     monkeypatch.setattr(ddpm, "get_velocity", velocity_spy)

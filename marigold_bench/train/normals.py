@@ -21,7 +21,6 @@ import torch.nn.functional as F
 
 from marigold_bench.errors import TrainingDataError
 from marigold_bench.eval.normals import angular_errors
-from marigold_bench.model.noise import make_noise
 from marigold_bench.train import targets
 from marigold_bench.train.data import TrainingMixture
 from marigold_bench.train.normals_augment import NormalsAugmentation, augment_normals
@@ -153,17 +152,8 @@ def normals_loss(unet, vae, noise_scheduler, empty_embedding, batch: dict, gener
         rgb_latent = targets.encode(vae, targets.rgb_to_unit_range(batch["rgb"]).to(device)).float()
         normals_latent = targets.encode(vae, batch["normals"].to(device=device, dtype=torch.float32)).float()
 
-    n, num_train_timesteps = normals_latent.shape[0], noise_scheduler.config.num_train_timesteps
-    timesteps = torch.randint(0, num_train_timesteps, (n,), generator=generator)
-    noise = make_noise(noise_kind, normals_latent.shape, timesteps=timesteps, generator=generator,
-                       strength=noise_strength, num_train_timesteps=num_train_timesteps)
-    timesteps, noise = timesteps.to(device), noise.to(device)
-    noisy_latent = noise_scheduler.add_noise(normals_latent, noise, timesteps)
-    target = noise_scheduler.get_velocity(normals_latent, noise, timesteps)
-
-    with autocast():
-        pred = unet(torch.cat([rgb_latent, noisy_latent], dim=1), timesteps,
-                    empty_embedding.expand(n, -1, -1)).sample
+    pred, target = targets.v_prediction_step(unet, noise_scheduler, rgb_latent, normals_latent, empty_embedding,
+                                             generator, noise_kind, noise_strength, autocast)
     return F.mse_loss(pred.float(), target.float(), reduction="mean")
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from marigold_bench.model.noise import make_noise
+
 
 def normalize_depth(depth: torch.Tensor, valid: torch.Tensor, low: float = 0.02, high: float = 0.98,
                     eps: float = 1e-6) -> torch.Tensor:
@@ -88,6 +90,32 @@ def v_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.
     return scheduler.get_velocity(x0, noise, timesteps)
 
 
+def v_prediction_step(unet, noise_scheduler, cond_latent: torch.Tensor, x0_latent: torch.Tensor,
+                      empty_embedding: torch.Tensor, generator: torch.Generator, noise_kind: str,
+                      noise_strength: float, autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    """One v-prediction step of the Marigold objective, shared by the depth and normals tasks.
+
+    Draws uniform timesteps, then ``noise_kind`` noise for them, from ``generator`` (CPU, in that
+    order: resumed runs replay it), noises ``x0_latent``, and has the UNet predict v from
+    [``cond_latent``, noisy latent] and the empty prompt.
+
+    Returns:
+        ``(prediction, target)``: the UNet's v and the scheduler's velocity of ``x0_latent``.
+    """
+    device = empty_embedding.device
+    n, num_train_timesteps = x0_latent.shape[0], noise_scheduler.config.num_train_timesteps
+    timesteps = torch.randint(0, num_train_timesteps, (n,), generator=generator)
+    noise = make_noise(noise_kind, x0_latent.shape, timesteps=timesteps, generator=generator,
+                       strength=noise_strength, num_train_timesteps=num_train_timesteps)
+    timesteps, noise = timesteps.to(device), noise.to(device)
+    noisy_latent = noise_scheduler.add_noise(x0_latent, noise, timesteps)
+    target = v_target(noise_scheduler, x0_latent, noise, timesteps)
+    with autocast():
+        pred = unet(torch.cat([cond_latent, noisy_latent], dim=1), timesteps,
+                    empty_embedding.expand(n, -1, -1)).sample
+    return pred, target
+
+
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the elements where ``mask`` is True (0 when none is)."""
     mask = mask.to(torch.bool)
@@ -98,4 +126,4 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
 
 
 __all__ = ["normalize_depth", "rgb_to_unit_range", "vae_factor", "encode", "encode_depth", "latent_mask",
-           "v_target", "masked_mse"]
+           "v_target", "v_prediction_step", "masked_mse"]

@@ -37,7 +37,6 @@ import torch
 
 from marigold_bench.errors import ResumeMismatchError, TrainingError
 from marigold_bench.model.convert import check_sd2_like, freeze, load_sd2_components, prepare_marigold_components
-from marigold_bench.model.noise import make_noise
 from marigold_bench.train import normals as normals_task
 from marigold_bench.train import targets
 from marigold_bench.train.config import TrainConfig, TrainConfigError, config_differences, save_config
@@ -181,17 +180,8 @@ def marigold_loss(unet, vae, noise_scheduler, empty_embedding, batch: dict, gene
         depth_latent = targets.encode_depth(vae, depth_norm.to(device)).float()
     loss_mask = targets.latent_mask(valid, targets.vae_factor(vae), depth_latent.shape[1]).to(device)
 
-    n, num_train_timesteps = depth_latent.shape[0], noise_scheduler.config.num_train_timesteps
-    timesteps = torch.randint(0, num_train_timesteps, (n,), generator=generator)
-    noise = make_noise(noise_kind, depth_latent.shape, timesteps=timesteps, generator=generator,
-                       strength=noise_strength, num_train_timesteps=num_train_timesteps)
-    timesteps, noise = timesteps.to(device), noise.to(device)
-    noisy_latent = noise_scheduler.add_noise(depth_latent, noise, timesteps)
-    target = noise_scheduler.get_velocity(depth_latent, noise, timesteps)
-
-    with autocast():
-        pred = unet(torch.cat([rgb_latent, noisy_latent], dim=1), timesteps,
-                    empty_embedding.expand(n, -1, -1)).sample
+    pred, target = targets.v_prediction_step(unet, noise_scheduler, rgb_latent, depth_latent, empty_embedding,
+                                             generator, noise_kind, noise_strength, autocast)
     return targets.masked_mse(pred, target, loss_mask)
 
 
