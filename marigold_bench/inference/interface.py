@@ -85,6 +85,25 @@ def output_space_of(predictor) -> str:
     return space if task_of(predictor) == "normals" and space == NORMALS else check_output_space(space)
 
 
+def three_channel_members(members, what: str) -> np.ndarray:
+    """The members of one image as float32 ``M x 3 x h x w`` (a ``3 x h x w`` map is one
+    member), what a normals or point-map ``merge`` starts from.
+
+    Raises:
+        PredictionError: another shape, or a NaN/inf value (``what`` names the maps in the message).
+    """
+    from ..errors import PredictionError
+
+    members = np.asarray(members, dtype=np.float32)
+    if members.ndim == 3:
+        members = members[None]
+    if members.ndim != 4 or members.shape[0] < 1 or members.shape[1] != 3:
+        raise PredictionError(f"merge expects M x 3 x h x w {what} members, got shape {members.shape}")
+    if not np.isfinite(members).all():
+        raise PredictionError(f"{what} members contain NaN/inf")
+    return members
+
+
 def check_predictor(predictor) -> None:
     """Raise `TypeError` naming what ``predictor`` lacks of the interface (tests, new adapters)."""
     missing = [name for name in ("settings", "predict", "merge", "output_space") if not hasattr(predictor, name)]
@@ -113,4 +132,5 @@ def check_predictor(predictor) -> None:
         raise TypeError(f"{name}: settings['output_space'] differs from output_space")
 
 
-__all__ = ["Predictor", "Job", "REQUIRED_SETTINGS", "TASKS", "task_of", "output_space_of", "check_predictor"]
+__all__ = ["Predictor", "Job", "REQUIRED_SETTINGS", "TASKS", "task_of", "output_space_of", "three_channel_members",
+           "check_predictor"]

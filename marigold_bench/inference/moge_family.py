@@ -47,6 +47,7 @@ import numpy as np
 from ..errors import CheckpointError, InferenceSettingsError, MissingPackageError, PredictionError
 from ..output_spaces import POINTS_METRIC, POINTS_SCALE
 from .families import COMMON_SETTINGS, Family
+from .interface import three_channel_members
 
 #: how a user installs MoGe (not on PyPI)
 INSTALL = "pip install git+https://github.com/microsoft/MoGe.git"
@@ -200,13 +201,7 @@ class MoGePredictor:
         uncertainty; ``out_shape`` resizes each channel bilinearly (``align_corners=False``)."""
         import torch
 
-        members = np.asarray(members, dtype=np.float32)
-        if members.ndim == 3:
-            members = members[None]
-        if members.ndim != 4 or members.shape[0] < 1 or members.shape[1] != 3:
-            raise PredictionError(f"merge expects M x 3 x h x w point members, got shape {members.shape}")
-        if not np.isfinite(members).all():
-            raise PredictionError("point map contains NaN/inf")
+        members = three_channel_members(members, "point")
         merged = members[0] if (members == members[:1]).all() else members.mean(axis=0)
         if out_shape is None or tuple(merged.shape[1:]) == tuple(int(s) for s in out_shape):
             return np.ascontiguousarray(merged), None

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, PredictionError
+from ..errors import CheckpointError
 from ..frames import OPENGL
 from ..output_spaces import NORMALS
+from .interface import three_channel_members
 from .normals_ensemble import ensemble_normals, resolve_normals_ensembling, unit_length
 from .predictor import MarigoldPredictor
 
@@ -116,13 +117,7 @@ class MarigoldNormalsPredictor(MarigoldPredictor):
             ``(normals, uncertainty)``: float32 ``3 x H x W`` and, for M > 1, ``H x W`` (mean angle
             to the unit mean over pi, resized as the normals), else `None`.
         """
-        members = np.asarray(members, dtype=np.float32)
-        if members.ndim == 3:
-            members = members[None]
-        if members.ndim != 4 or members.shape[0] < 1 or members.shape[1] != 3:
-            raise PredictionError(f"merge expects M x 3 x h x w normals members, got shape {members.shape}")
-        if not np.isfinite(members).all():
-            raise PredictionError("ensemble members contain NaN/inf")
+        members = three_channel_members(members, "normals")
         stack = torch.from_numpy(members)
         if self.device.type == "cuda":   # as depth: the ensembling and resize run there
             stack = stack.to(self.device)

@@ -7,11 +7,10 @@ A normal is compared to the ground truth by angle, so nothing is fitted: the one
 
 from __future__ import annotations
 
-#: the output space of every normals prediction (`marigold_bench.output_spaces.NORMALS`)
-NORMALS_SPACE = "normals"
+from marigold_bench.output_spaces import NORMALS
 
 #: nothing is fitted; what ``summary.json`` records as the fit
-DEFAULT_ALIGNMENT = {NORMALS_SPACE: ("none", "none")}
+DEFAULT_ALIGNMENT = {NORMALS: ("none", "none")}
 REALISATIONS = {("none", "none"): "none: angles between unit vectors need no fit; the prediction is "
                                   "converted to the benchmark's camera frame"}
 
@@ -35,4 +34,4 @@ def align(pred, normals, valid, scoring):
     return in_frame(pred, scoring.prediction_frame, scoring.frame), 1.0, 0.0
 
 
-__all__ = ["DEFAULT_ALIGNMENT", "NORMALS_SPACE", "REALISATIONS", "SHARED_NOTES", "align"]
+__all__ = ["DEFAULT_ALIGNMENT", "REALISATIONS", "SHARED_NOTES", "align"]
