@@ -12,7 +12,6 @@ resume -- is shared with depth.
 from __future__ import annotations
 
 import copy
-import warnings
 from contextlib import nullcontext
 
 import numpy as np
@@ -220,34 +219,17 @@ def normals_validation_sets(val_cfg) -> list[tuple[str, object]]:
     """``[(label, dataset), ...]`` for normals: the config's sets (a training set's list, e.g.
     ``{dataset: hypersim, split: val_100}``, or a normals benchmark) where present, the synthetic
     normals ``split`` otherwise. Absent sets are skipped with a ValidationSetWarning."""
-    from marigold_bench.data import normals_training
-    from marigold_bench.errors import DataRootError, SplitNotFoundError
-    from marigold_bench.train.validation import ValidationSetWarning, set_label
+    from marigold_bench.data import load_dataset, normals_training
+    from marigold_bench.data.synthetic import NORMALS_SPEC, SyntheticNormalsDataset
+    from marigold_bench.train.validation import present_sets
 
-    found = []
-    for entry in val_cfg.sets:
-        label = set_label(entry)
-        try:
-            if entry["dataset"] in normals_training.NAMES:
-                dataset = normals_training.load(entry["dataset"], val_cfg.data_root, entry.get("split"))
-            else:
-                from marigold_bench.data import load_dataset
+    def open_set(entry):
+        if entry["dataset"] in normals_training.NAMES:   # a training set's own split list
+            return normals_training.load(entry["dataset"], val_cfg.data_root, entry.get("split"))
+        return load_dataset(entry["dataset"], val_cfg.data_root, entry.get("split"), task="normals")
 
-                dataset = load_dataset(entry["dataset"], val_cfg.data_root, entry.get("split"), task="normals")
-        except (DataRootError, SplitNotFoundError) as err:
-            warnings.warn(f"validation set {label} is not present and is skipped: {str(err).splitlines()[0]}",
-                          ValidationSetWarning, stacklevel=2)
-            continue
-        found.append((label, dataset.subset(entry.get("max_samples", val_cfg.max_samples))))
-    if not found:
-        from marigold_bench.data.synthetic import NORMALS_SPEC, SyntheticNormalsDataset
-
-        if val_cfg.sets:
-            warnings.warn(f"no configured validation set is present; validating on synthetic normals "
-                          f"{val_cfg.split} instead", ValidationSetWarning, stacklevel=2)
-        found.append((f"synthetic-normals-{val_cfg.split}",
-                      SyntheticNormalsDataset(val_cfg.split, NORMALS_SPEC).subset(val_cfg.max_samples)))
-    return found
+    return present_sets(val_cfg, open_set, (f"synthetic-normals-{val_cfg.split}", f"synthetic normals {val_cfg.split}",
+                                            lambda: SyntheticNormalsDataset(val_cfg.split, NORMALS_SPEC)))
 
 
 def validation_pipeline(unet, vae, text_encoder, tokenizer, scheduler):

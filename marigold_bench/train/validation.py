@@ -52,25 +52,38 @@ def validation_sets(val_cfg) -> list[tuple[str, object]]:
     synthetic benchmark's ``val_cfg.split`` is used.
     """
     from marigold_bench.data import load_dataset
+    from marigold_bench.data.synthetic import SyntheticDataset
 
+    return present_sets(
+        val_cfg, lambda entry: load_dataset(entry["dataset"], val_cfg.data_root, entry.get("split")),
+        (f"synthetic-{val_cfg.split}", f"synthetic {val_cfg.split}", lambda: SyntheticDataset(val_cfg.split)))
+
+
+def present_sets(val_cfg, open_set, fallback) -> list[tuple[str, object]]:
+    """The configured validation sets that are present, each cut to its ``max_samples``.
+
+    ``open_set(entry)`` opens one entry of ``val_cfg.sets`` (a missing data root or split file
+    skips it with a :class:`ValidationSetWarning` saying why); ``fallback`` is ``(label, words,
+    opener)`` of the set validated on when none is left (the task's synthetic split; ``words``
+    name it in the warning).
+    """
     found = []
     for entry in val_cfg.sets:
         label = set_label(entry)
         try:
-            dataset = load_dataset(entry["dataset"], val_cfg.data_root, entry.get("split"))
+            dataset = open_set(entry)
         except (DataRootError, SplitNotFoundError) as err:
             reason = str(err).splitlines()[0]
             warnings.warn(f"validation set {label} is not present and is skipped: {reason}",
-                          ValidationSetWarning, stacklevel=2)
+                          ValidationSetWarning, stacklevel=3)
             continue
         found.append((label, dataset.subset(entry.get("max_samples", val_cfg.max_samples))))
     if not found:
-        from marigold_bench.data.synthetic import SyntheticDataset
-
+        label, words, open_fallback = fallback
         if val_cfg.sets:
-            warnings.warn(f"no configured validation set is present; validating on synthetic "
-                          f"{val_cfg.split} instead", ValidationSetWarning, stacklevel=2)
-        found.append((f"synthetic-{val_cfg.split}", SyntheticDataset(val_cfg.split).subset(val_cfg.max_samples)))
+            warnings.warn(f"no configured validation set is present; validating on {words} instead",
+                          ValidationSetWarning, stacklevel=3)
+        found.append((label, open_fallback().subset(val_cfg.max_samples)))
     return found
 
 
@@ -96,4 +109,4 @@ def validate(predictor, dataset, out_dir: str) -> dict:
     return run_predictor(dataset, predictor, out_dir, progress=False)
 
 
-__all__ = ["ValidationSetWarning", "set_label", "validation_sets", "training_predictor", "validate"]
+__all__ = ["ValidationSetWarning", "set_label", "validation_sets", "present_sets", "training_predictor", "validate"]
