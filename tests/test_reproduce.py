@@ -82,3 +82,87 @@ def test_bad_cells_files_are_clear_errors(tmp_path, row, message, capsys):
                     "source,table,page,confidence\n" + row + "\n")
     assert main(["reproduce", "--cells-file", str(path), "--out", str(tmp_path / "o")]) == 2
     assert message in capsys.readouterr().err
+
+
+# --- the transcriptions, checked against a second rendition -------------------------------------
+
+#: reference.csv's rows (the project's reference table) that the paper cells restate, by run settings
+_REFERENCE_ROWS = {
+    ("marigold-v1-0", 50, 1, ()): "Marigold v1-0, 50 steps, N=1",
+    ("marigold-v1-0", 50, 10, ()): "Marigold v1-0, 50 steps, N=10",
+    ("marigold-lcm-v1-0", 4, 5, ()): "Marigold LCM, 4 steps, N=5",
+    ("marigold-v1-0", 1, 1, ("--timestep-spacing", "trailing")): "Marigold v1-0, trailing, 1 step, N=1",
+    ("marigold-e2e-ft", 1, 1, ()): "Marigold + end-to-end fine-tuning",
+}
+
+
+def test_the_marigold_and_e2e_ft_cells_agree_with_the_reference_table():
+    from marigold_bench.report.tables import REFERENCE_CSV
+
+    reference = pd.read_csv(REFERENCE_CSV).set_index("method")
+    paper_cells = [c for c in load_cells() if c.source.startswith(("Ke et al.", "Martin Garcia et al."))]
+    assert len(paper_cells) == 50
+    for c in paper_cells:
+        row = _REFERENCE_ROWS[(c.model, c.steps, c.ensemble, c.extra_args)]
+        assert reference.loc[row, f"{c.benchmark}_{c.metric}"] == pytest.approx(c.published), c.cell
+        assert c.table == "1"
+    # the CVPR table's page is pinned; the E2E-FT text used prints no page numbers
+    assert {c.page for c in paper_cells if c.source.startswith("Ke et al.")} == {"6"}
+
+
+def test_the_depth_anything_v2_cells_are_its_tables_2_and_3_under_a_disparity_fit():
+    cells = [c for c in load_cells() if c.model.startswith("depth-anything-v2-")]
+    depth = [c for c in cells if c.benchmark != "da2k"]
+    # three released sizes x four benchmarks we score under Marigold's protocol x two metrics;
+    # Sintel (no such benchmark here) and ViT-G (never released) are left out
+    assert len(depth) == 24 and {c.benchmark for c in depth} == {"kitti", "nyu", "eth3d", "diode"}
+    assert all(c.table == "2" and c.page == "8" and c.protocol == "marigold" for c in depth)
+    assert all(c.extra_args == ("--fit-space", "disparity") and c.steps is None and c.ensemble == 1 for c in depth)
+    # the ViT-L row as the Video Depth Anything paper (CVPR 2025, its image-depth table) quotes it,
+    # in the paper's fractions: KITTI, NYUv2, ETH3D, DIODE (AbsRel, delta1)
+    quoted = {"kitti": (0.074, 0.946), "nyu": (0.045, 0.979), "eth3d": (0.131, 0.865), "diode": (0.066, 0.952)}
+    large = {(c.benchmark, c.metric): c for c in depth if c.model == "depth-anything-v2-large"}
+    for bench, (abs_rel, delta1) in quoted.items():
+        assert large[bench, "abs_rel"].published == pytest.approx(100 * abs_rel)
+        assert large[bench, "delta1"].published == pytest.approx(100 * delta1)
+    da2k = {c.model: c for c in cells if c.benchmark == "da2k"}
+    assert set(da2k) == {f"depth-anything-v2-{s}" for s in ("small", "base", "large")}
+    assert all(c.protocol == "da2k" and c.metric == "pair_acc" and c.table == "3" for c in da2k.values())
+    # printed as the paper prints it
+    assert da2k["depth-anything-v2-base"].shown == "97.0"
+
+
+def test_every_seeded_cell_asks_for_a_run_the_run_command_accepts():
+    from marigold_bench.commands.reproduce import _run_args
+
+    for group in group_cells(load_cells()):
+        args = _run_args(["run", *group.run_args(), "--out", "x"])
+        assert args.dataset == group.first.benchmark and args.protocol == group.first.protocol
+
+
+def test_a_depth_anything_cell_runs_with_a_disparity_fit(tmp_path, monkeypatch, one_thread):
+    """The seeded DA V2 settings, on the synthetic set with a tiny random model in the cache."""
+    from fixtures_transformers import make_tiny_depth_model
+    from test_registry import _fake_cache
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    _fake_cache(cache, "depth-anything/Depth-Anything-V2-Small-hf",
+                make_tiny_depth_model(tmp_path / "da", "depth_anything"))
+    seeded = [c for c in load_cells() if c.cell == "depth-anything-v2-small/nyu/abs_rel"][0]
+    cells = tmp_path / "cells.csv"
+    cells.write_text("cell,model,benchmark,protocol,steps,ensemble,extra_args,metric,published,tolerance,"
+                     "source,table,page,confidence\n"
+                     f"c1,{seeded.model},synthetic,{seeded.protocol},,1,"
+                     f"{' '.join(seeded.extra_args)} --max-samples 2,abs_rel,{seeded.printed},0.2,s,2,8,x\n")
+    out = tmp_path / "rep"
+    main(["reproduce", "--cells-file", str(cells), "--out", str(out)])
+    (outcome,) = json.loads((out / "report.json").read_text())
+    assert outcome["status"] in ("pass", "fail"), outcome["message"]
+    summary = json.loads(open(f"{outcome['run_dir']}/summary.json").read())
+    assert summary["output_space"] == "disparity_affine_invariant"
+    assert (summary["alignment"], summary["fit_space"]) == ("affine", "disparity")
+    assert "stepsdefault" in outcome["run_dir"]
+    assert outcome["value"] == pytest.approx(100 * summary["metrics"]["abs_rel"])

@@ -35,7 +35,8 @@ def add_parser(subparsers) -> None:
 
 def _slug(group) -> str:
     c = group.first
-    text = "_".join(str(x) for x in (c.benchmark, c.model, c.protocol, f"steps{c.steps}", f"N{c.ensemble}",
+    steps = "default" if c.steps is None else c.steps   # a model without a sampler has no step count
+    text = "_".join(str(x) for x in (c.benchmark, c.model, c.protocol, f"steps{steps}", f"N{c.ensemble}",
                                       *c.extra_args))
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
 
@@ -89,7 +90,7 @@ def run(args) -> int:
     cells = select(load_cells(args.cells_file, known_models=known, known_benchmarks=set(DATASETS)), args.cells)
     if args.list:
         for c in cells:
-            print(f"{c.cell}: {c.published:g} ± {c.tolerance:g} ({c.source}, table {c.table or '?'}"
+            print(f"{c.cell}: {c.shown} ± {c.tolerance:g} ({c.source}, table {c.table or '?'}"
                   f"{', p. ' + c.page if c.page else ''}; {c.confidence})")
         return 0
     data_root = args.data_root or os.environ.get("MARIGOLD_DATA")

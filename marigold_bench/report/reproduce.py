@@ -51,6 +51,13 @@ class Cell:
     table: str = ""
     page: str = ""
     confidence: str = ""
+    #: the published value as the file writes it ("95.0", not 95), which is how the paper prints it
+    printed: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The published value with the paper's decimals."""
+        return self.printed or f"{self.published:g}"
 
     @property
     def task(self) -> str:
@@ -166,7 +173,8 @@ def load_cells(path: str | None = None, known_models=None, known_benchmarks=None
             steps=int(row["steps"]) if row["steps"].strip() else None,
             ensemble=int(row["ensemble"] or 1), extra_args=tuple(shlex.split(row["extra_args"] or "")),
             metric=metric, published=_number(row["published"], "published", row_number), tolerance=tolerance,
-            source=row["source"], table=row["table"], page=row["page"], confidence=row["confidence"]))
+            source=row["source"], table=row["table"], page=row["page"], confidence=row["confidence"],
+            printed=row["published"].strip()))
     return cells
 
 
@@ -213,12 +221,12 @@ def render(outcomes: list[Outcome]) -> str:
 
     rows = []
     for o in outcomes:
-        rows.append([o.cell.cell, f"{o.cell.published:g}", "" if o.value is None else f"{o.value:.2f}",
+        rows.append([o.cell.cell, o.cell.shown, "" if o.value is None else f"{o.value:.2f}",
                      "" if o.delta is None else f"{o.delta:+.2f}", f"±{o.cell.tolerance:g}", o.status, o.message])
     counts = {s: sum(o.status == s for o in outcomes) for s in (PASS, FAIL, NOT_RUN, ERROR)}
     head = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no cells"
     table = tabulate(rows, headers=["cell", "published", "ours", "delta", "tol.", "verdict", "note"],
-                     tablefmt="github")
+                     tablefmt="github", disable_numparse=True)
     return f"{table}\n\n{head}\n"
 
 
