@@ -18,9 +18,11 @@ export PYTHONUNBUFFERED=1
 } > "$out/env.txt" 2>&1
 cat "$out/env.txt"
 first=${PRECISIONS%% *}
-# 0. the CUDA-only tests (GPU scoring, ensembling and merge, uint8 conversion against the host)
-timeout ${T_TESTS:-150} python3 -m pytest -q -p no:cacheprovider tests/test_device_scoring.py \
-    tests/test_ensemble.py tests/test_inference.py -k "cuda or gpu" 2>&1 | tail -15 | tee "$out/cuda-tests.txt"
+# 0. the CUDA-only tests against the host: GPU scoring, ensembling and merge, uint8 conversion, and
+#    the 0.4 paths (normals merge, inference and scoring; point-map and moge-lifted scoring)
+timeout ${T_TESTS:-200} python3 -m pytest -q -p no:cacheprovider tests/test_device_scoring.py \
+    tests/test_ensemble.py tests/test_inference.py tests/test_cuda_paths.py -k "cuda or gpu" 2>&1 \
+    | tail -15 | tee "$out/cuda-tests.txt"
 # 1. where 1 step N=1 spends its time, eager variants, with a kernel table
 timeout ${T_PROFILE:-100} python3 benchmarks/gpu_profile.py --model "$MODEL" --device "$DEVICE" --size "$SIZE" \
     --batch 8 --precision "$first" --skip compile --trace "$out/kernels-$first.txt" --json "$out/profile.jsonl"
