@@ -101,3 +101,55 @@ def test_a_model_name_that_looks_like_a_formula_is_escaped_in_the_csv(tmp_path):
     assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "o")]) == 0
     rows = list(csv.DictReader((tmp_path / "o" / "results.csv").open()))
     assert rows[0]["model"] == "'=HYPERLINK(1)"
+
+
+def test_a_prefix_run_and_a_run_on_another_split_are_marked_partial_everywhere(tmp_path):
+    summary = write_run(tmp_path / "prefix", n=6, n_total=6)
+    summary["subset"] = {"n": 6, "of": 654}
+    (tmp_path / "prefix" / "summary.json").write_text(json.dumps(summary))
+    assert main(["export", str(tmp_path / "prefix"), "--out", str(tmp_path / "o")]) == 0
+    entries = yaml.safe_load((tmp_path / "o" / ".eval_results" / "nyu.yaml").read_text())
+    assert all("partial: first 6 of 654 samples (--max-samples)" in e["notes"] for e in entries)
+    rows = list(csv.DictReader((tmp_path / "o" / "results.csv").open()))
+    assert {r["partial"] for r in rows} == {"True"}
+    index = yaml.safe_load((tmp_path / "o" / "model-index.yaml").read_text())
+    names = {r["dataset"]["name"] for r in index["model-index"][0]["results"]}
+    assert names == {"nyu [partial: first 6 of 654 samples (--max-samples)]"}
+
+    # an indoor-only DIODE run (the official indoor list): its empty outdoor half is skipped, and
+    # the whole-benchmark entry says it is not the test list
+    part = {"n": 325, "n_total": 325, "metrics": {"abs_rel": 0.1, "delta1": 0.9}}
+    diode = write_run(tmp_path / "indoor", dataset="diode", n=325, n_total=325,
+                      subsets={"indoor": part, "outdoor": {"n": 0, "n_total": 0, "metrics": {}}, "all": part})
+    diode["protocol"].update(split_file="/splits/diode_depth/diode_val_indoor_filename_list.txt",
+                             split_official=True, default_split="diode_depth/diode_val_all_filename_list.txt")
+    (tmp_path / "indoor" / "summary.json").write_text(json.dumps(diode))
+    assert main(["export", str(tmp_path / "indoor"), "--out", str(tmp_path / "d")]) == 0
+    assert sorted(os.listdir(tmp_path / "d" / ".eval_results")) == ["diode.yaml", "diode_indoor.yaml"]
+    whole = yaml.safe_load((tmp_path / "d" / ".eval_results" / "diode.yaml").read_text())
+    assert all("partial: split diode_val_indoor_filename_list.txt (not the benchmark's test list)" in e["notes"]
+               for e in whole)
+
+
+def test_values_in_other_units_keep_two_more_decimals_as_table_prints_them(tmp_path):
+    write_run(tmp_path / "run", metrics={"abs_rel": 0.055123, "delta1": 0.96449, "rmse": 0.22317,
+                                          "ause_abs_rel": 0.13649})
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "o"),
+                 "--metrics", "abs_rel,rmse,ause_abs_rel"]) == 0
+    entries = yaml.safe_load((tmp_path / "o" / ".eval_results" / "nyu.yaml").read_text())
+    values = {e["dataset"]["task_id"]: e["value"] for e in entries}
+    assert values == {"abs_rel": 5.51, "rmse": 0.2232, "ause_abs_rel": 0.1365}
+
+
+def test_a_run_written_before_hashes_says_its_hash_was_computed(tmp_path):
+    summary = write_run(tmp_path / "old")
+    assert main(["export", str(tmp_path / "old"), "--out", str(tmp_path / "o")]) == 0
+    entries = yaml.safe_load((tmp_path / "o" / ".eval_results" / "nyu.yaml").read_text())
+    assert all(f"hash {protocol_hash(summary)} (computed: run written before 0.4)" in e["notes"] for e in entries)
+    from marigold_bench.eval.identity import record
+
+    summary["protocol_identity"] = record(summary)
+    (tmp_path / "old" / "summary.json").write_text(json.dumps(summary))
+    assert main(["export", str(tmp_path / "old"), "--out", str(tmp_path / "o2")]) == 0
+    entries = yaml.safe_load((tmp_path / "o2" / ".eval_results" / "nyu.yaml").read_text())
+    assert all("computed" not in e["notes"] for e in entries)

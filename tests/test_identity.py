@@ -19,7 +19,8 @@ SUMMARY = {
                 "fit": "least squares", "fit_resolution": "full", "fit_max_resolution": None,
                 "fit_downsample": "width_only", "weights": "none", "clip_to_range": True,
                 "min_depth": 0.001, "max_depth": 10.0, "metric_definitions": "marigold",
-                "metric_keys": ["abs_rel", "delta1"], "boundary_f1_radius": None, "overrides": []},
+                "metric_keys": ["abs_rel", "delta1"], "boundary_f1_radius": None, "overrides": [],
+                "crop": "eigen", "disparity_floor": 0.001, "protocol_version": 1},
     "protocol": {"name": "nyu", "min_depth": 0.001, "max_depth": 10.0, "eval_mask": "eigen",
                  "range_in_valid": True, "fit_max_resolution": None, "fit_downsample": "width_only",
                  "split_sha256": "ab" * 32, "root": "/data/a", "source": "/data/a/nyuv2/x.tar",
@@ -33,6 +34,31 @@ def test_id_and_a_hash_recorded_for_new_runs():
     assert rec["protocol_hash"] == protocol_hash(SUMMARY) and len(rec["protocol_hash"]) == 16
     assert identity({**SUMMARY, "protocol_identity": rec})["hash_source"] == "recorded"
     assert "computed" in identity(SUMMARY)["hash_source"]  # a 0.3 run directory: said so
+
+
+def _as_written_by_0_3(summary: dict) -> dict:
+    """A summary as 0.3 wrote it: no identity, and a scoring record without the keys 0.4 added
+    (0.3 always scored the benchmark's own crop and had one disparity floor per protocol)."""
+    old = copy.deepcopy(summary)
+    old.pop("protocol_identity", None)
+    for key in ("crop", "disparity_floor", "protocol_version"):
+        old["scoring"].pop(key)
+    return old
+
+
+@pytest.mark.parametrize("protocol, floor", [("marigold", 1e-3), ("moge", 1e-6)])
+def test_a_0_3_run_hashes_as_the_same_rules_scored_in_0_4(protocol, floor):
+    new = copy.deepcopy(SUMMARY)
+    new["scoring"].update(protocol=protocol, disparity_floor=floor)
+    new["protocol_identity"] = record(new)
+    old = identity(_as_written_by_0_3(new))
+    assert old["protocol_hash"] == new["protocol_identity"]["protocol_hash"]
+    assert "computed" in old["hash_source"]
+    assert hash_differences(_as_written_by_0_3(new), new) == []
+    # a 0.4 run that scored another crop than the benchmark's own is not mistaken for one
+    cropped = copy.deepcopy(new)
+    cropped["scoring"]["crop"] = "garg"
+    assert protocol_hash(cropped) != old["protocol_hash"]
 
 
 def test_the_hash_is_the_same_in_another_process():

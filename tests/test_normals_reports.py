@@ -67,6 +67,11 @@ def test_export_writes_angles_as_scored(runs, tmp_path, capsys):
     files = sorted(p.name for p in (out / ".eval_results").iterdir())
     assert files == ["synthetic-normals.yaml", "synthetic-normals_dsine.yaml"]
     assert "alignment none" in (out / ".eval_results" / "synthetic-normals.yaml").read_text().replace("\n    ", " ")
+    # the model card's task is the run's, not depth's
+    import yaml
+
+    index = yaml.safe_load((out / "model-index.yaml").read_text())
+    assert {r["task"]["type"] for r in index["model-index"][0]["results"]} == {"surface-normal-estimation"}
     assert main(["export", str(runs / "marigold"), "--out", str(tmp_path / "bad"), "--metrics", "nope"]) == 2
 
 

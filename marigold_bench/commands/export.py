@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--metrics", "--metric", default="abs_rel,delta1",
                    help="comma-separated metric keys; a run of another task (normals) exports that task's keys "
                         "from this list, else its defaults (mean_angle, median_angle, pct_11_25, pct_30)")
-    p.add_argument("--digits", type=int, default=2, help="decimals of the exported values (default 2)")
+    p.add_argument("--digits", type=int, default=2, help="decimals of values shown in percent or degrees (default 2); metres, log errors and AUSE get two more")
     p.add_argument("--dataset-id", action="append", default=[], metavar="BENCHMARK=HUB_ID",
                    help="the Hub dataset id of a benchmark (repeatable); default: the benchmark's name")
     p.add_argument("--source-url", default=None,

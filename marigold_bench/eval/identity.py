@@ -49,10 +49,30 @@ def protocol_id(summary: dict) -> str:
     return f"{'' if task == 'depth' else task + '/'}{name}/{scoring.get('protocol_version', 1)}"
 
 
+#: what a 0.3 scoring record left unsaid because 0.3 had one value for it: the crop was always
+#: the benchmark's own, and each of its two protocols had one disparity floor. Filled in so that
+#: a 0.3 run hashes as the same rules scored in 0.4 do (these are history: never edit them).
+LEGACY_DISPARITY_FLOOR = {"marigold": 1e-3, "moge": 1e-6}
+
+
+def _with_legacy_defaults(scoring: dict, facts: dict) -> dict:
+    """``scoring`` with the keys a 0.3 record lacks set to the values 0.3 used (a 0.4 record has
+    them all and is returned unchanged)."""
+    if not scoring or scoring.get("task", "depth") != "depth":
+        return scoring
+    filled = dict(scoring)
+    if "crop" not in filled:
+        filled["crop"] = facts.get("default_crop") or facts.get("eval_mask") or "none"
+    name = filled.get("protocol", "marigold")
+    if "disparity_floor" not in filled and name in LEGACY_DISPARITY_FLOOR:
+        filled["disparity_floor"] = LEGACY_DISPARITY_FLOOR[name]
+    return filled
+
+
 def hash_inputs(summary: dict) -> dict:
     """The exact record the hash is computed from (what `compare` shows in full)."""
-    scoring = summary.get("scoring") or {}
     facts = summary.get("protocol") or {}
+    scoring = _with_legacy_defaults(summary.get("scoring") or {}, facts)
     return {
         "identity_version": IDENTITY_VERSION,
         "protocol_id": protocol_id(summary),
@@ -78,7 +98,17 @@ def identity(summary: dict) -> dict:
     if isinstance(recorded, dict) and recorded.get("protocol_hash"):
         return {**recorded, "hash_source": "recorded"}
     return {"protocol_id": protocol_id(summary), "protocol_hash": protocol_hash(summary),
-            "hash_source": "computed from the recorded scoring (run written before protocol hashes)"}
+            "hash_source": COMPUTED}
+
+
+#: `identity`'s ``hash_source`` for a run directory written before protocol hashes (0.3)
+COMPUTED = "computed from the recorded scoring (run written before protocol hashes)"
+
+
+def hash_label(ident: dict) -> str:
+    """``hash 1a2b...``, marked when it was computed for an old run rather than recorded."""
+    mark = " (computed: run written before 0.4)" if ident.get("hash_source") == COMPUTED else ""
+    return f"hash {ident['protocol_hash']}{mark}"
 
 
 def record(summary: dict) -> dict:
@@ -230,5 +260,6 @@ def _split_identity(bench) -> dict:
     return {"split_sha256": facts.sha256}
 
 
-__all__ = ["BENCHMARK_RULES", "DESCRIPTIVE_SCORING", "IDENTITY_VERSION", "hash_differences", "hash_inputs",
+__all__ = ["BENCHMARK_RULES", "COMPUTED", "DESCRIPTIVE_SCORING", "IDENTITY_VERSION", "LEGACY_DISPARITY_FLOOR",
+           "hash_differences", "hash_inputs", "hash_label",
            "identity", "protocol_card", "protocol_hash", "protocol_id", "record"]

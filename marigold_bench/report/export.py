@@ -4,15 +4,19 @@
   evaluation results, one file per benchmark and variant, one entry per metric
   (``dataset: {id, task_id}``, ``value``, ``date``, ``source: {url, name}``, ``notes``), built
   with ``huggingface_hub``'s own `EvalResultEntry` so the files are what the Hub parses.
-  ``notes`` carry the protocol id and hash, the alignment and, for a run that did not score
-  every sample, ``partial: n/N``.
+  ``notes`` carry the protocol id and hash (marked when computed for a run written before
+  0.4), the alignment and, for a number that does not cover the whole benchmark, ``partial:``
+  and why: samples that failed (``n/N samples scored``), a ``--max-samples`` prefix (``first n
+  of N samples``) or another split than the benchmark's test list.
 * the legacy ``model-index`` block for a model card's YAML header (``huggingface_hub``'s
   `ModelCardData`), for boards that still read it;
 * ``results.csv``: one row per (model, benchmark, variant, metric) with the exact value.
 
-Values are printed as papers print them: metrics shown in percent are multiplied by 100 and
-rounded to ``digits`` decimals. Nothing is uploaded. A run that scored no sample is refused;
-a run that scored some is exported and marked partial (documented choice).
+Values are printed as papers print them: metrics shown in percent are multiplied by 100 and,
+like normals' degrees, rounded to ``digits`` decimals; other units (metres, log errors, AUSE)
+get two more, as `table` shows them. Nothing is uploaded. A run that scored no sample is refused;
+a run that scored some is exported and marked partial (documented choice), in all three
+outputs (the model-index's dataset name says it too).
 """
 
 from __future__ import annotations
@@ -24,15 +28,16 @@ import re
 from dataclasses import dataclass
 
 from marigold_bench.errors import BenchError
-from marigold_bench.eval.identity import identity
+from marigold_bench.eval.identity import hash_label, identity
 from marigold_bench.report.tables import csv_text
 from marigold_bench.tasks import METRICS
 
 #: the metrics exported by default (the field's headline pair)
 DEFAULT_METRICS = ("abs_rel", "delta1")
 
-#: the Hub's task type for depth (model-index)
-TASK_TYPE = "depth-estimation"
+#: the model-index task type of each task: the Hub's ``depth-estimation``; the Hub has no task for
+#: surface normals, so normals get a descriptive one
+TASK_TYPES = {"depth": "depth-estimation", "normals": "surface-normal-estimation"}
 
 
 @dataclass(frozen=True)
@@ -53,10 +58,15 @@ class Result:
     n_total: int
     date: str | None
     run_dir: str
+    task: str = "depth"
+    #: why the number does not cover the whole benchmark ("" when it does)
+    coverage: str = ""
+    #: ``hash <h>``, marked when the hash was computed for a run written before 0.4
+    hash_text: str = ""
 
     @property
     def partial(self) -> bool:
-        return self.n < self.n_total
+        return bool(self.coverage)
 
 
 def metric_spec(metric: str):
@@ -68,7 +78,14 @@ def metric_spec(metric: str):
 
 
 def _metric_display(metric: str, value: float, digits: int) -> float:
-    return round(value * metric_spec(metric).display_scale, digits)
+    """As papers print it: ``digits`` decimals for what is shown in percent or degrees (AbsRel
+    x100, normals' angles and shares), two more for values near zero in other units (metres,
+    log errors, AUSE/AURG), as `table` gives them."""
+    from marigold_bench.report.tables import metric_digits
+
+    spec = metric_spec(metric)
+    decimals = digits if spec.task == "normals" else metric_digits(metric, digits)
+    return round(value * spec.display_scale, decimals)
 
 
 def results_of(run, metrics=DEFAULT_METRICS, digits: int = 2, model: str | None = None) -> list[Result]:
@@ -101,22 +118,51 @@ def results_of(run, metrics=DEFAULT_METRICS, digits: int = 2, model: str | None 
     if alignment != "none":
         alignment += f" in {scoring.get('fit_space') or 'depth'}"
     out = []
+    split_note = _split_note(summary)
     for variant, part in variants:
+        if int(part.get("n", 0)) <= 0:
+            continue  # a subset the run has no sample of (an indoor-only DIODE run's outdoor half)
+        coverage = _coverage(part, summary.get("subset"), split_note)
         for metric in metrics:
             value = (part.get("metrics") or {}).get(metric)
             if value is None:
                 raise BenchError(f"{run.path}: no {metric} in its metrics (it has "
                                  f"{', '.join(sorted(summary.get('metrics') or {}))})")
-            if int(part.get("n", 0)) <= 0:
-                continue  # a subset the run has no sample of
             out.append(Result(
                 model=name, benchmark=summary["dataset"], variant=variant,
                 protocol=scoring.get("protocol", "marigold"), metric=metric, value=float(value),
                 display=_metric_display(metric, float(value), digits), protocol_id=ident["protocol_id"],
                 protocol_hash=ident["protocol_hash"], alignment=alignment,
                 n=int(part.get("n", 0)), n_total=int(part.get("n_total", part.get("n", 0))),
-                date=date, run_dir=run.path))
+                date=date, run_dir=run.path, task=run_task(run), coverage=coverage,
+                hash_text=hash_label(ident)))
     return out
+
+
+def _split_note(summary: dict) -> str:
+    """Why the run's sample list is not the benchmark's test list ("" when it is)."""
+    facts = summary.get("protocol") or {}
+    split_file, default = facts.get("split_file"), facts.get("default_split")
+    if not split_file or not default:   # the procedural set, or a run recorded before 0.3
+        return ""
+    if facts.get("split_official") is False:
+        return f"split {os.path.basename(split_file)} (not an official list)"
+    if not str(split_file).replace(os.sep, "/").endswith(default):
+        return f"split {os.path.basename(split_file)} (not the benchmark's test list)"
+    return ""
+
+
+def _coverage(part: dict, subset: dict | None, split_note: str) -> str:
+    """What a number leaves out of the benchmark, for ``notes``: failures, a prefix, a split."""
+    n, n_total = int(part.get("n", 0)), int(part.get("n_total", part.get("n", 0)))
+    reasons = []
+    if n < n_total:
+        reasons.append(f"{n}/{n_total} samples scored")
+    if subset:
+        reasons.append(f"first {subset.get('n')} of {subset.get('of')} samples (--max-samples)")
+    if split_note:
+        reasons.append(split_note)
+    return ", ".join(reasons)
 
 
 def _date_of(path: str) -> str | None:
@@ -141,10 +187,10 @@ def file_name(result: Result) -> str:
 
 def notes_of(result: Result) -> str:
     """The ``notes`` field: how the number was computed, in one line."""
-    text = (f"marigold-bench protocol {result.protocol_id} (hash {result.protocol_hash}); "
+    text = (f"marigold-bench protocol {result.protocol_id} ({result.hash_text or 'hash ' + result.protocol_hash}); "
             f"{metric_spec(result.metric).title}; alignment {result.alignment}")
     if result.partial:
-        text += f"; partial: {result.n}/{result.n_total} samples scored"
+        text += f"; partial: {result.coverage}"
     return text
 
 
@@ -185,8 +231,9 @@ def model_index(results: list[Result], model_name: str) -> str:
     """The legacy ``model-index`` YAML block (the front matter of a model card's README)."""
     from huggingface_hub import EvalResult, ModelCardData
 
-    evals = [EvalResult(task_type=TASK_TYPE, dataset_type=r.benchmark,
-                        dataset_name=r.benchmark + (f" ({r.variant})" if r.variant else ""),
+    evals = [EvalResult(task_type=TASK_TYPES.get(r.task, r.task), dataset_type=r.benchmark,
+                        dataset_name=r.benchmark + (f" ({r.variant})" if r.variant else "")
+                        + (f" [partial: {r.coverage}]" if r.partial else ""),
                         dataset_split=r.variant, metric_type=r.metric, metric_value=r.display,
                         metric_name=metric_spec(r.metric).title,
                         source_name=None, source_url=None)

@@ -41,7 +41,7 @@ import pandas as pd
 from marigold_bench.data import DATASETS
 from marigold_bench.data.registry import GROUPS, MEAN_GROUPS, mean_group_of, title_of
 from marigold_bench.errors import BenchError
-from marigold_bench.eval.identity import hash_differences, identity
+from marigold_bench.eval.identity import hash_differences, hash_label, identity
 from marigold_bench.eval.subset import subset_text
 from marigold_bench.report.rundir import RunDir, differences, recorded_choices, result_settings, sample_set
 from marigold_bench.tasks import DEFAULT_COLUMNS, METRICS, higher_is_better, metric_heading
@@ -565,13 +565,25 @@ def identity_notes(runs: list[RunDir]) -> list[str]:
     for dataset, groups in by_column.items():
         if len(groups) < 2:
             continue
-        (_, (first, *_)), (_, (second, *_)) = list(groups.items())[:2]
-        what = hash_differences(first.summary, second.summary)
-        hashes = "; ".join(f"{h} ({identity(rs[0].summary)['protocol_id']}, {len(rs)} run(s))" for h, rs in groups.items())
+        (first_hash, (first, *_)), *others = list(groups.items())
+        hashes = "; ".join(_hash_group(h, rs) for h, rs in groups.items())
+        # every other hash against the first, so a third protocol's differences are named too
+        differences = []
+        for other_hash, (other, *_) in others:
+            what = hash_differences(first.summary, other.summary)
+            shown = f"{'; '.join(what[:3])}{' ...' if len(what) > 3 else ''}"
+            differences.append(shown if len(others) == 1 else f"{other_hash} from {first_hash}: {shown}")
         notes.append(f"{column_title(dataset)}: rows were computed under {len(groups)} protocol hashes ({hashes}); "
-                     f"they differ in {'; '.join(what[:3])}{' ...' if len(what) > 3 else ''} "
-                     "(`marigold-bench compare` shows every difference).")
+                     f"they differ in {' | '.join(differences)} (`marigold-bench compare` shows every difference).")
     return notes
+
+
+def _hash_group(protocol_hash: str, runs: list) -> str:
+    """``<hash> (<protocol id>, <n> run(s))``, saying when the hash was computed for old runs."""
+    ident = identity(runs[0].summary)
+    computed = hash_label(ident) != f"hash {protocol_hash}"
+    return (f"{protocol_hash} ({ident['protocol_id']}, {len(runs)} run(s)"
+            f"{', computed: written before 0.4' if computed else ''})")
 
 
 # --- rendering ----------------------------------------------------------------------------
