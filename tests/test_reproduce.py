@@ -166,3 +166,23 @@ def test_a_depth_anything_cell_runs_with_a_disparity_fit(tmp_path, monkeypatch, 
     assert (summary["alignment"], summary["fit_space"]) == ("affine", "disparity")
     assert "stepsdefault" in outcome["run_dir"]
     assert outcome["value"] == pytest.approx(100 * summary["metrics"]["abs_rel"])
+
+
+def test_not_run_cells_say_everything_missing_and_how_to_get_data_the_suite_cannot_download(
+        tmp_path, no_weights_no_data):
+    cells = tmp_path / "cells.csv"
+    cells.write_text("cell,model,benchmark,protocol,steps,ensemble,extra_args,metric,published,tolerance,"
+                     "source,table,page,confidence\n"
+                     "a/da2k,depth-anything-v2-small,da2k,da2k,,1,,pair_acc,95.3,0.5,s,3,8,x\n"
+                     "b/nyu-normals,tiny-normals,nyu,marigold,1,1,,mean_angle,20,0.5,s,,,x\n"
+                     "c/kitti,tiny,kitti,marigold,1,1,,abs_rel,9.9,0.2,s,,,x\n")
+    out = tmp_path / "rep"
+    assert main(["reproduce", "--cells-file", str(cells), "--out", str(out), "--data-root",
+                 str(tmp_path / "nothing")]) == 0
+    notes = {r["cell"]: r["message"] for r in json.loads((out / "report.json").read_text())}
+    # weights and data both missing: both said, and DA-2K has no download command to offer
+    assert "hf download depth-anything/Depth-Anything-V2-Small-hf" in notes["a/da2k"]
+    assert "cannot download da2k" in notes["a/da2k"] and "data download" not in notes["a/da2k"]
+    # a normals cell points at the normals data, not at NYU's depth archive
+    assert "datasets/normals.md" in notes["b/nyu-normals"] and "nyu_labeled_extracted" not in notes["b/nyu-normals"]
+    assert "`marigold-bench data download --dataset kitti --data-root DIR`" in notes["c/kitti"]

@@ -107,3 +107,18 @@ def test_run_and_rescore_score_the_ensemble_spread_and_refuse_one_member(tmp_pat
     capsys.readouterr()
     assert main(["rescore", str(tmp_path / "one"), "--uncertainty", "--out", str(tmp_path / "r1")]) == 2
     assert "N = 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model, task, message", [
+    (None, "normals", "scores depth ensembles"),
+    ("baseline:ramp", "depth", "does not merge its members with Marigold's ensembling"),
+])
+def test_uncertainty_of_a_model_without_a_depth_ensemble_is_refused_before_inference(
+        tmp_path, capsys, model, task, message):
+    from marigold_bench.cli import main
+
+    argv = ["run", "--dataset", "synthetic", "--task", task, "--ensemble", "2", "--max-samples", "1",
+            "--uncertainty", "--out", str(tmp_path / "r")] + (["--model", model] if model else [])
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()   # nothing ran, nothing written

@@ -61,9 +61,28 @@ def _missing_data(benchmark: str, data_root: str | None, task: str = "depth") ->
         load_dataset(benchmark, data_root, task=task)
     except BenchError as exc:
         first = str(exc).splitlines()[0]
-        return (f"data not here ({first}); fetch it with "
-                f"`marigold-bench data download --dataset {benchmark} --data-root DIR`")
+        return f"data not here ({first}); {_how_to_fetch(benchmark, task)}"
     return None
+
+
+#: where the layout of a benchmark without a download is described (by spec name or prefix)
+_LAYOUT_DOCS = {"normals": "datasets/normals.md", "moge/": "datasets/moge.md",
+                "da2k": "docs/commands.md (DA-2K)"}
+
+
+def _how_to_fetch(benchmark: str, task: str) -> str:
+    """The command that fetches a benchmark's data, or where its layout is described when the
+    suite cannot download it (the normals set, MoGe's pack, DA-2K, the metric benchmarks)."""
+    from marigold_bench.data.registry import get_benchmark
+
+    spec = get_benchmark(benchmark, task=task)
+    if spec.archive is not None:
+        return f"fetch it with `marigold-bench data download --dataset {spec.name} --data-root DIR`"
+    doc = (_LAYOUT_DOCS["normals"] if spec.task == "normals" else
+           _LAYOUT_DOCS["moge/"] if spec.name.startswith("moge/") else
+           _LAYOUT_DOCS.get(spec.name, "`marigold-bench benchmarks` (its source) and docs/commands.md"))
+    return (f"the suite cannot download {spec.name}: put its files under DIR/{spec.folder or spec.name}/ "
+            f"as {doc} describes")
 
 
 def _run_args(argv: list[str]):
@@ -97,7 +116,9 @@ def run(args) -> int:
     outcomes = []
     for group in group_cells(cells):
         first = group.first
-        reason = _missing_weights(first.model) or _missing_data(first.benchmark, data_root, first.task)
+        # both, so that one look at the report says everything a machine lacks
+        reason = "; ".join(r for r in (_missing_weights(first.model),
+                                       _missing_data(first.benchmark, data_root, first.task)) if r)
         if reason:
             outcomes += [Outcome(c, NOT_RUN, message=reason) for c in group.cells]
             continue

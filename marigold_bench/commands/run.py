@@ -193,6 +193,10 @@ def run(args) -> int:
         raise BenchError(f"{predictor.settings.get('model')} predicts {predictor_task(predictor)}, not {task}: "
                          f"its output cannot be scored against {dataset.protocol.name}'s {task} ground truth "
                          f"(drop --task, or use --task {predictor_task(predictor)})")
+    if getattr(args, "uncertainty", False):  # before inference: the model must merge as Marigold does
+        from marigold_bench.eval.uncertainty import check_ensemble
+
+        check_ensemble({"settings": predictor.settings, "task": task})
     scoring = scoring_for(args, dataset, declared_output_space(predictor), predictor_frame(predictor))
     out = args.out or default_run_dir(args.dataset, predictor.settings)
     summary = run_predictor(dataset, predictor, out, skip_missing=args.skip_missing,

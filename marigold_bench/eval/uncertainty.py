@@ -151,6 +151,10 @@ def check_ensemble(summary: dict) -> dict:
     settings = summary.get("settings") or {}
     n = int(settings.get("ensemble", 1) or 1)
     ensembling = settings.get("ensembling")
+    task = summary.get("task", "depth")
+    if task != "depth":
+        raise BenchError(f"--uncertainty scores depth ensembles (AbsRel, RMSE and δ1 sparsification); this is "
+                         f"a {task} run")
     if n < 2:
         raise BenchError(f"--uncertainty needs an ensemble: this run has N = {n} member per image, so there "
                          "is no spread to rank pixels by (run it with --ensemble 2 or more; the cached member "
