@@ -182,3 +182,11 @@ def test_da2k_takes_only_its_protocol_and_its_protocol_only_pairs(tmp_path, caps
     assert "da2k is scored only by --protocol da2k" in capsys.readouterr().err
     with pytest.raises(BenchError, match="protocol da2k scores pair-order benchmarks"):
         resolve_scoring(get_benchmark("nyu"), "da2k", DEPTH_AFFINE)
+
+
+def test_the_annotations_bytes_are_what_the_protocol_hash_pins(tmp_path):
+    import hashlib
+
+    folder = write_release(tmp_path, ANNOTATIONS)
+    described = SPEC.open(tmp_path).describe()
+    assert described["split_sha256"] == hashlib.sha256((folder / "annotations.json").read_bytes()).hexdigest()

@@ -174,3 +174,19 @@ def test_listed_datasets_pickle_for_workers(tmp_path):
     png16(root / "depthmap" / "o_1.png", np.full((6, 8), 12000))
     ds = pickle.loads(pickle.dumps(get_benchmark("diml_outdoor").open(tmp_path)))
     assert ds[0]["depth"][0, 0] == pytest.approx(12.0)
+
+
+def test_a_listed_benchmark_records_a_hash_of_its_listing(tmp_path):
+    """No split file pins these samples, so the listing is what the protocol hash covers: a
+    partial extraction is told apart from the full release."""
+    import hashlib
+
+    root = tmp_path / "sunrgbd"
+    for number in (7, 8):
+        rgb(root / "rgb" / f"img-00000{number}.jpg", 4, 5)
+        png16(root / "depth" / f"{number}.png", np.full((4, 5), 25000))
+    full = get_benchmark("sunrgbd").open(tmp_path).describe()
+    expected = hashlib.sha256(b"rgb/img-000007\nrgb/img-000008").hexdigest()  # the sorted ids, one per line
+    assert full["split_sha256"] == expected
+    (root / "rgb" / "img-000008.jpg").unlink()
+    assert get_benchmark("sunrgbd").open(tmp_path).describe()["split_sha256"] != expected

@@ -21,6 +21,7 @@ The release's folder names were not readable here (only a written description of
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 from dataclasses import dataclass
@@ -97,8 +98,9 @@ def scene_of(image: str) -> str:
 class DA2KDataset(DepthDataset):
     """The images of ``annotations.json``, sorted by path, with their pairs."""
 
-    def __init__(self, spec, source, annotations: dict):
+    def __init__(self, spec, source, annotations: dict, annotations_sha256: str | None = None):
         self.protocol, self.source = spec, source
+        self.annotations_sha256 = annotations_sha256
         self.images = sorted(annotations)
         self.annotations = annotations
         self.ids = [posixpath.splitext(p)[0] for p in self.images]
@@ -117,7 +119,9 @@ class DA2KDataset(DepthDataset):
     def describe(self) -> dict:
         return {"dataset": self.protocol.name, "source": str(self.source.path), "source_type": self.source.kind,
                 "annotations": ANNOTATIONS, "count": len(self.ids),
-                "pairs": int(sum(len(c) for _, c in self.annotations.values()))}
+                "pairs": int(sum(len(c) for _, c in self.annotations.values())),
+                # the annotations are DA-2K's split: their bytes are what the protocol hash pins
+                "split_sha256": self.annotations_sha256}
 
 
 def open_da2k(root, split, spec) -> DA2KDataset:
@@ -128,7 +132,8 @@ def open_da2k(root, split, spec) -> DA2KDataset:
         data = json.loads(raw)
     except ValueError as err:
         raise SampleError(f"{source.where(ANNOTATIONS)}: not JSON ({err})", path=ANNOTATIONS) from None
-    return DA2KDataset(spec, source, parse_annotations(data, source.where(ANNOTATIONS)))
+    return DA2KDataset(spec, source, parse_annotations(data, source.where(ANNOTATIONS)),
+                       hashlib.sha256(raw).hexdigest())
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,7 @@ lists a source (an extracted folder or a ``.tar``) the same way for both; a
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -55,8 +56,12 @@ class ListedDataset(DepthDataset):
         return make_item(record[0], rgb, depth, *masks(depth, self.protocol, own_valid))
 
     def describe(self) -> dict:
+        # no split file pins the samples, so the listing itself is hashed: a partial extraction
+        # gives another protocol hash than the full release
+        listing = hashlib.sha256("\n".join(self.ids).encode("utf-8")).hexdigest()
         return {"dataset": self.protocol.name, "source": str(self.source.path), "source_type": self.source.kind,
-                "count": len(self.ids), "listing": "files found in the release's folders, sorted"}
+                "count": len(self.ids), "listing": "files found in the release's folders, sorted",
+                "split_sha256": listing}
 
 
 def locate(spec: BenchmarkSpec, root, marker: str) -> Source:
