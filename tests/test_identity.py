@@ -202,3 +202,13 @@ def test_every_registered_protocol_prints_a_card(tmp_path):
                  "--protocol", "zoedepth", "--max-samples", "1", "--out", str(out)]) == 0
     recorded = json.loads((out / "summary.json").read_text())["protocol_identity"]["protocol_hash"]
     assert zoe["protocol_hash_by_benchmark"]["synthetic"] == recorded
+
+
+def test_a_card_names_the_benchmarks_whose_hash_only_a_run_can_know():
+    from marigold_bench.eval.identity import protocol_card
+
+    card = protocol_card("zoedepth")
+    # listed from the data (no pinned split file): never silently missing from the card
+    assert {"sunrgbd", "ibims", "ddad"} <= set(card["protocol_hash_recorded_by_runs_only"])
+    assert not set(card["protocol_hash_recorded_by_runs_only"]) & set(card["protocol_hash_by_benchmark"])
+    assert protocol_card("da2k")["protocol_hash_recorded_by_runs_only"] == ["da2k"]

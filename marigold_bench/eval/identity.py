@@ -208,14 +208,18 @@ def protocol_card(name: str, task: str | None = None) -> dict:
         m = METRICS.get(key)
         metrics[key] = ({"title": m.title, "better": "lower" if m.lower_is_better else "higher",
                          "definition": m.description} if m else {"definition": "defined by the protocol's scorer"})
-    hashes = {}
+    hashes, unpinned = {}, []
     for bench in all_benchmarks():
         if getattr(bench, "task", "depth") != "depth":
             continue
         try:
             scoring = resolve_scoring(bench, spec.name, hashed_space)
+        except Exception:  # a benchmark this protocol does not score
+            continue
+        try:
             facts = {**bench.to_dict(), **_split_identity(bench)}
-        except Exception:  # a benchmark this protocol cannot score, or whose split is not pinned
+        except LookupError:  # its samples are listed from the data: only a run knows them
+            unpinned.append(bench.name)
             continue
         summary = {"dataset": bench.name, "scoring": scoring.to_dict(), "protocol": facts}
         hashes[bench.name] = protocol_hash(summary)
@@ -241,6 +245,9 @@ def protocol_card(name: str, task: str | None = None) -> dict:
                        "and the split file's sha256; see marigold_bench/eval/identity.py",
         "protocol_hash_output_space": hashed_space,
         "protocol_hash_by_benchmark": hashes,
+        # no pinned split file: the hash covers the sample listing found in the data, so it is
+        # in each run's summary.json, not on the card
+        "protocol_hash_recorded_by_runs_only": unpinned,
     }
 
 
