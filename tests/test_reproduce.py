@@ -75,6 +75,9 @@ def test_judge_compares_as_printed_and_marks_partial_runs():
     ("c1,tiny,nyu,marigold,1,1,,absrel,5.5,0.2,src,1,,high", "unknown metric"),
     ("c1,tiny,nyu,marigold,1,1,,abs_rel,nan,0.2,src,1,,high", "finite"),
     ("c1,tiny,nyu,marigold,1,1,,abs_rel,5.5,-1,src,1,,high", ">= 0"),
+    ("c1,tiny,nyu,marigold,x,1,,abs_rel,5.5,0.2,src,1,,high", "steps 'x' is not a whole number"),
+    ("c1,tiny,nyu,marigold,1,0,,abs_rel,5.5,0.2,src,1,,high", "ensemble must be >= 1"),
+    ("c1,tiny,nyu,marigold,1,1,--max-samples '8,abs_rel,5.5,0.2,src,1,,high", "No closing quotation"),
 ])
 def test_bad_cells_files_are_clear_errors(tmp_path, row, message, capsys):
     path = tmp_path / "cells.csv"

@@ -80,6 +80,35 @@ def _default_out(study: str, dataset: str, model: str) -> str:
     return os.path.join("runs", re.sub(r"[^A-Za-z0-9_.-]+", "-", f"ablate-{study}-{dataset}-{name}"))
 
 
+def _refuse_ignored_flags(study, args) -> None:
+    """A flag the study would overwrite (the setting it varies) or an empty --values is refused,
+    so that a run never silently ignores what was asked."""
+    if args.values is not None and not args.values.strip():
+        raise BenchError("--values is empty (leave it out for the study's defaults: "
+                         f"{','.join(map(str, study.values))})")
+    for setting in (study.axis, study.series):
+        default = {"ensemble": 1, "noise": "gaussian"}.get(setting)   # the flags' own defaults
+        given = getattr(args, setting, None) if setting else None
+        if given is not None and given != default:
+            flag = "--" + setting.replace("_", "-")
+            raise BenchError(f"{flag} {given}: the {study.name} study varies {setting} itself; give the values "
+                             f"with --values (default {','.join(map(str, study.values))})"
+                             if setting == study.axis else
+                             f"{flag} {given}: the {study.name} study runs every {setting} "
+                             f"({', '.join(study.series_values)}); leave {flag} out")
+
+
+def _refuse_other_tasks(model: str) -> None:
+    """The studies are the paper's depth ablations, scored by AbsRel and δ1: a normals model is
+    refused before anything runs."""
+    from marigold_bench.commands.run import model_task
+
+    task = model_task(argparse.Namespace(model=model, task=None))
+    if task != "depth":
+        raise BenchError(f"ablate runs the paper's depth ablations (AbsRel, δ1); {model} predicts {task} "
+                         "(run `marigold-bench run --task normals` per setting instead)")
+
+
 def run(args) -> int:
     from marigold_bench.ablation import STUDIES, parse_values, plan
     from marigold_bench.ablation.report import write_study_report
@@ -90,6 +119,7 @@ def run(args) -> int:
     if args.study == "noise" and (args.checkpoints or args.train):
         name = "train_noise"
     study = STUDIES[name]
+    _refuse_ignored_flags(study, args)
     if args.checkpoints and args.train:
         raise BenchError("give either --checkpoints or --train, not both")
     if args.study != "noise" and (args.checkpoints or args.train):
@@ -107,7 +137,8 @@ def run(args) -> int:
     values = None if name == "train_noise" and not args.values else parse_values(study, args.values)
     runs = plan(study, values, seeds=args.seeds, base_seed=args.seed, checkpoints=checkpoints)
 
-    dataset = open_dataset(args)
+    _refuse_other_tasks(model)
+    dataset = open_dataset(args, task="depth")   # a normals benchmark: its tasks are named
     base = {k: getattr(args, k) for k in INFERENCE_SETTINGS}
     base["model"] = model
 

@@ -12,6 +12,8 @@ import argparse
 import json
 import math
 
+from marigold_bench.errors import BenchError
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``benchmarks`` on the CLI's sub-command parsers."""
@@ -20,7 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="List every benchmark: built-in ones and those that plugins (entry points) and "
                     "included spec files ($MARIGOLD_BENCH_INCLUDE) add. Never downloads.")
     parser.add_argument("--json", action="store_true", help="one JSON object per benchmark, in a list")
-    parser.add_argument("--format", choices=("text", "md"), default="text",
+    parser.add_argument("--format", choices=("text", "md"), default=None,
                         help="text (a table for the terminal) or md (GitHub Markdown)")
     parser.set_defaults(func=run)
     return parser
@@ -73,8 +75,10 @@ def describe(fmt: str = "text") -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the listing; returns 0."""
+    if args.json and args.format:
+        raise BenchError(f"--json and --format {args.format} ask for two listings; give one")
     if args.json:
         print(json.dumps(rows(), indent=2, default=str))
     else:
-        print(describe(args.format), end="")
+        print(describe(args.format or "text"), end="")
     return 0

@@ -10,6 +10,9 @@ from tabulate import tabulate
 from marigold_bench.errors import BenchError
 from marigold_bench.tasks import METRICS, display_value, metric_heading
 
+#: what --metrics says when it is not given (a normals pair then gets its own defaults)
+DEFAULT_METRICS = "abs_rel,delta1"
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -19,7 +22,7 @@ def add_parser(subparsers) -> None:
                     "interval, a paired t-test and a Wilcoxon signed-rank test.")
     p.add_argument("run_a", metavar="RUN_A")
     p.add_argument("run_b", metavar="RUN_B")
-    p.add_argument("--metrics", default="abs_rel,delta1", help="comma-separated metric keys")
+    p.add_argument("--metrics", default=DEFAULT_METRICS, help="comma-separated metric keys")
     # table and leaderboard spell it --metrics; compare's old --metric stays accepted, undocumented
     p.add_argument("--metric", dest="metrics", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdict")
@@ -44,11 +47,17 @@ def run(args) -> int:
     from marigold_bench.report.rundir import load_run
     from marigold_bench.report.stats import compare_runs
 
+    from marigold_bench.commands.table import parse_metrics
+
     if not 0 < args.alpha < 1:
         raise BenchError("--alpha must lie between 0 and 1")
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if args.resamples < 1:
+        raise BenchError("--resamples must be >= 1")
+    if args.seed < 0:
+        raise BenchError("--seed must be >= 0 (it seeds numpy's bootstrap generator)")
+    metrics = parse_metrics(args.metrics)
     run_a, run_b = load_run(args.run_a), load_run(args.run_b)
-    metrics = _metrics_of_task(run_a, run_b, metrics)
+    metrics = _metrics_of_task(run_a, run_b, metrics, asked=args.metrics != DEFAULT_METRICS)
     result = compare_runs(run_a, run_b, metrics, alpha=args.alpha, n_resamples=args.resamples, seed=args.seed)
     print(f"A: {run_a.path}\nB: {run_b.path}")
     # failed/skipped samples of either run, and samples only one run has, are left out
@@ -81,9 +90,10 @@ def run(args) -> int:
     return 0
 
 
-def _metrics_of_task(run_a, run_b, metrics: list[str]) -> list[str]:
-    """The metrics compared: runs of two tasks are refused; runs of a task none of the asked
-    (known) metrics measures get that task's defaults (normals under the default abs_rel,delta1)."""
+def _metrics_of_task(run_a, run_b, metrics: list[str], asked: bool = False) -> list[str]:
+    """The metrics compared: runs of two tasks are refused; runs of a task none of the default
+    metrics measures get that task's defaults (normals under the default abs_rel,delta1), while
+    metrics the user ``asked`` for that do not measure the runs are refused."""
     from marigold_bench.report.tables import metrics_for_task, run_task
 
     task_a, task_b = run_task(run_a), run_task(run_b)
@@ -91,6 +101,9 @@ def _metrics_of_task(run_a, run_b, metrics: list[str]) -> list[str]:
         raise BenchError(f"{run_a.path} scores {task_a} and {run_b.path} {task_b}: their samples have no metric "
                          "in common, so they cannot be compared")
     if metrics and all(m in METRICS and METRICS[m].task != task_a for m in metrics):
+        if asked:
+            raise BenchError(f"--metrics {','.join(metrics)}: these measure {METRICS[metrics[0]].task}, and the "
+                             f"runs are {task_a} runs (e.g. --metrics {','.join(metrics_for_task(task_a, []))})")
         return metrics_for_task(task_a, [])
     return metrics
 

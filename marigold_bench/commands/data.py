@@ -128,7 +128,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check a data root against a split file",
                             description="Check that every sample of a split is present and "
                                         "decodes; exit 0 when all is well, 1 otherwise.")
-    verify.add_argument("--dataset", required=True, choices=VERIFIABLE)
+    verify.add_argument("--dataset", required=True, choices=VERIFIABLE,
+                        help="a benchmark read from official split files (those listed); the others are "
+                             "checked by running them")
     verify.add_argument("--data-root", help="base data folder, benchmark folder or .tar "
                                             "(default: $MARIGOLD_DATA)")
     verify.add_argument("--split", help="split name or split file (default: the test split)")
@@ -139,7 +141,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Download a benchmark's official archive to <data-root>/<folder>/<archive> "
                     "(resuming a partial download), and/or the official split files into the "
                     "user cache.")
-    download.add_argument("--dataset", choices=BenchmarkNames(where=_has_archive, extra=("all",)))
+    download.add_argument("--dataset", choices=BenchmarkNames(where=_has_archive, extra=("all",)),
+                          help="a benchmark with an official archive (those listed); the others' layouts are "
+                               "in datasets/")
     download.add_argument("--data-root", help="base data folder (default: $MARIGOLD_DATA)")
     download.add_argument("--splits", action="store_true",
                           help="download the official split files (sha256-checked)")

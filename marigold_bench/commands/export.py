@@ -45,6 +45,29 @@ def _dataset_ids(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _check_source_url(template: str) -> str:
+    """``--source-url`` with only the {protocol} and {hash} fields, checked before any run is read."""
+    import string
+
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise BenchError(f"--source-url {template!r}: {exc} (write literal braces as {{{{ and }}}})") from None
+    unknown = fields - {"protocol", "hash"}
+    if unknown:
+        raise BenchError(f"--source-url {template!r}: unknown field(s) {', '.join(sorted(unknown))}; "
+                         "it may use {protocol} and {hash}")
+    return template
+
+
+def _unused_ids(ids: dict[str, str], results) -> None:
+    exported = {r.benchmark for r in results}
+    unused = sorted(set(ids) - exported)
+    if unused:
+        raise BenchError(f"--dataset-id names {', '.join(unused)}, which none of the runs scored "
+                         f"(they scored {', '.join(sorted(exported))})")
+
+
 def run(args) -> int:
     import yaml
     from huggingface_hub import parse_eval_result_entries
@@ -55,12 +78,16 @@ def run(args) -> int:
     from marigold_bench.report.rundir import load_run
 
     metrics = parse_metrics_and_digits(args)
+    if args.source_url is not None:
+        _check_source_url(args.source_url)
+    dataset_ids = _dataset_ids(args.dataset_id)
     runs = [load_run(path) for path in args.runs]
     results = [r for run in runs for r in results_of(run, metrics, args.digits, args.model)]
+    _unused_ids(dataset_ids, results)   # a typo in a benchmark name would be silently dropped
     model = args.model or results[0].model
     source = args.source_url or (f"https://huggingface.co/{model}/blob/main/protocol-cards/{{protocol}}-{{hash}}.json"
                                  if "/" in model and not os.path.exists(model) else "protocol-cards/{protocol}-{hash}.json")
-    files = eval_results_files(results, _dataset_ids(args.dataset_id), source)
+    files = eval_results_files(results, dataset_ids, source)
     folder = os.path.join(args.out, ".eval_results")
     os.makedirs(folder, exist_ok=True)
     for name, text in files.items():

@@ -42,6 +42,20 @@ def out_base(run_dir: Path, out: str | None) -> Path:
     return path.with_suffix("") if path.suffix.lower() in _EXTENSIONS else path
 
 
+def _refuse_other_tasks(run_dir: Path) -> None:
+    """The gallery draws depth (input, prediction, ground truth, error): a run of another task
+    is refused in its own words, before its data is opened."""
+    import json
+
+    try:
+        task = json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("task", "depth")
+    except (OSError, ValueError):
+        return  # the reader below names what is wrong with the file
+    if task != "depth":
+        raise BenchError(f"{run_dir} is a {task} run; the gallery draws depth runs only "
+                         "(`marigold-bench predict` writes a normals model's pictures)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``gallery``: write the figure and say where."""
     from marigold_bench.report.plots import depth_gallery
@@ -51,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise BenchError(f"{run_dir}: no summary.json; give a directory that `marigold-bench run` finished")
     if args.n < 1:
         raise BenchError(f"--n must be >= 1, got {args.n}")
+    _refuse_other_tasks(run_dir)
     base = out_base(run_dir, args.out)
     if base.exists() and base.is_dir():
         raise BenchError(f"--out {base} is a folder; give a file name such as {base / 'gallery.png'}")

@@ -80,6 +80,8 @@ def describe(fmt: str = "text", task: str | None = None) -> str:
 def run(args) -> int:
     from marigold_bench.errors import BenchError
 
+    if args.card is not None and not args.card.strip():
+        raise BenchError("--card needs a protocol name (`marigold-bench protocols` lists them)")
     if args.card:
         import json
 

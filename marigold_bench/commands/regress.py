@@ -25,6 +25,15 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _refuse_unchecked(tolerances: dict, baseline: dict) -> None:
+    """A --tolerance for a metric the baseline does not check would be silently ignored."""
+    unchecked = sorted(set(tolerances) - set(baseline.get("metrics") or {}))
+    if unchecked:
+        raise BenchError(f"--tolerance {', '.join(unchecked)}: the baseline does not check "
+                         f"{'it' if len(unchecked) == 1 else 'them'} (it checks "
+                         f"{', '.join(sorted(baseline.get('metrics') or {}))})")
+
+
 def run(args) -> int:
     from marigold_bench.report.regress import (check, format_verdict, load_baseline, make_baseline,
                                                parse_tolerances, write_baseline)
@@ -47,6 +56,9 @@ def run(args) -> int:
         print(f"baseline {args.baseline} {'rewritten' if previous else 'written'} from {args.run_dir} "
               f"({baseline['dataset']}, n={baseline['n']}, marigold_bench {baseline['package_version']})")
         return 0
-    verdict = check(load_baseline(args.baseline), run_dir, tolerances)
+    baseline = load_baseline(args.baseline)
+    if args.tolerance and "=" in args.tolerance:   # one number applies to whatever the baseline checks
+        _refuse_unchecked(tolerances, baseline)
+    verdict = check(baseline, run_dir, tolerances)
     print(format_verdict(verdict))
     return verdict.code

@@ -41,11 +41,23 @@ def add_subset_flag(p) -> None:
 def parse_metrics_and_digits(args) -> list[str]:
     """``--metrics`` as a list of keys, with ``--metrics`` and ``--digits`` checked (the flags of
     every command that prints metrics as papers do: table, leaderboard, export)."""
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    if not metrics:
-        raise BenchError("--metrics is empty")
+    metrics = parse_metrics(args.metrics)
     if args.digits < 0:
         raise BenchError("--digits must be >= 0")
+    return metrics
+
+
+def parse_metrics(text: str) -> list[str]:
+    """``--metrics`` as a list of known metric keys (table, leaderboard, export, compare): an
+    empty list or an unknown key is refused before any run is read or started."""
+    from marigold_bench.tasks import METRICS
+
+    metrics = [m.strip() for m in text.split(",") if m.strip()]
+    if not metrics:
+        raise BenchError("--metrics is empty")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise BenchError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
     return metrics
 
 

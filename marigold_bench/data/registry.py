@@ -206,6 +206,12 @@ def get_benchmark(name: str, task: str | None = None) -> BenchmarkSpec:
         if found is not None:
             return found
         task = "depth"  # a plain name that is no spec's own, e.g. "ibims"
+    exact = _by_name(name)
+    if exact is not None and exact.task != task and name != exact.dataset:
+        # a task's own spec name (nyu-normals) asked for another task: never swapped silently
+        other = tasks_of(name).get(task)
+        hint = f"; for {task}, name {other.name if other.name == exact.dataset else exact.dataset}" if other else ""
+        raise MissingTaskError(f"{name} is the {exact.task} ground truth of {exact.dataset}, not {task}{hint}")
     tasks = tasks_of(name)
     if not tasks:
         raise UnknownBenchmarkError(f"unknown dataset {name!r}; known datasets: {_known_by_task()} "

@@ -486,6 +486,8 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
     scoring = scoring or default_scoring(dataset.protocol, getattr(predictor, "output_space", DEPTH_AFFINE))
     score_device = resolve_score_device(score_device, predictor)
     images_per_batch = resolve_images_per_batch(images_per_batch, predictor)
+    if int(workers) < 0:
+        raise BenchError(f"--workers must be >= 0 (0 = decode in line), got {workers}")
     check_run_dir(out_dir, dataset)  # never another command's folder, nor over a fuller run
     os.makedirs(out_dir, exist_ok=True)
     member_settings, merge_key = split_settings(predictor.settings)

@@ -118,6 +118,23 @@ def _number(text: str, what: str, row: int) -> float:
     return value
 
 
+def _count(text: str, what: str, row: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise BenchError(f"cells file row {row}: {what} {text!r} is not a whole number") from None
+    if value < 1:
+        raise BenchError(f"cells file row {row}: {what} must be >= 1, got {value}")
+    return value
+
+
+def _flags(text: str, row: int) -> tuple:
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as exc:  # an unclosed quote
+        raise BenchError(f"cells file row {row}: extra_args {text!r}: {exc}") from None
+
+
 def load_cells(path: str | None = None, known_models=None, known_benchmarks=None) -> list[Cell]:
     """Read and check a cells file (None: the bundled one).
 
@@ -170,8 +187,9 @@ def load_cells(path: str | None = None, known_models=None, known_benchmarks=None
             raise BenchError(f"{where} row {row_number} ({name}): the tolerance must be >= 0")
         cells.append(Cell(
             cell=name, model=model, benchmark=benchmark, protocol=row["protocol"].strip() or "marigold",
-            steps=int(row["steps"]) if row["steps"].strip() else None,
-            ensemble=int(row["ensemble"] or 1), extra_args=tuple(shlex.split(row["extra_args"] or "")),
+            steps=_count(row["steps"], "steps", row_number) if row["steps"].strip() else None,
+            ensemble=_count(row["ensemble"] or "1", "ensemble", row_number),
+            extra_args=_flags(row["extra_args"] or "", row_number),
             metric=metric, published=_number(row["published"], "published", row_number), tolerance=tolerance,
             source=row["source"], table=row["table"], page=row["page"], confidence=row["confidence"],
             printed=row["published"].strip()))
