@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """A host or device allocation that failed (torch's OutOfMemoryError, its CPU allocator's
+    RuntimeError, Python's MemoryError): the request was too large, not a bug to trace."""
+    text = str(exc)
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text or "CUDA out of memory" in text)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 def main(argv: list[str] | None = None) -> int:
     slow_redraws_in_logs()  # in a log file, a bar redraw every 0.1 s is a new line every 0.1 s
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -108,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except BenchError as exc:
         print(f"marigold-bench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        print(f"marigold-bench {args.command}: error: out of memory ({_first_line(exc)}); lower "
+              "--processing-res, --batch-size or --images-per-batch (a rerun resumes from the cache)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume from the cache", file=sys.stderr)

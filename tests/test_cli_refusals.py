@@ -117,3 +117,23 @@ def test_small_flags(runs, tmp_path, capsys):
     _refused(["regress", str(runs / "depth"), "--baseline", baseline, "--tolerance", "mean_angle=0.5"], capsys,
              "--tolerance mean_angle: the baseline does not check it")
     assert main(["regress", str(runs / "depth"), "--baseline", baseline, "--tolerance", "0.5"]) == 0
+
+
+@pytest.mark.parametrize("error, caught", [
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried "
+                  "to allocate 90000000000 bytes"), True),
+    (MemoryError(), True),
+    (RuntimeError("some other failure"), False),
+])
+def test_running_out_of_memory_is_one_line_and_other_errors_still_raise(monkeypatch, capsys, error, caught):
+    from marigold_bench.commands import benchmarks
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(benchmarks, "run", fail)
+    if caught:
+        _refused(["benchmarks"], capsys, "out of memory", "lower --processing-res")
+    else:
+        with pytest.raises(RuntimeError, match="some other failure"):
+            main(["benchmarks"])
