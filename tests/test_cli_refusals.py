@@ -32,6 +32,7 @@ def _refused(argv, capsys, *texts):
     assert err.count("\n") == 1 and "Traceback" not in err, err
     for text in texts:
         assert text in err, err
+    return err
 
 
 def test_metric_lists_are_checked_by_every_command_that_takes_them(runs, tmp_path, capsys):
@@ -137,3 +138,10 @@ def test_running_out_of_memory_is_one_line_and_other_errors_still_raise(monkeypa
     else:
         with pytest.raises(RuntimeError, match="some other failure"):
             main(["benchmarks"])
+
+
+def test_a_point_map_under_marigold_is_sent_to_a_protocol_that_can_score_it(tmp_path, capsys):
+    # da2k takes point maps too, but only on its own pair benchmark: it is no advice for synthetic
+    err = _refused(["run", "--dataset", "synthetic", "--max-samples", "1", "--output-space", "points_metric",
+                    "--out", str(tmp_path / "p")], capsys, "choose --protocol moge")
+    assert "da2k" not in err

@@ -336,7 +336,12 @@ def resolve_scoring(dataset_protocol, protocol: str = "marigold", output_space: 
     if output_space not in ALL_OUTPUT_SPACES:
         raise BenchError(f"unknown output space {output_space!r}; known: {', '.join(ALL_OUTPUT_SPACES)}")
     if is_point_map(output_space) and output_space not in spec.default_alignment:
-        point_protocols = [p.name for p in EVALUATION_PROTOCOLS.values() if output_space in p.default_alignment]
+        from marigold_bench.data.registry import all_benchmarks
+
+        # a protocol that only a pair benchmark takes (da2k) is no choice for a depth map
+        pair_only = {getattr(b, "scored_by", None) for b in all_benchmarks()} - {None}
+        point_protocols = [p.name for p in EVALUATION_PROTOCOLS.values()
+                           if output_space in p.default_alignment and p.name not in pair_only]
         raise BenchError(f"protocol {spec.name} scores no point maps ({output_space} predictions); "
                          f"choose --protocol {' | '.join(point_protocols) or '(none defined)'}")
     if alignment is not None and alignment not in ALIGNMENTS:
