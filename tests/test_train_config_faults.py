@@ -195,7 +195,6 @@ def test_a_config_that_is_not_a_mapping(tmp_path):
     ({"validation": {"split": "val:abc"}}, "validation.split: synthetic split 'val:abc'"),
     ({"export": {"card_splits": ["val", "test:-3"]}}, "export.card_splits[2]: synthetic split 'test:-3'"),
     ({"export": {"card_splits": [7]}}, "export.card_splits[1] must be a synthetic split name"),
-    ({"validation": {"sets": [{"dataset": "synthetic", "split": "nope"}]}}, "validation.sets[1].split: unknown"),
     ({"export": {"default_denoising_steps": 0}}, "export.default_denoising_steps"),
     ({"export": {"default_processing_resolution": -1}}, "export.default_processing_resolution"),
     ({"cpu_threads": 0}, "cpu_threads"),

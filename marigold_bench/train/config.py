@@ -334,8 +334,6 @@ class TrainConfig:
 
         named = [("data.synthetic_split", self.data.synthetic_split), ("validation.split", self.validation.split)]
         named += [(f"export.card_splits[{k}]", split) for k, split in enumerate(self.export.card_splits or [], 1)]
-        named += [(f"validation.sets[{k}].split", entry.get("split")) for k, entry in enumerate(self.validation.sets, 1)
-                  if isinstance(entry, dict) and entry.get("dataset") == "synthetic" and isinstance(entry.get("split"), str)]
         for key, split in named:
             if not isinstance(split, str):
                 problems.append(f"{key} must be a synthetic split name such as val or val:8, got {split!r}")
