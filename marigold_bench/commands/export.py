@@ -45,6 +45,25 @@ def _dataset_ids(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+#: what export writes under --out: folders, then files
+EXPORT_FOLDERS, EXPORT_FILES = (".eval_results", "protocol-cards"), ("model-index.yaml", "results.csv")
+
+
+def check_export_paths(out: str) -> None:
+    """Refuse, before anything is written, an --out where one of export's folders or files
+    cannot go, so that no half export is left (the YAML files written, results.csv not)."""
+    from marigold_bench.eval.outdir import check_writable, file_problem, folder_problem
+
+    check_writable(out)
+    checks = [(folder_problem, folder) for folder in EXPORT_FOLDERS] + [(file_problem, name) for name in EXPORT_FILES]
+    for problem_of, name in checks:
+        path = os.path.join(out, name)
+        problem = problem_of(path)
+        if problem:
+            raise BenchError(f"--out {out} cannot take the export: {path} {problem}; move it away or choose "
+                             "another folder")
+
+
 def run(args) -> int:
     import yaml
     from huggingface_hub import parse_eval_result_entries
@@ -55,6 +74,7 @@ def run(args) -> int:
     from marigold_bench.report.rundir import load_run
 
     metrics = parse_metrics_and_digits(args)
+    check_export_paths(args.out)
     runs = [load_run(path) for path in args.runs]
     results = [r for run in runs for r in results_of(run, metrics, args.digits, args.model)]
     model = args.model or results[0].model

@@ -252,6 +252,7 @@ def output_names(files: list[Path], root: Path) -> dict[Path, Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``predict``; returns 0, or 1 when some images failed (each one is reported)."""
+    from ..eval.outdir import check_writable
     from ..eval.progress import bar_label, progress
 
     from ..inference.images import InputImageError, list_images, load_image
@@ -261,8 +262,7 @@ def run(args: argparse.Namespace) -> int:
     root = source if source.is_dir() else source.parent
     names = output_names(files, root)  # before the model loads: a clash is refused at once
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise BenchError(f"--out {out} exists and is not a folder")
+    check_writable(str(out))  # a file, under a file, read-only: refused before the model loads
     if args.ensemble < 1:
         raise BenchError(f"--ensemble must be >= 1, got {args.ensemble}")
 
