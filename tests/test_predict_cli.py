@@ -124,3 +124,44 @@ def test_cli_entry_point_when_present(tiny_checkpoint, image_dir, tmp_path):
                      "--out", str(tmp_path), "--device", "cpu"])
     assert code in (0, None)
     assert (tmp_path / "rgb_depth.npy").is_file()
+
+
+def _images(folder, *names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, name in enumerate(names):  # each image its own size: the outputs say whose they are
+        Image.fromarray(np.zeros((8 + k, 12, 3), np.uint8)).save(folder / name)
+    return folder
+
+
+def test_images_sharing_a_name_keep_their_extension(tmp_path, capsys):
+    """a.png and a.jpg both wrote a_depth.* (one silently lost while "wrote 4 image(s)" was said);
+    x.v1.png and x.v2.png both wrote x.npy (Path.with_suffix cut their names at the dot)."""
+    inputs = _images(tmp_path / "in", "a.png", "a.jpg", "x.v1.png", "x.v2.png", "solo.png")
+    out = tmp_path / "out"
+    assert predict_cmd.run(_parse(["predict", "--model", "baseline:ramp", "--input", str(inputs),
+                                   "--out", str(out)])) == 0
+    shapes = {name: np.load(out / f"{name}_depth.npy").shape[0] for name in ("a_png", "a_jpg", "x.v1", "x.v2", "solo")}
+    assert shapes == {"a_png": 8, "a_jpg": 9, "x.v1": 10, "x.v2": 11, "solo": 12}
+    assert not (out / "a_depth.npy").exists() and not (out / "x.npy").exists()
+    assert len(list(out.glob("*_depth.npy"))) == 5
+    printed = capsys.readouterr().out
+    assert "wrote 5 image(s)" in printed and "a.jpg -> a_jpg_*, a.png -> a_png_*" in printed
+
+
+def test_names_that_still_coincide_are_refused_before_the_model_loads(tmp_path, monkeypatch):
+    inputs = _images(tmp_path / "in", "a.png", "a.jpg", "a_png.jpg")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the names were checked")
+    monkeypatch.setattr(predict_cmd, "build_predictor", refuse)
+    with pytest.raises(BenchError, match="a.png and a_png.jpg; rename one"):
+        predict_cmd.run(_parse(["predict", "--model", "baseline:ramp", "--input", str(inputs),
+                                "--out", str(tmp_path / "out")]))
+    assert not (tmp_path / "out").exists()
+
+
+def test_names_in_other_folders_never_clash(tmp_path):
+    inputs = _images(tmp_path / "in", "a.png")
+    _images(inputs / "sub", "a.jpg")
+    names = predict_cmd.output_names(sorted(inputs.rglob("*.*")), inputs)
+    assert sorted(map(str, names.values())) == ["a", "sub/a"]

@@ -3,8 +3,11 @@
 import numpy as np
 import pytest
 
+from marigold_bench.cli import main
 from marigold_bench.data import load_dataset
-from marigold_bench.data.synthetic import HEIGHT, WIDTH, _hit_box, _hit_plane, _hit_sphere, _indoor_objects, render_scene
+from marigold_bench.data.synthetic import (HEIGHT, WIDTH, _hit_box, _hit_plane, _hit_sphere, _indoor_objects,
+                                           parse_split, render_scene)
+from marigold_bench.errors import SplitNotFoundError
 
 
 def test_same_seed_same_scene_and_splits_disjoint():
@@ -80,5 +83,53 @@ def test_planar_depth_of_a_frontal_wall_is_constant(seed):
 
 
 def test_unknown_split():
-    with pytest.raises(ValueError, match="known"):
+    with pytest.raises(SplitNotFoundError, match="known: test, val, train"):
         load_dataset("synthetic", split="nope")
+
+
+@pytest.mark.parametrize("split", ["test:0", "test:-3", "test:abc", "val:", "train:1.5"])
+def test_a_count_that_is_not_one_or_more_samples_is_refused(split):
+    # test:0 and test:-3 once opened an empty benchmark (and `run` made an empty run folder)
+    with pytest.raises(SplitNotFoundError, match="at least 1") as err:
+        load_dataset("synthetic", split=split)
+    assert repr(split) in str(err.value)
+
+
+def test_good_counts_still_open():
+    assert parse_split("test:1") == ("test", 1)
+    assert parse_split("val") == ("val", 16)
+    assert parse_split(None) == ("test", 32)
+    assert len(load_dataset("synthetic", split="val:3")) == 3
+
+
+def _runs_with_split(tmp_path, split):
+    """Every command that opens the synthetic benchmark from ``--split``, with that split."""
+    source = tmp_path / "source"
+    assert main(["run", "--dataset", "synthetic", "--split", "test:2", "--model", "baseline:ramp",
+                 "--out", str(source)]) == 0
+    out = tmp_path / "out"
+    return source, out, {
+        "run": ["run", "--dataset", "synthetic", "--split", split, "--model", "baseline:ramp", "--out", str(out)],
+        "evaluate": ["evaluate", "--dataset", "synthetic", "--split", split, "--predictions",
+                     str(source / "predictions.h5"), "--out", str(out)],
+        "rescore": ["rescore", str(source), "--split", split, "--out", str(out)],
+        "leaderboard": ["leaderboard", "--models", "baseline:ramp", "--datasets", "synthetic", "--split", split,
+                        "--out", str(out)],
+        "ablate": ["ablate", "--study", "ensemble", "--values", "1", "--seeds", "1", "--model", "baseline:ramp",
+                   "--split", split, "--out", str(out)],
+    }
+
+
+@pytest.mark.parametrize("split, says", [("bogus", "unknown synthetic split 'bogus'"),
+                                         ("test:abc", "'test:abc'"), ("test:0", "at least 1")])
+def test_a_bad_split_is_one_line_in_every_command(tmp_path, capsys, split, says):
+    """Exit 2 with one line (was a ValueError traceback, or an empty run folder for test:0),
+    before any output folder is made."""
+    _, out, commands = _runs_with_split(tmp_path, split)
+    for name, argv in commands.items():
+        capsys.readouterr()
+        assert main(argv) == 2, name
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, (name, err)
+        assert err.startswith(f"marigold-bench {name}: error: ") and says in err, (name, err)
+        assert not out.exists(), name

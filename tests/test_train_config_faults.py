@@ -189,6 +189,12 @@ def test_a_config_that_is_not_a_mapping(tmp_path):
     ({"validation": {"sets": [{"dataset": "synthetic", "max_samples": 2.5}]}}, "validation.sets[1].max_samples"),
     ({"validation": {"sets": [{"dataset": "synthetic", "max_samples": True}]}}, "validation.sets[1].max_samples"),
     ({"validation": {"sets": [{"dataset": "synthetic", "split": 3}]}}, "validation.sets[1].split"),
+    # synthetic splits: a name the benchmark lacks or a count below 1 (was a ValueError once training began)
+    ({"data": {"synthetic_split": "bogus"}}, "data.synthetic_split: unknown synthetic split"),
+    ({"data": {"synthetic_split": "train:0"}}, "data.synthetic_split: synthetic split 'train:0'"),
+    ({"validation": {"split": "val:abc"}}, "validation.split: synthetic split 'val:abc'"),
+    ({"export": {"card_splits": ["val", "test:-3"]}}, "export.card_splits[2]: synthetic split 'test:-3'"),
+    ({"export": {"card_splits": [7]}}, "export.card_splits[1] must be a synthetic split name"),
     ({"export": {"default_denoising_steps": 0}}, "export.default_denoising_steps"),
     ({"export": {"default_processing_resolution": -1}}, "export.default_processing_resolution"),
     ({"cpu_threads": 0}, "cpu_threads"),
@@ -220,6 +226,8 @@ def test_good_numbers_still_load():
     ("data:\n  resolution: [-32, 48]\n", "data.resolution"),
     ("validation:\n  sets:\n    - {dataset: synthetic, max_samples: -1}\n", "validation.sets[1].max_samples"),
     ("optim:\n  lr: 1.0e-3\n  lr: 2.0e-3\n", "optim.lr"),
+    ("data:\n  synthetic_split: test:0\n", "data.synthetic_split"),
+    ("validation:\n  split: bogus\n", "validation.split"),
 ])
 def test_train_cli_refuses_bad_configs_in_one_line(tmp_path, capsys, text, key):
     """Through ``marigold-bench train``: exit 2, one line naming the key, before anything is made."""

@@ -13,6 +13,7 @@ import re
 from marigold_bench.commands.common import add_inference_flags, build_predictor, default_model
 from marigold_bench.commands.run import add_dataset_flags, declared_output_space, open_dataset, scoring_for
 from marigold_bench.errors import BenchError
+from marigold_bench.eval.outdir import check_writable
 
 #: the command's flags that make up a run's inference settings
 INFERENCE_SETTINGS = ("model", "steps", "ensemble", "seed", "timestep_spacing", "noise", "processing_res",
@@ -126,6 +127,7 @@ def run(args) -> int:
         raise BenchError("--checkpoints and --train belong to the noise study")
     model = args.model or default_model()
     out = args.out or _default_out(name, args.dataset, model)
+    check_writable(out)  # before any training or run: each would fail at its end, losing the work
 
     checkpoints = None
     if args.checkpoints:

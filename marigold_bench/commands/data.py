@@ -11,13 +11,14 @@ sample. Exit 0 when all is well, 1 otherwise (a sample count other than the offi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
 from marigold_bench.data.checksum import check_recorded_sha256
-from marigold_bench.data.download import download_archive, download_splits
+from marigold_bench.data.download import archive_dest, download_archive, download_splits
 from marigold_bench.data.registry import BenchmarkNames
 from marigold_bench.data.registry import get_benchmark as get_spec
 from marigold_bench.data.split_dataset import Benchmark
@@ -153,6 +154,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def check_archive_folders(names, data_root) -> None:
+    """Refuse, before the first byte is fetched, a data root whose archive folders cannot be
+    made or written (a file, a path under a file, read-only): archives are tens of gigabytes."""
+    from marigold_bench.eval.outdir import check_writable
+
+    what = "--data-root" if data_root else "$MARIGOLD_DATA"
+    for name in names:
+        folder = archive_dest(name, data_root).parent
+        check_writable(str(folder), f"{what} {data_root or os.environ.get('MARIGOLD_DATA')}: archive folder")
+
+
 def run(args) -> int:
     if args.data_command == "verify":
         report = verify_root(args.dataset, args.data_root, args.split, args.quick)
@@ -167,6 +179,7 @@ def run(args) -> int:
         names = BENCHMARKS if args.dataset == "all" else (args.dataset,)
         if args.sha256 and len(names) > 1:
             raise BenchError("--sha256 checks one archive; use it with a single --dataset")
+        check_archive_folders(names, args.data_root)
         for name in names:
             print(f"{name}: {download_archive(name, args.data_root, args.sha256, args.force)}")
     return 0

@@ -68,6 +68,25 @@ def _unused_ids(ids: dict[str, str], results) -> None:
                          f"(they scored {', '.join(sorted(exported))})")
 
 
+#: what export writes under --out: folders, then files
+EXPORT_FOLDERS, EXPORT_FILES = (".eval_results", "protocol-cards"), ("model-index.yaml", "results.csv")
+
+
+def check_export_paths(out: str) -> None:
+    """Refuse, before anything is written, an --out where one of export's folders or files
+    cannot go, so that no half export is left (the YAML files written, results.csv not)."""
+    from marigold_bench.eval.outdir import check_writable, file_problem, folder_problem
+
+    check_writable(out)
+    checks = [(folder_problem, folder) for folder in EXPORT_FOLDERS] + [(file_problem, name) for name in EXPORT_FILES]
+    for problem_of, name in checks:
+        path = os.path.join(out, name)
+        problem = problem_of(path)
+        if problem:
+            raise BenchError(f"--out {out} cannot take the export: {path} {problem}; move it away or choose "
+                             "another folder")
+
+
 def run(args) -> int:
     import yaml
     from huggingface_hub import parse_eval_result_entries
@@ -81,6 +100,7 @@ def run(args) -> int:
     if args.source_url is not None:
         _check_source_url(args.source_url)
     dataset_ids = _dataset_ids(args.dataset_id)
+    check_export_paths(args.out)
     runs = [load_run(path) for path in args.runs]
     results = [r for run in runs for r in results_of(run, metrics, args.digits, args.model)]
     _unused_ids(dataset_ids, results)   # a typo in a benchmark name would be silently dropped

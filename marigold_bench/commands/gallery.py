@@ -56,6 +56,18 @@ def _refuse_other_tasks(run_dir: Path) -> None:
                          "(`marigold-bench predict` writes a normals model's pictures)")
 
 
+def check_figure_paths(base: Path, what: str) -> None:
+    """Refuse, before any prediction is read, a figure that cannot be written: either file
+    (``.png``, ``.pdf``) a folder or read-only, or their folder under a file or unwritable (a
+    read-only run directory, for the default)."""
+    from marigold_bench.eval.outdir import check_writable_file
+
+    if base.is_dir():  # `--out figs` meant into figs, not figs.png beside it
+        raise BenchError(f"{what} {base} is a folder; give a file name such as {base / 'gallery.png'}")
+    for ext in _EXTENSIONS:
+        check_writable_file(f"{base}{ext}", what)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``gallery``: write the figure and say where."""
     from marigold_bench.report.plots import depth_gallery
@@ -67,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise BenchError(f"--n must be >= 1, got {args.n}")
     _refuse_other_tasks(run_dir)
     base = out_base(run_dir, args.out)
-    if base.exists() and base.is_dir():
-        raise BenchError(f"--out {base} is a folder; give a file name such as {base / 'gallery.png'}")
+    check_figure_paths(base, "--out" if args.out else "the default --out")
     samples = [s.strip() for s in args.samples.split(",") if s.strip()] if args.samples else None
     paths = depth_gallery(str(run_dir), str(base), sample_ids=samples, data_root=args.data_root, k=args.n)
     print(f"wrote {' and '.join(str(p) for p in paths)}")

@@ -23,6 +23,7 @@ from marigold_bench.commands.run import (DATASET_NAMES, add_dataset_flags, add_t
                                          predictor_task, scoring_for)
 from marigold_bench.commands.table import add_subset_flag, parse_metrics_and_digits, parse_subsets
 from marigold_bench.errors import BenchError
+from marigold_bench.eval.outdir import check_writable
 from marigold_bench.eval.rundir import add_to_summary
 from marigold_bench.report.leaderboard import (DONE, FAILED, REUSED, Cell, cell_dir, is_finished, model_slugs,
                                                request_of)
@@ -319,6 +320,7 @@ def run(args) -> int:
 
     _refuse_single_flags(args)
     launch.refuse_with_local(args)
+    check_writable(args.out)  # before any benchmark is opened or any cell runs
     settings = None
     if args.launcher == "slurm":  # before anything is opened: a missing submitit or Slurm is said at once
         launch.import_submitit()

@@ -12,6 +12,10 @@ it writes into ``--out``:
 | ``<name>_uncertainty.npy`` / ``.png`` | ensemble spread (N > 1 only); the PNG is scaled to its maximum |
 | ``settings.json`` | every resolved inference setting |
 
+``<name>`` is the image's name without its extension; where images of one folder share it
+(``a.png`` and ``a.jpg``) it keeps the extension instead (``a_png``, ``a_jpg``), so that no
+image's outputs overwrite another's (`output_names`).
+
 A surface-normals model (a Marigold-normals checkpoint, ``settings.json`` has ``task: normals``
 and its camera ``frame``) writes instead:
 
@@ -70,7 +74,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "colourised PNG outputs (plus uncertainty when --ensemble > 1); settings.json records the "
                     "model's output space. Colours: near is warm (red), far is cool (blue), for depth and "
                     "disparity models alike; *_colorbar.png adds a colour bar with the values and units.")
-    parser.add_argument("--input", required=True, metavar="IMAGE_OR_DIR", help="an image file or a folder")
+    parser.add_argument("--input", required=True, metavar="IMAGE_OR_DIR",
+                        help="an image file or a folder (sub-folders kept); images of one folder that share a name "
+                             "(a.png, a.jpg) keep their extension in their outputs' names (a_png_depth.npy, "
+                             "a_jpg_depth.npy), so that none overwrites another's")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     # --model and the inference flags are those of `run`, so the two commands cannot drift apart.
     add_inference_flags(parser)
@@ -165,9 +172,15 @@ def save_normals_outputs(out_dir: Path, stem: str, normals: np.ndarray, uncertai
 
     out_dir.mkdir(parents=True, exist_ok=True)
     base = out_dir / f"{stem}_normals"
-    np.save(base.with_suffix(".npy"), normals.astype(np.float32))
-    Image.fromarray(colorize_normals(normals)).save(base.with_suffix(".png"))
-    return [base.with_suffix(".npy"), base.with_suffix(".png")] + _save_uncertainty(out_dir, stem, uncertainty)
+    np.save(_with(base, ".npy"), normals.astype(np.float32))
+    Image.fromarray(colorize_normals(normals)).save(_with(base, ".png"))
+    return [_with(base, ".npy"), _with(base, ".png")] + _save_uncertainty(out_dir, stem, uncertainty)
+
+
+def _with(base: Path, ending: str) -> Path:
+    """``base`` with ``ending`` appended: not `Path.with_suffix`, which would replace whatever
+    follows a dot in the image's own name (``x.v1_depth`` -> ``x.npy``, shared by ``x.v2``)."""
+    return base.with_name(base.name + ending)
 
 
 def _save_uncertainty(out_dir: Path, stem: str, uncertainty: np.ndarray | None) -> list[Path]:
@@ -177,11 +190,11 @@ def _save_uncertainty(out_dir: Path, stem: str, uncertainty: np.ndarray | None) 
     if uncertainty is None:
         return []
     ubase = out_dir / f"{stem}_uncertainty"
-    np.save(ubase.with_suffix(".npy"), uncertainty.astype(np.float32))
+    np.save(_with(ubase, ".npy"), uncertainty.astype(np.float32))
     peak = float(uncertainty.max())
     scaled = uncertainty / peak if peak > 0 else np.zeros_like(uncertainty)
-    Image.fromarray(np.round(scaled * 255).astype(np.uint8)).save(ubase.with_suffix(".png"))
-    return [ubase.with_suffix(".npy"), ubase.with_suffix(".png")]
+    Image.fromarray(np.round(scaled * 255).astype(np.uint8)).save(_with(ubase, ".png"))
+    return [_with(ubase, ".npy"), _with(ubase, ".png")]
 
 
 def save_outputs(out_dir: Path, stem: str, depth: np.ndarray, uncertainty: np.ndarray | None,
@@ -194,12 +207,12 @@ def save_outputs(out_dir: Path, stem: str, depth: np.ndarray, uncertainty: np.nd
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     base = out_dir / f"{stem}_{kind}"
-    np.save(base.with_suffix(".npy"), depth.astype(np.float32))
+    np.save(_with(base, ".npy"), depth.astype(np.float32))
     shown = display_map(depth, scaling)
     Image.fromarray(np.round(np.clip(shown, 0, 1) * 65535).astype(np.uint16)).save(f"{base}_16bit.png")
     Image.fromarray(colorize(near_is_warm(np.clip(shown, 0, 1), kind))).save(f"{base}_colored.png")
     save_colorbar_figure(Path(f"{base}_colorbar.png"), depth, kind, space or f"{kind}_affine_invariant", scaling)
-    written += [base.with_suffix(".npy"), Path(f"{base}_16bit.png"), Path(f"{base}_colored.png"),
+    written += [_with(base, ".npy"), Path(f"{base}_16bit.png"), Path(f"{base}_colored.png"),
                 Path(f"{base}_colorbar.png")]
     return written + _save_uncertainty(out_dir, stem, uncertainty)
 
@@ -215,8 +228,31 @@ def save_point_outputs(out_dir: Path, stem: str, points: np.ndarray, uncertainty
     return [path] + save_outputs(out_dir, stem, points[2], uncertainty, "depth", scaling, depth_space)
 
 
+def output_names(files: list[Path], root: Path) -> dict[Path, Path]:
+    """Each input's outputs' name (relative to ``--out``, before ``_depth.npy`` etc.): its path
+    under ``root`` less the extension, or with ``_<ext>`` for images of one folder that share a
+    name (``a.png`` -> ``a_png``, ``a.jpg`` -> ``a_jpg``), whose outputs would overwrite each
+    other's. Names that still coincide (``a_png.jpg`` beside those) are refused before a model
+    loads, listing them."""
+    from collections import Counter, defaultdict
+
+    plain = {path: path.relative_to(root).with_name(path.stem) for path in files}
+    shared = Counter(plain.values())
+    names = {path: name if shared[name] == 1 else name.with_name(f"{name.name}_{path.suffix.lstrip('.')}")
+             for path, name in plain.items()}
+    inputs_of = defaultdict(list)
+    for path, name in names.items():
+        inputs_of[name].append(str(path.relative_to(root)))
+    clashes = [" and ".join(found) for found in inputs_of.values() if len(found) > 1]
+    if clashes:
+        raise BenchError(f"--input {root}: these images would write the same output files: {'; '.join(clashes)}; "
+                         "rename one of each")
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``predict``; returns 0, or 1 when some images failed (each one is reported)."""
+    from ..eval.outdir import check_writable
     from ..eval.progress import bar_label, progress
 
     from ..inference.images import InputImageError, list_images, load_image
@@ -224,9 +260,9 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.input)
     files = list_images(source)
     root = source if source.is_dir() else source.parent
+    names = output_names(files, root)  # before the model loads: a clash is refused at once
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise BenchError(f"--out {out} exists and is not a folder")
+    check_writable(str(out))  # a file, under a file, read-only: refused before the model loads
     if args.ensemble < 1:
         raise BenchError(f"--ensemble must be >= 1, got {args.ensemble}")
 
@@ -246,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
     members = list(range(int(predictor.settings.get("ensemble", 1))))
     failures: list[str] = []
     n_failed = 0
-    n_written, names = 0, None
+    n_written, written_names = 0, None
     label = bar_label("predict", f"{len(files)} image(s)", predictor.settings.get("model"))
     with progress(total=len(files), desc=label, unit="img") as bar:
         for start in range(0, len(files), IMAGES_PER_CALL):
@@ -278,18 +314,19 @@ def run(args: argparse.Namespace) -> int:
                     n_failed += 1
                 else:
                     depth, uncertainty = predictor.merge(raw, image.shape[:2])
-                    rel = path.relative_to(root)
+                    name = names[path]
                     if normals:
-                        written = save_normals_outputs(out / rel.parent, rel.stem, depth, uncertainty)
+                        written = save_normals_outputs(out / name.parent, name.name, depth, uncertainty)
                     elif is_point_map(space):
-                        written = save_point_outputs(out / rel.parent, rel.stem, depth, uncertainty, scaling, space)
+                        written = save_point_outputs(out / name.parent, name.name, depth, uncertainty, scaling, space)
                     else:
-                        written = save_outputs(out / rel.parent, rel.stem, depth, uncertainty, kind, scaling, space)
+                        written = save_outputs(out / name.parent, name.name, depth, uncertainty, kind, scaling, space)
                     n_written += 1
                     if len(files) == 1:
-                        names = ", ".join(f.name for f in written)
+                        written_names = ", ".join(f.name for f in written)
                 bar.update(1)
-    _report_written(out, n_written, kind, names)
+    _report_written(out, n_written, kind, written_names)
+    _report_renamed({path.relative_to(root): name for path, name in names.items() if name.name != path.stem})
     if failures:
         for message in failures:
             print(f"marigold-bench predict: {message}", file=sys.stderr)
@@ -312,5 +349,13 @@ def _report_written(out: Path, n_written: int, kind: str, names: str | None) -> 
               f"_{kind}_colored.png and _{kind}_colorbar.png (near = warm) per image, and settings.json")
 
 
-__all__ = ["add_parser", "run", "save_outputs", "save_normals_outputs", "colorize_normals", "colorize", "display_map", "png_scaling", "near_is_warm",
+def _report_renamed(renamed: dict[Path, Path]) -> None:
+    """Say which images' outputs carry their extension (`output_names`): otherwise a user
+    looking for ``a_depth.npy`` would find neither."""
+    if renamed:
+        pairs = ", ".join(f"{image} -> {name}_*" for image, name in renamed.items())
+        print(f"images that share a name keep their extension in their outputs' names: {pairs}")
+
+
+__all__ = ["add_parser", "run", "output_names", "save_outputs", "save_normals_outputs", "colorize_normals", "colorize", "display_map", "png_scaling", "near_is_warm",
            "save_colorbar_figure"]

@@ -35,11 +35,14 @@ def _refuse_unchecked(tolerances: dict, baseline: dict) -> None:
 
 
 def run(args) -> int:
+    from marigold_bench.eval.outdir import check_writable_file
     from marigold_bench.report.regress import (check, format_verdict, load_baseline, make_baseline,
                                                parse_tolerances, write_baseline)
     from marigold_bench.report.rundir import load_run
 
     tolerances = parse_tolerances(args.tolerance)
+    if args.update:  # the file it rewrites: a folder, under a file, read-only is said first
+        check_writable_file(args.baseline, "--baseline")
     run_dir = load_run(args.run_dir)
     if args.update:
         previous = None

@@ -99,6 +99,7 @@ def _run_args(argv: list[str]):
 def run(args) -> int:
     from marigold_bench.inference.registry import KNOWN_MODELS
     from marigold_bench.data import DATASETS
+    from marigold_bench.eval.outdir import check_writable
     from marigold_bench.report.reproduce import (ERROR, FAIL, NOT_RUN, Outcome, group_cells, judge, load_cells,
                                                  render, select)
     from marigold_bench.report.rundir import finished_summary
@@ -112,6 +113,7 @@ def run(args) -> int:
             print(f"{c.cell}: {c.shown} ± {c.tolerance:g} ({c.source}, table {c.table or '?'}"
                   f"{', p. ' + c.page if c.page else ''}; {c.confidence})")
         return 0
+    check_writable(args.out)  # before the first cell runs: its run directory and the report go there
     data_root = args.data_root or os.environ.get("MARIGOLD_DATA")
     outcomes = []
     for group in group_cells(cells):

@@ -23,7 +23,8 @@ def add_dataset_flags(p) -> None:
     p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--data-root", default=None, help="official download base folder, the "
                    "benchmark's folder or its .tar (default: $MARIGOLD_DATA)")
-    p.add_argument("--split", default=None, help="split name or split file (default: the test split)")
+    p.add_argument("--split", default=None, help="split name or split file (default: the test split); "
+                   "synthetic: test, val or train, optionally with a count of at least 1, e.g. test:8")
     p.add_argument("--max-samples", type=int, default=None, help="only the first N samples")
     p.add_argument("--skip-missing", action="store_true",
                    help="record samples with missing/corrupt files as skipped instead of stopping")

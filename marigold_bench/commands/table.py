@@ -5,6 +5,7 @@ Rows say how they were scored (output space, alignment); see :mod:`marigold_benc
 
 from __future__ import annotations
 
+import os
 import sys
 
 from marigold_bench.errors import BenchError
@@ -27,7 +28,8 @@ def add_parser(subparsers) -> None:
     add_subset_flag(p)
     p.add_argument("--digits", type=int, default=1,
                    help="decimals of percentages (metres and log errors get two more)")
-    p.add_argument("--out", default=None, help="write the table to this file instead of printing it")
+    p.add_argument("--out", default=None,
+                   help="write the table to this file instead of printing it (its folder is made where missing)")
     p.set_defaults(func=run)
 
 
@@ -65,11 +67,24 @@ def parse_subsets(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
+def _write(path: str, text: str) -> None:
+    """``text`` to ``path``, its folder made where missing (as gallery and regress --update make
+    theirs), atomically: a full disk leaves an earlier table as it was."""
+    from marigold_bench.eval.outdir import atomic_write
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    atomic_write(path, text)
+
+
 def run(args) -> int:
     from marigold_bench.report.rundir import load_run
     from marigold_bench.report.tables import build_tables, render
 
     metrics = parse_metrics_and_digits(args)
+    if args.out:
+        from marigold_bench.eval.outdir import check_writable_file
+
+        check_writable_file(args.out)  # a folder, under a file, read-only: said before any run is read
     # one table per task (depth, normals): each with the --metrics of its task, else its defaults
     tables = build_tables([load_run(path) for path in args.runs], metrics, reference=args.reference,
                           subsets=parse_subsets(args.diode_subsets))
@@ -79,8 +94,7 @@ def run(args) -> int:
     text = "\n".join(render(table, args.format, digits=args.digits).rstrip("\n") + "\n" for table in tables)
     text = text if text.endswith("\n") else text + "\n"  # a shell prompt never joins the last line
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+        _write(args.out, text)
         print(f"table written to {args.out}")
     else:
         print(text, end="")

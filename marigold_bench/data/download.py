@@ -105,16 +105,22 @@ def _fetch(url: str, part: Path, quiet: bool) -> bool:
     return True
 
 
-def download_archive(name: str, data_root, sha256: str | None = None, force: bool = False,
-                     quiet: bool = False) -> Path:
-    """Put benchmark ``name``'s archive where the loaders look: ``<root>/<folder>/<archive>``."""
+def archive_dest(name: str, data_root) -> Path:
+    """Where benchmark ``name``'s archive goes: ``<root>/<folder>/<archive>`` under ``data_root``
+    (None: ``$MARIGOLD_DATA``), where the loaders look for it."""
     data_root = data_root or os.environ.get("MARIGOLD_DATA")
     if not data_root:
         raise BenchError("no data root given: pass --data-root DIR or set $MARIGOLD_DATA")
     spec = get_benchmark(name)
     if not spec.archive:
         raise BenchError(f"{name} has no archive to download")
-    dest = Path(data_root).expanduser() / archive_relpath(spec)
+    return Path(data_root).expanduser() / archive_relpath(spec)
+
+
+def download_archive(name: str, data_root, sha256: str | None = None, force: bool = False,
+                     quiet: bool = False) -> Path:
+    """Put benchmark ``name``'s archive where the loaders look (`archive_dest`)."""
+    dest = archive_dest(name, data_root)
     if dest.exists() and not force:
         # already here: the sha256 recorded at download must still hold (in full: this command
         # is where a user expects the archive to be checked), and so must a given one

@@ -24,6 +24,7 @@ import numpy as np
 from marigold_bench.data.base import DepthDataset, make_item, masks
 from marigold_bench.data.normals import make_normals_item
 from marigold_bench.data.spec import BenchmarkSpec
+from marigold_bench.errors import SplitNotFoundError
 from marigold_bench.frames import OPENCV, OPENGL, convert_normals
 
 HEIGHT, WIDTH = 72, 96
@@ -236,6 +237,29 @@ def render_scene_normals(seed: int, kind: str | None = None, height: int = HEIGH
     return _render(seed, kind, height, width)
 
 
+def parse_split(split: str | None) -> tuple[str, int]:
+    """``"test"`` / ``"test:8"`` (None: ``test``) -> (split name, sample count).
+
+    A name the benchmark lacks or a count that is not a whole number >= 1 is a one-line
+    `SplitNotFoundError` (a bad ``--split`` of any benchmark is one): a count of 0 or less would
+    otherwise open an empty benchmark and leave an empty run folder behind.
+    """
+    name, sep, count = (split or "test").partition(":")
+    if name not in SPLITS:
+        raise SplitNotFoundError(f"unknown synthetic split {name!r}; known: {', '.join(SPLITS)} "
+                                 "(optionally with a count, e.g. test:8)")
+    if not sep:
+        return name, SPLITS[name][1]
+    try:
+        n = int(count)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise SplitNotFoundError(f"synthetic split {split!r}: the count after ':' must be a whole number of "
+                                 f"samples, at least 1 (e.g. {name}:8)")
+    return name, n
+
+
 class SyntheticDataset(DepthDataset):
     """Procedural scenes of one split (``test``: 32, ``val``: 16, ``train``: 100 000).
 
@@ -244,13 +268,9 @@ class SyntheticDataset(DepthDataset):
 
     def __init__(self, split: str | None = None, protocol: BenchmarkSpec | None = None,
                  height: int = HEIGHT, width: int = WIDTH):
-        name, _, count = (split or "test").partition(":")
-        if name not in SPLITS:
-            raise ValueError(f"unknown synthetic split {name!r}; known: {', '.join(SPLITS)} "
-                             "(optionally with a count, e.g. test:8)")
+        name, n = parse_split(split)
         self.split = name
-        self.first_seed, n = SPLITS[name]
-        n = int(count) if count else n
+        self.first_seed = SPLITS[name][0]
         self.protocol = protocol or SPEC
         self.height, self.width = height, width
         self.ids = [f"{name}/{'indoor' if (self.first_seed + i) % 2 == 0 else 'outdoor'}_{i:05d}"

@@ -5,7 +5,9 @@ Three commands write results: ``run`` (a run directory: ``predictions.h5``, ``su
 only). Each keeps to folders of its own kind, so that no command silently replaces another's
 results (``rescore`` keeps its own, stricter rule: `marigold_bench.report.rescore.check_out`).
 An ``--out`` that is a file, lies under a file, or cannot be written is refused in one line
-before a model is loaded. Results files are written atomically; a full disk while writing them
+before a model is loaded: `check_writable` (a folder) and `check_writable_file` (one file) are
+the one guard of every command that writes (table, gallery, predict, leaderboard, export,
+regress --update, ablate, reproduce, data download too), called before its work starts. Results files are written atomically; a full disk while writing them
 is a one-line `~marigold_bench.errors.DiskFullError` and leaves the earlier files as they were.
 """
 
@@ -23,19 +25,54 @@ PREDICTIONS, SUMMARY = "predictions.h5", "summary.json"
 RUN, EVALUATE, RESCORE = "run", "evaluate", "rescore"
 
 
-def check_writable(out: str) -> None:
+def check_writable(out: str, what: str = "--out") -> None:
     """Refuse, in one line, an output folder that is a file, lies under a file, or cannot be
-    written (permissions, a read-only file system). Nothing is created."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise BenchError(f"--out {out} is a file, not a folder; choose a folder for the results")
-    existing = os.path.abspath(out)
+    written (permissions, a read-only file system). Nothing is created: folders that are missing
+    are the caller's to make, once this has passed. ``what`` names the path in the message
+    (the flag that gave it)."""
+    problem = folder_problem(out)
+    if problem:
+        raise BenchError(f"{what} {out} {problem}; choose another folder")
+
+
+def check_writable_file(path: str, what: str = "--out") -> None:
+    """`check_writable` for one file to be written (or replaced): refuse, in one line, a path
+    that is a folder, a file that cannot be replaced, or one whose folder cannot be made or
+    written. Nothing is created; the caller makes the missing folders once this has passed."""
+    problem = file_problem(path)
+    if problem:
+        raise BenchError(f"{what} {path} {problem}; choose another file")
+
+
+def folder_problem(folder: str) -> str | None:
+    """Why files cannot go into ``folder`` (made first where missing), as the end of a sentence
+    naming it; None when they can."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        return "is a file, not a folder"
+    return _blocked(folder)
+
+
+def file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be written as a file (its folder made first where missing), as the
+    end of a sentence naming it; None when it can."""
+    if os.path.isdir(path):
+        return "is a folder, not a file"
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return "is not writable (no write permission, or a read-only file system)"
+    return _blocked(os.path.dirname(path) or ".")
+
+
+def _blocked(folder: str) -> str | None:
+    # the nearest folder that exists decides: it must be a folder and writable (os.access also
+    # says no for a read-only file system and for an immutable folder, even to root)
+    existing = os.path.abspath(folder)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise BenchError(f"--out {out} cannot be made: {existing} is a file, not a folder")
+        return f"cannot be made: {existing} is a file, not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise BenchError(f"--out {out} is not writable ({existing}: no write permission, or a read-only "
-                         "file system); choose another folder")
+        return f"is not writable ({existing}: no write permission, or a read-only file system)"
+    return None
 
 
 def results_kind(out: str) -> str | None:

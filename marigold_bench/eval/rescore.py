@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from marigold_bench.errors import BenchError
+from marigold_bench.errors import BenchError, SplitNotFoundError
 from marigold_bench.eval.protocols import Scoring, resolve_scoring
 from marigold_bench.eval.rundir import PREDICTIONS, load_run, recorded_choices, summarize, write_run
 
@@ -91,6 +91,9 @@ def _reload_dataset(summary: dict, run_path: str, data_root=None, split=None):
     root = data_root or recorded.get("root")
     try:
         dataset = load_dataset(name, root, split)
+    except SplitNotFoundError as exc:  # the split, not the data root, is what to fix
+        raise SplitNotFoundError(f"{run_path}: cannot reload the run's {name} data ({exc}); give a --split "
+                                 f"{name} has") from None
     except BenchError as exc:
         raise BenchError(f"{run_path}: cannot reload the run's {name} data ({exc}); "
                          "point --data-root at it") from None

@@ -242,13 +242,10 @@ class RunDir:
         return self.n < self.n_total
 
     def per_sample(self) -> pd.DataFrame:
-        """``per_sample.csv`` as a frame (read once, on first use)."""
+        """``per_sample.csv`` as a frame (read once, on first use; a damaged file is a
+        `BenchError`, see `read_per_sample`)."""
         if self._per_sample is None:
-            path = os.path.join(self.path, "per_sample.csv")
-            if not os.path.isfile(path):
-                raise BenchError(f"{self.path}: no per_sample.csv; is this a run directory?")
-            self._per_sample = pd.read_csv(path, dtype={"id": str}, keep_default_na=False,
-                                           na_values=[""])
+            self._per_sample = read_per_sample(self.path, self.summary)
         return self._per_sample
 
     def ok_samples(self) -> pd.DataFrame:
@@ -257,6 +254,54 @@ class RunDir:
         if "status" in frame:
             frame = frame[frame["status"] == "ok"]
         return frame.set_index("id")
+
+
+def read_per_sample(run_dir: str, summary: dict) -> pd.DataFrame:
+    """``per_sample.csv`` of ``run_dir``, checked against its ``summary.json``.
+
+    An empty file, one without an ``id`` column, a row cut short (no ``status``) or a row count
+    other than the summary's ``n_total`` is damage (a copy or a disk that stopped mid-file): a
+    one-line `BenchError` naming the file and how to rebuild it, never a pandas traceback or a
+    later, misleading complaint about the samples.
+    """
+    path = os.path.join(run_dir, PER_SAMPLE)
+    if not os.path.isfile(path):
+        raise BenchError(f"{run_dir}: no per_sample.csv; is this a run directory?")
+    try:
+        frame = pd.read_csv(path, dtype={"id": str}, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        raise _damaged(run_dir, "the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise _damaged(run_dir, f"not readable as CSV: {' '.join(str(exc).split())}") from None
+    if "id" not in frame:
+        raise _damaged(run_dir, "no header with an id column")
+    if "status" in frame and frame["status"].isna().any():
+        first = int(frame["status"].isna().to_numpy().argmax()) + 2  # line number: header is line 1
+        raise _damaged(run_dir, f"line {first} is cut short, it has no status")
+    expected = summary.get("n_total")
+    if isinstance(expected, int) and len(frame) != expected:
+        raise _damaged(run_dir, f"{len(frame)} sample row(s), summary.json counts {expected}")
+    return frame
+
+
+def _damaged(run_dir: str, why: str) -> BenchError:
+    """The error for a damaged ``per_sample.csv``: what is wrong and the command that rebuilds it."""
+    return BenchError(f"{os.path.join(run_dir, PER_SAMPLE)} is damaged ({why}); "
+                      f"{_rebuild_hint(run_dir)}")
+
+
+def _rebuild_hint(run_dir: str) -> str:
+    # per_sample.csv is derived: `run` rescores its cache when rerun with the same flags, and
+    # evaluate/rescore may write over their own earlier results (eval/outdir.py, eval/rescore.py)
+    kind = outdir.results_kind(run_dir)
+    if os.path.isfile(os.path.join(run_dir, PREDICTIONS)):
+        return (f"rerun the `marigold-bench run` that made it with the same flags and --out {run_dir}: it scores "
+                "the predictions cached in predictions.h5 again and rewrites the file without predicting")
+    if kind == outdir.RESCORE:
+        return f"rerun the `marigold-bench rescore` that wrote it, with --out {run_dir}"
+    if kind == outdir.EVALUATE:
+        return f"rerun the `marigold-bench evaluate` that wrote it, with --out {run_dir}"
+    return "its predictions.h5 is not beside it, so only a new `marigold-bench run` can rebuild it"
 
 
 def load_run(path: str | os.PathLike) -> RunDir:

@@ -256,6 +256,7 @@ class TrainConfig:
         if not self.optim.final_ratio > 0:
             problems.append("optim.final_ratio must be > 0")
         self._validate_validation(problems)
+        self._validate_synthetic_splits(problems)
         _size(problems, "data.resolution", self.data.resolution)
         _size(problems, "vae_fit.crop", self.vae_fit.crop)
         if not _number(self.data.flip_p) or not 0.0 <= self.data.flip_p <= 1.0:
@@ -324,6 +325,23 @@ class TrainConfig:
                 problems.append(f"{where}.split must be a split name or file, got {entry['split']!r}")
             if entry.get("max_samples") is not None:
                 _at_least(problems, f"{where}.max_samples", entry["max_samples"], 1, " (or null: all)")
+
+    def _validate_synthetic_splits(self, problems: list) -> None:
+        # checked here, so that a bad name or count stops train before any model is built
+        # (the synthetic sets are opened only when training, validation or the card reach them)
+        from marigold_bench.data.synthetic import parse_split
+        from marigold_bench.errors import SplitNotFoundError
+
+        named = [("data.synthetic_split", self.data.synthetic_split), ("validation.split", self.validation.split)]
+        named += [(f"export.card_splits[{k}]", split) for k, split in enumerate(self.export.card_splits or [], 1)]
+        for key, split in named:
+            if not isinstance(split, str):
+                problems.append(f"{key} must be a synthetic split name such as val or val:8, got {split!r}")
+                continue
+            try:
+                parse_split(split)
+            except SplitNotFoundError as exc:
+                problems.append(f"{key}: {exc}")
 
 
 #: what ``task`` may be, and the training sources each task reads
