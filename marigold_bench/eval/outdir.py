@@ -80,12 +80,15 @@ def check_out(command: str, out: str | None) -> None:
 
 def check_run_dir(out_dir: str | None, dataset) -> None:
     """Everything ``run`` checks about its output folder before predicting: writable, not
-    another command's results (`check_out`), and no run of more samples there that this one
-    would replace (`marigold_bench.eval.subset.check_not_smaller`)."""
+    another command's results (`check_out`), not a run of another benchmark or split
+    (`marigold_bench.eval.samples.check_same_samples`), and no run of more samples there that
+    this one would replace (`marigold_bench.eval.subset.check_not_smaller`)."""
+    from marigold_bench.eval.samples import check_same_samples
     from marigold_bench.eval.subset import check_not_smaller
 
     check_out(RUN, out_dir)
     if out_dir is not None:
+        check_same_samples(out_dir, dataset)  # before the size check: another split's size says nothing
         check_not_smaller(out_dir, dataset)
 
 
