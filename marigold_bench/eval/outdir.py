@@ -3,7 +3,7 @@
 Three commands write results: ``run`` (a run directory: ``predictions.h5``, ``summary.json``,
 ``per_sample.csv``), ``evaluate`` and ``rescore`` (``summary.json`` and ``per_sample.csv``
 only). Each keeps to folders of its own kind, so that no command silently replaces another's
-results (``rescore`` keeps its own, stricter rule: `marigold_bench.report.rescore.check_out`).
+results (``rescore`` keeps its own, stricter rule: `marigold_bench.eval.rescore.check_out`).
 An ``--out`` that is a file, lies under a file, or cannot be written is refused in one line
 before a model is loaded. Results files are written atomically; a full disk while writing them
 is a one-line `~marigold_bench.errors.DiskFullError` and leaves the earlier files as they were.
@@ -18,6 +18,9 @@ import tempfile
 from marigold_bench.errors import BenchError, DiskFullError
 
 PREDICTIONS, SUMMARY = "predictions.h5", "summary.json"
+
+#: what a rescore's sensitivity table writes at the top of its folder (its rows go below)
+TABLE_FILES = ("sensitivity.md", "sensitivity.csv")
 
 #: what wrote a results folder, as `results_kind` names it
 RUN, EVALUATE, RESCORE = "run", "evaluate", "rescore"
@@ -40,10 +43,12 @@ def check_writable(out: str) -> None:
 
 def results_kind(out: str) -> str | None:
     """Which command's results a folder holds: ``run`` (it has ``predictions.h5``), ``rescore``
-    or ``evaluate`` (told apart by their ``summary.json``), or None (new, empty, or a run
-    directory whose cache was moved away)."""
+    or ``evaluate`` (told apart by their ``summary.json``; a rescore's sensitivity table by its
+    `TABLE_FILES`), or None (new, empty, or a run directory whose cache was moved away)."""
     if os.path.isfile(os.path.join(out, PREDICTIONS)):
         return RUN
+    if any(os.path.isfile(os.path.join(out, name)) for name in TABLE_FILES):
+        return RESCORE
     try:
         with open(os.path.join(out, SUMMARY)) as f:
             summary = json.load(f)
@@ -74,7 +79,8 @@ def check_out(command: str, out: str | None) -> None:
                          "run's summary.json and per_sample.csv: choose another folder (default: "
                          "<predictions>_eval)")
     what = {RESCORE: "a rescore's results", EVALUATE: "evaluate's results", RUN: "a run"}[kind]
-    raise BenchError(f"--out {out} holds {what} ({os.path.join(out, SUMMARY)}); {command} would replace "
+    told = next((name for name in (SUMMARY, *TABLE_FILES) if os.path.isfile(os.path.join(out, name))), SUMMARY)
+    raise BenchError(f"--out {out} holds {what} ({os.path.join(out, told)}); {command} would replace "
                      "them: choose a new or empty folder")
 
 
