@@ -128,14 +128,14 @@ def score_uncertainty(cached, scoring, out: str) -> dict:
     """Score the ensemble spread of a finished run (``--uncertainty`` of run and rescore), write
     ``uncertainty.csv``, the summary's ``uncertainty`` entry and ``sparsification.png``, print
     the means; returns the updated summary."""
-    from marigold_bench.eval.rundir import load_run
+    from marigold_bench.eval.rundir import SPARSIFICATION, load_run
     from marigold_bench.eval.uncertainty import score_run_uncertainty, write_uncertainty
     from marigold_bench.report.plots import sparsification_plot
 
     records, part = score_run_uncertainty(cached, scoring)
     write_uncertainty(out, records, part)
     summary = load_run(out).summary
-    sparsification_plot(summary, os.path.join(out, "sparsification"))
+    sparsification_plot(summary, os.path.join(out, SPARSIFICATION))
     means = ", ".join(f"{k} {v:.4g}" for k, v in part["metrics"].items())
     print(f"uncertainty ({part['ranking']}, {part['n']}/{part['n_total']} samples): {means}")
     return summary
