@@ -271,8 +271,9 @@ def fold_parts(out_dir: str, cache) -> int:
                     raise BenchError(f"{path} was made with other settings than {cache.path}")
                 theirs = stored_record(part.file)  # a part of another benchmark's or split's launch
                 if theirs is not None and cache.samples is not None and sample_differences(theirs, cache.samples):
-                    raise BenchError(f"{path} holds predictions of {describe(theirs)}, not of {describe(cache.samples)} "
-                                     f"as {cache.path}; move it away (its samples will be predicted again)")
+                    raise BenchError(f"{path} holds predictions of {describe(theirs)}, not of "
+                                     f"{describe(cache.samples)} as {cache.path}; move it away (its samples "
+                                     "will be predicted again)")
                 folded += cache.take_entries(part)
         except (OSError, RuntimeError, KeyError) as exc:  # metadata a killed rank left broken
             warnings.warn(f"setting aside unreadable cache part {path} ({exc}); its samples will be redone")
