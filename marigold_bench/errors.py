@@ -32,6 +32,11 @@ class CacheMismatchError(BenchError):
     """A run directory's cache was made with other settings."""
 
 
+class OtherSamplesError(CacheMismatchError):
+    """A run directory holds predictions (or results) of another benchmark or split than the run
+    asked to go there: sample ids may coincide, the images do not."""
+
+
 class CheckpointError(BenchError):
     """A checkpoint cannot be found, lacks a component, or is not shaped like a Marigold or SD-v2
     checkpoint."""

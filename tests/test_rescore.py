@@ -235,3 +235,74 @@ def test_rescore_never_writes_over_another_runs_results(run_dir, tmp_path, capsy
     assert main(["rescore", str(run_dir), "--out", str(again)]) == 0
     assert main(["rescore", str(run_dir), "--protocol", "moge", "--out", str(again)]) == 0
     assert json.loads((again / "summary.json").read_text())["scoring"]["protocol"] == "moge"
+
+
+def _files(folder):
+    """Every file under a folder, by relative name, as bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_sensitivity_table_of_another_run_is_never_written_over(run_dir, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other-run"   # the same predictions, but another run's folder
+    shutil.copytree(run_dir, other)
+    table = tmp_path / "table"
+    argv = ["--protocol", "marigold,moge", "--resamples", "50", "--out", str(table)]
+    assert main(["rescore", str(run_dir), *argv]) == 0
+    before = _files(table)
+    assert {"sensitivity.md", "sensitivity.csv", "marigold_affine_depth/summary.json",
+            "moge_affine_depth/summary.json"} <= set(before)
+    capsys.readouterr()
+    assert main(["rescore", str(other), *argv]) == 2
+    err = capsys.readouterr().err
+    assert "results of another run" in err and os.path.abspath(run_dir) in err and "Traceback" not in err
+    assert _files(table) == before
+    # the identical command again is a rerun of the same table: allowed, the same numbers
+    assert main(["rescore", str(run_dir), *argv]) == 0
+    after = _files(table)
+    assert after["sensitivity.csv"] == before["sensitivity.csv"]
+    assert after["moge_affine_depth/per_sample.csv"] == before["moge_affine_depth/per_sample.csv"]
+    # an interrupted table (rows written, the table files not yet) is recognised by its rows
+    for name in ("sensitivity.md", "sensitivity.csv"):
+        (table / name).unlink()
+    rows = _files(table)
+    assert main(["rescore", str(other), *argv]) == 2
+    assert "results of another run" in capsys.readouterr().err and _files(table) == rows
+
+
+def test_a_rescore_of_the_other_shape_is_never_written_beside_one(run_dir, tmp_path, capsys):
+    table, single = tmp_path / "table", tmp_path / "single"
+    assert main(["rescore", str(run_dir), "--protocol", "marigold,moge", "--resamples", "50",
+                 "--out", str(table)]) == 0
+    assert main(["rescore", str(run_dir), "--protocol", "moge", "--out", str(single)]) == 0
+    before = {folder: _files(folder) for folder in (table, single)}
+    capsys.readouterr()
+    # a single rescore into the table's folder, and a table into the single rescore's
+    assert main(["rescore", str(run_dir), "--out", str(table)]) == 2
+    assert "holds a sensitivity table" in capsys.readouterr().err
+    assert main(["rescore", str(run_dir), "--protocol", "marigold,moge", "--out", str(single)]) == 2
+    assert "holds a rescore of" in capsys.readouterr().err
+    # nor a run or an evaluation into a table's folder (no summary.json at its top)
+    assert main(["run", "--dataset", "synthetic", "--max-samples", "2", "--model", "baseline:ramp",
+                 "--out", str(table)]) == 2
+    assert "sensitivity.md" in capsys.readouterr().err
+    assert {folder: _files(folder) for folder in (table, single)} == before
+    # the single rescore's own kind may replace it
+    assert main(["rescore", str(run_dir), "--out", str(single)]) == 0
+    assert json.loads((single / "summary.json").read_text())["scoring"]["protocol"] == "marigold"
+
+
+def test_a_depth_rescore_is_never_written_beside_a_normals_table(run_dir, tmp_path, capsys):
+    normals, table = tmp_path / "normals", tmp_path / "normals-table"
+    assert main(["run", "--dataset", "synthetic", "--task", "normals", "--model", "baseline:facing",
+                 "--max-samples", "2", "--out", str(normals)]) == 0
+    assert main(["rescore", str(normals), "--protocol", "marigold,dsine", "--resamples", "50",
+                 "--out", str(table)]) == 0
+    before = _files(table)
+    assert {"dsine_none_none/summary.json", "marigold_none_none/summary.json"} <= set(before)
+    capsys.readouterr()
+    assert main(["rescore", str(run_dir), "--out", str(table)]) == 2
+    err = capsys.readouterr().err
+    assert "results of another run" in err and os.path.abspath(normals) in err
+    assert _files(table) == before and not (table / "summary.json").exists()

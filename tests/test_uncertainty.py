@@ -122,3 +122,41 @@ def test_uncertainty_of_a_model_without_a_depth_ensemble_is_refused_before_infer
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()   # nothing ran, nothing written
+
+
+UNCERTAINTY_OUTPUTS = ("uncertainty.csv", "sparsification.png", "sparsification.pdf")
+
+
+def test_scoring_again_without_uncertainty_leaves_no_stale_uncertainty_files(tmp_path):
+    """A rerun of `run` with other scoring flags rescores the cached members and replaces the
+    results: files of an earlier --uncertainty scoring would no longer match summary.json."""
+    import json
+
+    import pandas as pd
+
+    from marigold_bench.cli import main
+
+    run = tmp_path / "run"
+    base = ["run", "--dataset", "synthetic", "--max-samples", "2", "--steps", "1", "--ensemble", "2",
+            "--out", str(run)]
+    assert main([*base, "--uncertainty"]) == 0
+    assert all((run / name).is_file() for name in UNCERTAINTY_OUTPUTS)
+    assert main([*base, "--alignment", "scale"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["alignment"] == "scale" and summary["timing"]["predict_s"] == 0.0  # the cache, rescored
+    assert "uncertainty" not in summary and not any(k.startswith(("ause", "aurg")) for k in summary["metrics"])
+    assert not any((run / name).exists() for name in UNCERTAINTY_OUTPUTS)
+    # with --uncertainty again they are rewritten, now for the scale fit
+    assert main([*base, "--alignment", "scale", "--uncertainty"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["uncertainty"]["scoring"]["alignment"] == "scale"
+    rows = pd.read_csv(run / "uncertainty.csv")
+    assert summary["uncertainty"]["metrics"]["ause_abs_rel"] == pytest.approx(rows["ause_abs_rel"].mean())
+    assert all((run / name).is_file() for name in UNCERTAINTY_OUTPUTS)
+    # the same for a rescore folder scored again without --uncertainty
+    rescored = tmp_path / "rescored"
+    assert main(["rescore", str(run), "--uncertainty", "--out", str(rescored)]) == 0
+    assert (rescored / "uncertainty.csv").is_file()
+    assert main(["rescore", str(run), "--protocol", "moge", "--out", str(rescored)]) == 0
+    assert "uncertainty" not in json.loads((rescored / "summary.json").read_text())
+    assert not any((rescored / name).exists() for name in UNCERTAINTY_OUTPUTS)

@@ -36,7 +36,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data-root", default=None, help="where the ground truth is (default: the run's)")
     p.add_argument("--split", default=None, help="split file (default: the run's)")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of the table")
-    p.add_argument("--out", required=True, help="folder for the rescored run (or the table and its runs)")
+    p.add_argument("--out", required=True, help="folder for the rescored run (or the table and its runs): new, "
+                   "empty, or an earlier rescore of the same run of the same kind (one scoring, or a table), "
+                   "which is replaced")
     p.add_argument("--uncertainty", action="store_true",
                    help="also score the ensemble spread by sparsification (AUSE, AURG; from the cached members, "
                         "no model): uncertainty.csv, summary.json's uncertainty entry, sparsification.png")
@@ -104,7 +106,7 @@ def sensitivity(cached, entries: list, out: str, n_resamples: int = 10_000, seed
     from marigold_bench.eval.rescore import Undefined, check_out, combination_name, score_cached, write_combinations
     from marigold_bench.report.sensitivity import METRICS_BY_TASK, sensitivity_frame, write_sensitivity
 
-    check_out(cached, out)
+    check_out(cached, out, table=True)
     scorings = [e for e in entries if not isinstance(e, Undefined)]
     names = [combination_name(s) for s in scorings]
     if len(set(names)) != len(names):
@@ -126,14 +128,14 @@ def score_uncertainty(cached, scoring, out: str) -> dict:
     """Score the ensemble spread of a finished run (``--uncertainty`` of run and rescore), write
     ``uncertainty.csv``, the summary's ``uncertainty`` entry and ``sparsification.png``, print
     the means; returns the updated summary."""
-    from marigold_bench.eval.rundir import load_run
+    from marigold_bench.eval.rundir import SPARSIFICATION, load_run
     from marigold_bench.eval.uncertainty import score_run_uncertainty, write_uncertainty
     from marigold_bench.report.plots import sparsification_plot
 
     records, part = score_run_uncertainty(cached, scoring)
     write_uncertainty(out, records, part)
     summary = load_run(out).summary
-    sparsification_plot(summary, os.path.join(out, "sparsification"))
+    sparsification_plot(summary, os.path.join(out, SPARSIFICATION))
     means = ", ".join(f"{k} {v:.4g}" for k, v in part["metrics"].items())
     print(f"uncertainty ({part['ranking']}, {part['n']}/{part['n_total']} samples): {means}")
     return summary

@@ -131,7 +131,9 @@ def add_parser(subparsers) -> None:
                         "8 // N on a GPU)")
     p.add_argument("--workers", type=int, default=0,
                    help="processes that decode samples while the model runs (0 = in line)")
-    p.add_argument("--out", default=None, help="run directory (default: runs/<settings>)")
+    p.add_argument("--out", default=None, help="run directory (default: runs/<settings>); an existing one of the "
+                   "same benchmark and split resumes from its cache and its results are scored anew, one of "
+                   "another benchmark or split is refused")
     p.add_argument("--uncertainty", action="store_true",
                    help="also score the ensemble spread by sparsification (AUSE, AURG; needs --ensemble 2 or "
                         "more): uncertainty.csv, summary.json's uncertainty entry, sparsification.png")

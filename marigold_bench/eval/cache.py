@@ -14,6 +14,10 @@ Layout (HDF5 via h5py):
   at processing resolution). Evaluating N = 1..K from one run costs no further inference.
 * file attribute ``settings`` -- JSON of the settings the members were made with. A run with
   other member-defining settings is refused instead of mixing predictions.
+* file attribute ``samples`` (0.4) -- JSON of the benchmark and split the entries are of
+  (`marigold_bench.eval.samples`): entries are keyed by sample id, and ids repeat across
+  benchmarks and splits, so a run of another one is refused. Caches without it are taken over
+  and given the record of the run that next writes to them.
 
 Datasets are written with HDF5's shuffle filter and gzip level 1 (readable by any HDF5 tool):
 a fifth smaller for ~50 ms a frame. Every write is flushed, so an interrupted run resumes from
@@ -50,8 +54,9 @@ from urllib.parse import quote, unquote
 import h5py
 import numpy as np
 
-from marigold_bench.errors import CacheMismatchError, DamagedEntryError, DiskFullError
+from marigold_bench.errors import CacheMismatchError, DamagedEntryError, DiskFullError, OtherSamplesError
 from marigold_bench.eval.resize import RESIZE_MODES, resize
+from marigold_bench.eval.samples import SAMPLES_ATTR, mismatch_message, sample_differences, stored_record
 
 MEMBERS = "__members__"
 
@@ -249,10 +254,13 @@ class PredictionCache:
         recompute_damaged: what a damaged entry (see the module docstring) reads as: None with a
             warning, so that it is predicted again (default when writing), or a
             `DamagedEntryError` (default when reading: the caller reports the sample).
+        samples: when writing, the benchmark and split the run is of
+            (`marigold_bench.eval.samples.samples_of`): a cache recording others is refused
+            (`OtherSamplesError`), one recording none is given it. None checks nothing.
     """
 
     def __init__(self, path: str | os.PathLike, settings: dict | None = None, legacy: dict | None = None,
-                 recompute_damaged: bool | None = None):
+                 recompute_damaged: bool | None = None, samples: dict | None = None):
         self.path = os.fspath(path)
         self.recompute_damaged = settings is not None if recompute_damaged is None else recompute_damaged
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -281,6 +289,21 @@ class PredictionCache:
                     "Use another --out directory (or delete the old run) to compare settings.")
         self.settings = settings
         self.legacy = legacy
+        self.samples = None
+        if settings is not None and samples is not None:
+            self._claim_samples(json.loads(json.dumps(samples)))
+
+    def _claim_samples(self, samples: dict) -> None:
+        # the record of whose samples the entries are: checked like the settings, and written
+        # where absent (a new cache, or one of 0.3 taken over after `run` compared its summary)
+        stored = stored_record(self.file)
+        if stored is None:
+            self._guard(lambda: self.file.attrs.__setitem__(SAMPLES_ATTR, json.dumps(samples, sort_keys=True)))
+            self._guard(self.file.flush)
+        elif sample_differences(stored, samples):
+            self.close()
+            raise OtherSamplesError(mismatch_message(os.path.dirname(self.path) or ".", self.path, stored, samples))
+        self.samples = samples
 
     # -- reading, verified -------------------------------------------------------------------
     def _read(self, dataset: h5py.Dataset, read):

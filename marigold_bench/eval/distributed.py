@@ -254,6 +254,7 @@ def fold_parts(out_dir: str, cache) -> int:
     ``*.damaged``, and an entry of a part that fails its checksum is left out: their samples
     are simply predicted again. Returns the number of samples folded."""
     from marigold_bench.eval.cache import PredictionCache
+    from marigold_bench.eval.samples import describe, sample_differences, stored_record
 
     folded = 0
     for path in sorted(glob.glob(os.path.join(out_dir, "parts", "rank*.h5"))):
@@ -268,6 +269,11 @@ def fold_parts(out_dir: str, cache) -> int:
                 stored = part.file.attrs.get("settings")
                 if stored is not None and json.loads(stored) not in (cache.settings, cache.legacy):
                     raise BenchError(f"{path} was made with other settings than {cache.path}")
+                theirs = stored_record(part.file)  # a part of another benchmark's or split's launch
+                if theirs is not None and cache.samples is not None and sample_differences(theirs, cache.samples):
+                    raise BenchError(f"{path} holds predictions of {describe(theirs)}, not of "
+                                     f"{describe(cache.samples)} as {cache.path}; move it away (its samples "
+                                     "will be predicted again)")
                 folded += cache.take_entries(part)
         except (OSError, RuntimeError, KeyError) as exc:  # metadata a killed rank left broken
             warnings.warn(f"setting aside unreadable cache part {path} ({exc}); its samples will be redone")

@@ -481,6 +481,7 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
     """
     from marigold_bench.eval.cache import PredictionCache, legacy_member_settings, split_settings
     from marigold_bench.eval.distributed import Context, RunLock, fold_parts, part_path
+    from marigold_bench.eval.samples import samples_of
 
     context = context or Context()
     scoring = scoring or default_scoring(dataset.protocol, getattr(predictor, "output_space", DEPTH_AFFINE))
@@ -488,23 +489,24 @@ def run_predictor(dataset, predictor, out_dir: str, skip_missing: bool = False,
     images_per_batch = resolve_images_per_batch(images_per_batch, predictor)
     if int(workers) < 0:
         raise BenchError(f"--workers must be >= 0 (0 = decode in line), got {workers}")
-    check_run_dir(out_dir, dataset)  # never another command's folder, nor over a fuller run
+    check_run_dir(out_dir, dataset)  # never another command's folder, another split's, nor over a fuller run
     os.makedirs(out_dir, exist_ok=True)
     member_settings, merge_key = split_settings(predictor.settings)
     legacy = legacy_member_settings(predictor.settings)
+    samples = samples_of(dataset)  # entries are keyed by id alone: the cache records whose ids they are
     main_path = os.path.join(out_dir, "predictions.h5")
 
     def fold():
-        with PredictionCache(main_path, member_settings, legacy) as cache:  # also checks the settings
+        with PredictionCache(main_path, member_settings, legacy, samples=samples) as cache:  # checks both
             fold_parts(out_dir, cache)
 
     with RunLock(out_dir, context):
         context.on_main(fold)  # resume from whatever any earlier launch finished
         if context.world == 1:
-            reader = writer = PredictionCache(main_path, member_settings, legacy)
+            reader = writer = PredictionCache(main_path, member_settings, legacy, samples=samples)
         else:
             reader = PredictionCache(main_path, recompute_damaged=True)
-            writer = PredictionCache(part_path(out_dir, context.rank), member_settings, legacy)
+            writer = PredictionCache(part_path(out_dir, context.rank), member_settings, legacy, samples=samples)
         try:
             source = PredictorSource(predictor, reader, writer, merge_key, images_per_batch)
             (records,), timings = score_loop(dataset, source, [scoring], context.shard(len(dataset)),

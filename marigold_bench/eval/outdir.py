@@ -3,7 +3,7 @@
 Three commands write results: ``run`` (a run directory: ``predictions.h5``, ``summary.json``,
 ``per_sample.csv``), ``evaluate`` and ``rescore`` (``summary.json`` and ``per_sample.csv``
 only). Each keeps to folders of its own kind, so that no command silently replaces another's
-results (``rescore`` keeps its own, stricter rule: `marigold_bench.report.rescore.check_out`).
+results (``rescore`` keeps its own, stricter rule: `marigold_bench.eval.rescore.check_out`).
 An ``--out`` that is a file, lies under a file, or cannot be written is refused in one line
 before a model is loaded: `check_writable` (a folder) and `check_writable_file` (one file) are
 the one guard of every command that writes (table, gallery, predict, leaderboard, export,
@@ -20,6 +20,9 @@ import tempfile
 from marigold_bench.errors import BenchError, DiskFullError
 
 PREDICTIONS, SUMMARY = "predictions.h5", "summary.json"
+
+#: what a rescore's sensitivity table writes at the top of its folder (its rows go below)
+TABLE_FILES = ("sensitivity.md", "sensitivity.csv")
 
 #: what wrote a results folder, as `results_kind` names it
 RUN, EVALUATE, RESCORE = "run", "evaluate", "rescore"
@@ -77,10 +80,12 @@ def _blocked(folder: str) -> str | None:
 
 def results_kind(out: str) -> str | None:
     """Which command's results a folder holds: ``run`` (it has ``predictions.h5``), ``rescore``
-    or ``evaluate`` (told apart by their ``summary.json``), or None (new, empty, or a run
-    directory whose cache was moved away)."""
+    or ``evaluate`` (told apart by their ``summary.json``; a rescore's sensitivity table by its
+    `TABLE_FILES`), or None (new, empty, or a run directory whose cache was moved away)."""
     if os.path.isfile(os.path.join(out, PREDICTIONS)):
         return RUN
+    if any(os.path.isfile(os.path.join(out, name)) for name in TABLE_FILES):
+        return RESCORE
     try:
         with open(os.path.join(out, SUMMARY)) as f:
             summary = json.load(f)
@@ -111,18 +116,22 @@ def check_out(command: str, out: str | None) -> None:
                          "run's summary.json and per_sample.csv: choose another folder (default: "
                          "<predictions>_eval)")
     what = {RESCORE: "a rescore's results", EVALUATE: "evaluate's results", RUN: "a run"}[kind]
-    raise BenchError(f"--out {out} holds {what} ({os.path.join(out, SUMMARY)}); {command} would replace "
+    told = next((name for name in (SUMMARY, *TABLE_FILES) if os.path.isfile(os.path.join(out, name))), SUMMARY)
+    raise BenchError(f"--out {out} holds {what} ({os.path.join(out, told)}); {command} would replace "
                      "them: choose a new or empty folder")
 
 
 def check_run_dir(out_dir: str | None, dataset) -> None:
     """Everything ``run`` checks about its output folder before predicting: writable, not
-    another command's results (`check_out`), and no run of more samples there that this one
-    would replace (`marigold_bench.eval.subset.check_not_smaller`)."""
+    another command's results (`check_out`), not a run of another benchmark or split
+    (`marigold_bench.eval.samples.check_same_samples`), and no run of more samples there that
+    this one would replace (`marigold_bench.eval.subset.check_not_smaller`)."""
+    from marigold_bench.eval.samples import check_same_samples
     from marigold_bench.eval.subset import check_not_smaller
 
     check_out(RUN, out_dir)
     if out_dir is not None:
+        check_same_samples(out_dir, dataset)  # before the size check: another split's size says nothing
         check_not_smaller(out_dir, dataset)
 
 

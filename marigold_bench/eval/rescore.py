@@ -123,8 +123,28 @@ def open_run(path: str, data_root=None, split=None) -> CachedRun:
         cache = PredictionCache(predictions)
     except BenchError as exc:
         raise BenchError(f"{predictions}: damaged prediction cache, cannot be opened ({exc})") from None
+    try:
+        _check_samples(loaded, dataset, cache)
+    except BenchError:
+        cache.close()
+        raise
     _, merge = split_settings(loaded.summary.get("settings") or {})
     return CachedRun(loaded.path, loaded.summary, rows, dataset, cache, merge, predictions)
+
+
+def _check_samples(loaded, dataset, cache) -> None:
+    """Refuse ground truth of another benchmark or split than the run's (a ``--split`` whose
+    ids coincide with the run's would otherwise score its predictions against other images)."""
+    from marigold_bench.errors import OtherSamplesError
+    from marigold_bench.eval.samples import describe, recorded_samples, sample_differences, samples_of, stored_record
+
+    new = samples_of(dataset)
+    for where, old in ((os.path.join(loaded.path, "summary.json"), recorded_samples(loaded.summary)),
+                       (cache.path, stored_record(cache.file))):
+        if old is not None and sample_differences(old, new):
+            raise OtherSamplesError(f"{where} records a run of {describe(old)}, but the data reloaded for it is "
+                                    f"{describe(new)}: its predictions cannot be scored against that ground truth; "
+                                    "check --data-root/--split")
 
 
 def score_cached(run: CachedRun, scorings: list[Scoring], progress: bool = False) -> tuple[list, dict]:
@@ -155,16 +175,67 @@ def summary_of(run: CachedRun, records: list, scoring: Scoring, timings: dict | 
     return summary
 
 
-def check_out(run: CachedRun, out: str) -> None:
-    """Refuse to write over the run itself or over any other run's results.
+#: the two shapes of a rescore's --out: one scoring's run folder, or a sensitivity table with a
+#: run folder per row (`combination_name`) beside ``sensitivity.md`` and ``sensitivity.csv``
+SINGLE, TABLE = "a rescore", "a sensitivity table"
 
-    ``out`` may be new, empty, or an earlier rescore of this same run (rescoring again
-    replaces it). A folder with a ``predictions.h5``, or with a ``summary.json`` that is not a
-    rescore of ``run``, belongs to another run: writing there would leave its cache beside
-    our records, and a later rescore of the folder would read that cache.
-    """
+
+def _rescored_from(summary_path: str) -> tuple[bool, str | None]:
+    """``(exists, the run it was rescored from)`` of a summary; the source is None for a
+    summary that is not a rescore's (or cannot be read)."""
     import json
 
+    if not os.path.isfile(summary_path):
+        return False, None
+    try:
+        with open(summary_path) as f:
+            source = json.load(f).get("rescored_from")
+    except (OSError, ValueError, AttributeError):
+        source = None
+    return True, os.path.abspath(source) if source else None
+
+
+def _is_table_row(folder: str) -> bool:
+    # a row folder is named after the scoring its own summary records (`combination_name`)
+    import json
+
+    try:
+        with open(os.path.join(folder, "summary.json")) as f:
+            scoring = json.load(f).get("scoring") or {}
+        return os.path.basename(folder) == "_".join(str(scoring[k]) for k in ("protocol", "alignment", "fit_space"))
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return False
+
+
+def earlier_rescores(out: str) -> list[tuple[str, set, str]]:
+    """What ``out`` holds of earlier results: ``(shape, the runs they were made from, the file
+    that says so)`` for a summary at its top (`SINGLE`; source None when it is not a rescore's)
+    and for a sensitivity table (`TABLE`: its files or row folders, even of an interrupted
+    write; no source when no row says). Empty for a new or empty folder."""
+    from marigold_bench.eval.outdir import TABLE_FILES
+
+    found = []
+    exists, source = _rescored_from(os.path.join(out, "summary.json"))
+    if exists:
+        found.append((SINGLE, {source}, os.path.join(out, "summary.json")))
+    rows = sorted(e.path for e in os.scandir(out) if e.is_dir() and _is_table_row(e.path)) if os.path.isdir(out) else []
+    files = [os.path.join(out, name) for name in TABLE_FILES if os.path.isfile(os.path.join(out, name))]
+    if rows or files:
+        sources = {_rescored_from(os.path.join(row, "summary.json"))[1] for row in rows} or {None}
+        found.append((TABLE, sources, (files or rows)[0]))
+    return found
+
+
+def check_out(run: CachedRun, out: str, table: bool = False) -> None:
+    """Refuse to write over the run itself or over any other run's results.
+
+    ``out`` may be new, empty, or an earlier rescore of this same run of the same shape (a
+    single rescore, or a sensitivity table when ``table``): rescoring again replaces it. A
+    folder with a ``predictions.h5``, with results that are not a rescore of ``run``, or with
+    the other shape (a table's rows beside a single rescore's summary, or the reverse) is
+    refused: writing there would mix two results in one folder, and a later rescore of the
+    folder would read the other run's cache.
+    """
     from marigold_bench.eval.outdir import check_writable
 
     if os.path.abspath(out) == os.path.abspath(run.path):
@@ -173,16 +244,16 @@ def check_out(run: CachedRun, out: str) -> None:
     if os.path.isfile(os.path.join(out, PREDICTIONS)):
         raise BenchError(f"--out {out} holds a run's {PREDICTIONS}; rescore results go to a folder of "
                          "their own: choose a new or empty folder")
-    summary = os.path.join(out, "summary.json")
-    if os.path.isfile(summary):
-        try:
-            with open(summary) as f:
-                source = json.load(f).get("rescored_from")
-        except (OSError, ValueError, AttributeError):
-            source = None
-        if source is None or os.path.abspath(source) != os.path.abspath(run.path):
-            raise BenchError(f"--out {out} holds the results of another run ({summary}); choose a new or "
+    ours, wanted = os.path.abspath(run.path), TABLE if table else SINGLE
+    for shape, sources, where in earlier_rescores(out):
+        if sources != {ours}:
+            named = sorted(source for source in sources if source and source != ours)
+            origin = f": a rescore of {', '.join(named)}" if named else ""
+            raise BenchError(f"--out {out} holds the results of another run ({where}{origin}); choose a new or "
                              f"empty folder, or an earlier rescore of {run.path}")
+        if shape != wanted:
+            raise BenchError(f"--out {out} holds {shape} of {run.path} ({where}); {wanted} would be written "
+                             f"beside it: choose a new or empty folder (the same command again replaces {shape})")
 
 
 def rescore_run(run: CachedRun, scoring: Scoring, out: str, progress: bool = False) -> dict:

@@ -33,6 +33,11 @@ OK, FAILED, SKIPPED, NO_VALID = "ok", "failed", "skipped", "no_valid"
 
 PER_SAMPLE, SUMMARY, PREDICTIONS = "per_sample.csv", "summary.json", "predictions.h5"
 
+#: what ``--uncertainty`` adds beside them (with ``summary.json["uncertainty"]``): the per-sample
+#: sparsification scores and the plot of the mean curves (``.png`` and ``.pdf``)
+UNCERTAINTY_FILE, SPARSIFICATION = "uncertainty.csv", "sparsification"
+UNCERTAINTY_OUTPUTS = (UNCERTAINTY_FILE, f"{SPARSIFICATION}.png", f"{SPARSIFICATION}.pdf")
+
 
 # --- writing ------------------------------------------------------------------------------
 
@@ -156,12 +161,30 @@ def record_columns(summary: dict) -> list[str]:
 
 
 def write_run(out_dir: str, records: list[dict], summary: dict) -> None:
-    """Write ``per_sample.csv`` and ``summary.json`` atomically."""
+    """Write ``per_sample.csv`` and ``summary.json`` atomically, then remove the
+    `UNCERTAINTY_OUTPUTS` of an earlier scoring when ``summary`` has no uncertainty entry:
+    they scored the results just replaced (another alignment, say), and nothing may sit in a
+    run folder that its ``summary.json`` does not describe (``--uncertainty`` writes them anew
+    after this)."""
     os.makedirs(out_dir, exist_ok=True)
     columns = record_columns(summary)
     frame = pd.DataFrame.from_records(records).reindex(columns=columns)
     atomic_write(os.path.join(out_dir, PER_SAMPLE), frame.to_csv(index=False, float_format="%.8g"))
     atomic_write(os.path.join(out_dir, SUMMARY), json.dumps(summary, indent=2, default=str) + "\n")
+    if "uncertainty" not in summary:  # only once the new results are in place: a failed write keeps all
+        remove_uncertainty_outputs(out_dir)
+
+
+def remove_uncertainty_outputs(out_dir: str) -> None:
+    """Delete ``out_dir``'s `UNCERTAINTY_OUTPUTS` (those present)."""
+    for name in UNCERTAINTY_OUTPUTS:
+        try:
+            os.remove(os.path.join(out_dir, name))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise BenchError(f"cannot remove the stale {os.path.join(out_dir, name)} of an earlier --uncertainty "
+                             f"scoring ({exc.strerror or exc}); remove it by hand") from None
 
 
 def add_to_summary(run_dir: str, key: str, value) -> None:

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# the per-sample columns (`scores_of`) go to this file; the run folder's format names it
+from marigold_bench.eval.rundir import UNCERTAINTY_FILE
+
 #: the metrics sparsification is computed for, in mono-uncertainty's order
 UNCERTAINTY_METRICS = ("abs_rel", "rmse", "delta1_outliers")
 
@@ -119,13 +122,7 @@ def scores_of(result: dict[str, dict]) -> dict[str, float]:
             for metric in UNCERTAINTY_METRICS for kind in ("ause", "aurg")}
 
 
-
-
 # --- a finished run's ensemble, scored without a model ---------------------------------------
-
-#: the per-sample columns (`scores_of`) and the file they are written to
-UNCERTAINTY_FILE = "uncertainty.csv"
-
 
 def ensemble_uncertainty(members: np.ndarray, ensembling: dict, shape: tuple[int, int],
                          resample: str | None = None) -> np.ndarray:
