@@ -19,6 +19,7 @@ import pytest
 
 from marigold_bench import plugins
 from marigold_bench.cli import main
+from test_faults import _one_line_error  # one reading of "a single error line" for the suite
 
 N = 4
 RAMP = ["--model", "baseline:ramp"]
@@ -65,16 +66,6 @@ def _copy(run, tmp_path, name="run"):
 def _snapshot(folder):
     """Every file of a folder, by name, as bytes (the cache included)."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("marigold-bench")]
-    assert len(lines) == 1, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def _record(folder):
