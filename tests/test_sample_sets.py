@@ -241,3 +241,16 @@ def test_a_rank_part_of_another_split_is_never_folded(tmp_path):
             fold_parts(str(tmp_path), cache)
         assert cache.ids() == []
     assert (tmp_path / "parts" / "rank1.h5").is_file()  # left for the user to move away
+
+
+def test_evaluate_refuses_a_run_s_cache_of_another_benchmark_with_the_same_ids(synthetic_run, tmp_path, capsys):
+    cache = str(synthetic_run / "predictions.h5")
+    capsys.readouterr()
+    argv = [*_synthcopy(tmp_path), "evaluate", "--dataset", "synthcopy", "--split", f"test:{N}",
+            "--predictions", cache, "--out", str(tmp_path / "ev")]
+    assert main(argv) == 2
+    _one_line_error(capsys, "holds predictions of synthetic (split synthetic:test)", "of synthcopy")
+    assert not (tmp_path / "ev").exists()
+    # the run's own benchmark and split: read as before
+    assert main(["evaluate", "--dataset", "synthetic", "--split", f"test:{N}", "--predictions", cache,
+                 "--out", str(tmp_path / "ok")]) == 0

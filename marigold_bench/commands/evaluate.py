@@ -36,6 +36,11 @@ def run(args) -> int:
     # depth: --output-space, default depth_affine_invariant; normals: --frame, default opengl
     scoring = scoring_for(args, dataset, frame="opengl")
     source = PredictionSource(args.predictions, task)
+    try:
+        source.check_samples(dataset)
+    except BenchError:
+        source.close()
+        raise
     if not any(source.has(sample_id) for sample_id in dataset.ids):
         source.close()
         # a wrong folder or naming scores nothing: say where we looked instead of NaN means

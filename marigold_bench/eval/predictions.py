@@ -53,6 +53,23 @@ class PredictionSource:
                                       "(v / 255 * 2 - 1): each component quantised in steps of 2/255")
         return described
 
+    def check_samples(self, dataset) -> None:
+        """Refuse our own ``predictions.h5`` of another benchmark or split than ``dataset``: ids
+        repeat across splits, so its entries would be scored against another set's ground truth.
+        A folder, a foreign ``.h5`` or a cache written before 0.4 records nothing and passes.
+
+        Raises:
+            OtherSamplesError: naming both sample sets.
+        """
+        from marigold_bench.errors import OtherSamplesError
+        from marigold_bench.eval.samples import describe, sample_differences, samples_of, stored_record
+
+        stored = stored_record(self._h5) if self._h5 is not None else None
+        wanted = samples_of(dataset)
+        if stored is not None and sample_differences(stored, wanted):
+            raise OtherSamplesError(f"{self.path} holds predictions of {describe(stored)}, but this evaluation is "
+                                    f"of {describe(wanted)}: give the predictions made for it")
+
     def has(self, sample_id: str) -> bool:
         """Whether a prediction for ``sample_id`` is there (readable or not)."""
         if self._h5 is not None:
