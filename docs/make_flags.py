@@ -21,7 +21,8 @@ HEADER = """# Flag reference
 Every flag of every `marigold-bench` sub-command, as `marigold-bench COMMAND --help` prints it
 (this file is written by `python docs/make_flags.py`; a test checks that it names every flag).
 `--include PATH` is accepted before or after any sub-command: it adds a folder of spec files
-(see [adding a benchmark](adding-a-benchmark.md)). User errors print one line and exit with 2.
+(see [adding a benchmark](adding-a-benchmark.md)). User errors print one line and exit with 2
+(missing benchmark data adds the layout expected and the download command).
 """
 
 
@@ -36,6 +37,7 @@ FALLBACK = {
     "run_dir": "a finished run directory",
     "run_a": "the run compared against (A)",
     "run_b": "the run compared (B)",
+    "runs": "finished run directories",
 }
 
 
@@ -68,6 +70,8 @@ def _section(title: str, parser: argparse.ArgumentParser, summary: str = "") -> 
             continue
         if isinstance(action, argparse._HelpAction) or "--include" in action.option_strings:
             continue  # --help and --include: every command has them (see above)
+        if action.help == argparse.SUPPRESS:
+            continue  # hidden from --help (old spellings kept for scripts): hidden here too
         text = action.help or FALLBACK.get(next(iter(action.option_strings), action.dest), "")
         lines.append(f"| {_flag(action)} | {_default(action)} | {_cell(text)} |")
     lines.append("")

@@ -50,6 +50,8 @@ def test_the_flag_reference_names_every_flag_of_every_sub_command():
             missing.append(f"{name}: no section")
             continue
         for action in parser._actions:
+            if action.help == argparse.SUPPRESS:
+                continue  # hidden from --help on purpose (old spellings): hidden from the reference too
             for flag in action.option_strings:
                 if flag in ("-h", "--help", "--include"):
                     continue  # every parser has them; the reference's header says so
