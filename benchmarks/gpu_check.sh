@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared run of the GPU measurements of benchmarks/README.md, for a lent GPU machine.
 #   bash benchmarks/gpu_check.sh OUT_DIR            # SD-v2-size random weights on cuda, ~6 minutes on an H100
-#   MODEL=tiny DEVICE=cpu SIZE=64x64 PRECISIONS=fp32 SKIP_COMPILE=1 EVAL_SAMPLES=2 bash benchmarks/gpu_check.sh /tmp/dry
+#   MODEL=tiny DEVICE=cpu SIZE=64x64 PRECISIONS=fp32 SKIP_COMPILE=1 EVAL_SAMPLES=2 bash benchmarks/gpu_check.sh /tmp/dry   # a dry run on the CPU; python3 on PATH must have the suite installed
 # Results: OUT_DIR/{env.txt,profile.jsonl,kernels-*.txt,evaluation-*.json}. Steps run in order of
 # importance, each under its own time limit (T_* seconds), writing as it goes, so a run cut off by
 # the device budget still leaves what it measured. Raw outputs of earlier runs: benchmarks/results/.
