@@ -88,8 +88,11 @@ def mismatch_message(out: str, where: str, old: dict, new: dict) -> str:
 
 def stored_record(file) -> dict | None:
     """The record an open ``predictions.h5`` (an ``h5py.File``) holds, or None when it has none
-    (caches written before 0.4) or it cannot be decoded."""
-    value = file.attrs.get(SAMPLES_ATTR)
+    (caches written before 0.4) or it cannot be read or decoded."""
+    try:
+        value = file.attrs.get(SAMPLES_ATTR)
+    except (OSError, RuntimeError, KeyError, ValueError):
+        return None  # damaged metadata: the readers of the entries report it, in their words
     try:
         record = json.loads(value.decode() if isinstance(value, bytes) else (value or "null"))
     except (ValueError, TypeError, UnicodeDecodeError):
