@@ -145,3 +145,11 @@ def test_a_point_map_under_marigold_is_sent_to_a_protocol_that_can_score_it(tmp_
     err = _refused(["run", "--dataset", "synthetic", "--max-samples", "1", "--output-space", "points_metric",
                     "--out", str(tmp_path / "p")], capsys, "choose --protocol moge")
     assert "da2k" not in err
+
+
+def test_leaderboard_names_its_list_flags_before_argparse_would(tmp_path, capsys):
+    # run's single --dataset is refused in leaderboard's own words, not with argparse's usage dump
+    _refused(["leaderboard", "--models", "tiny", "--dataset", "synthetic", "--out", str(tmp_path / "lb")], capsys,
+             "--dataset does not apply to leaderboard; use --datasets")
+    _refused(["leaderboard", "--models", "tiny", "--out", str(tmp_path / "lb")], capsys, "leaderboard needs --datasets")
+    assert not (tmp_path / "lb").exists()

@@ -52,10 +52,10 @@ def add_parser(subparsers) -> None:
                     "datasets as column groups, AbsRel and δ1 ×100, best bold, n, output space and "
                     "alignment per row; written as leaderboard.md, .tex, .csv and .html (self-contained), "
                     "the --format one printed. Exit code 1 when a cell failed.")
-    p.add_argument("--models", required=True,
+    p.add_argument("--models", default=None,
                    help="comma-separated models: registry names, checkpoint folders, hub ids in the "
                         "local cache, baseline:ramp / baseline:constant")
-    p.add_argument("--datasets", required=True,
+    p.add_argument("--datasets", default=None,
                    help="comma-separated benchmarks, e.g. nyu,kitti, or a group: moge-all (MoGe's ten-benchmark pack), "
                         "metric-boards (ZoeDepth's metric evaluation sets); normals models use each benchmark's "
                         "normals ground truth (nyu, scannet, ibims, diode, oasis, synthetic)")
@@ -83,6 +83,11 @@ def _refuse_single_flags(args) -> None:
     for name, instead in (("dataset", "--datasets"), ("model", "--models")):
         if getattr(args, name, None) is not None:
             raise BenchError(f"--{name} does not apply to leaderboard; use {instead} (a comma-separated list)")
+    # required, but checked here: argparse would report them before the clearer line above
+    missing = [flag for flag, value in (("--models", args.models), ("--datasets", args.datasets)) if not value]
+    if missing:
+        raise BenchError(f"leaderboard needs {' and '.join(missing)} (comma-separated lists, e.g. --models tiny "
+                         "--datasets synthetic)")
 
 
 def cell_flags(args, model: str, dataset: str) -> dict:
