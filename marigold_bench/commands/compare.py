@@ -110,13 +110,13 @@ def _metrics_of_task(run_a, run_b, metrics: list[str], asked: bool = False) -> l
 
 def _print_identities(a: dict, b: dict) -> None:
     """Both runs' protocol id and hash, and every hash input that differs (in full)."""
-    from marigold_bench.eval.identity import hash_differences, hash_label, identity
+    from marigold_bench.eval.identity import hash_differences, hash_label, hash_was_computed, identity
 
     ia, ib = identity(a), identity(b)
     if ia["protocol_hash"] == ib["protocol_hash"]:
         print(f"protocol: {ia['protocol_id']}, hash {ia['protocol_hash']} for both (comparable by construction)"
               + "".join(f"; {side}'s {hash_label(i)}" for side, i in (("A", ia), ("B", ib))
-                        if i.get("hash_source") != "recorded"))
+                        if hash_was_computed(i)))
         return
     print(f"protocol: A {ia['protocol_id']} {hash_label(ia)}, B {ib['protocol_id']} {hash_label(ib)}; "
           "the hashes differ in:")

@@ -91,6 +91,21 @@ def protocol_hash(summary: dict) -> str:
     return hashlib.sha256(_canonical(hash_inputs(summary)).encode()).hexdigest()[:16]
 
 
+#: `identity`'s ``hash_source`` for a run directory written before protocol hashes (0.3)
+COMPUTED = "computed from the recorded scoring (run written before protocol hashes)"
+
+
+def hash_was_computed(ident: dict) -> bool:
+    """Whether `identity` computed the hash (a run written before 0.4) rather than read it."""
+    return ident.get("hash_source") == COMPUTED
+
+
+def hash_label(ident: dict) -> str:
+    """``hash 1a2b...``, marked when it was computed for an old run rather than recorded."""
+    mark = " (computed: run written before 0.4)" if hash_was_computed(ident) else ""
+    return f"hash {ident['protocol_hash']}{mark}"
+
+
 def identity(summary: dict) -> dict:
     """``{"protocol_id", "protocol_hash", "hash_source"}`` of a run: as recorded, or computed
     now for a run directory written before 0.4 (``hash_source`` says which)."""
@@ -99,16 +114,6 @@ def identity(summary: dict) -> dict:
         return {**recorded, "hash_source": "recorded"}
     return {"protocol_id": protocol_id(summary), "protocol_hash": protocol_hash(summary),
             "hash_source": COMPUTED}
-
-
-#: `identity`'s ``hash_source`` for a run directory written before protocol hashes (0.3)
-COMPUTED = "computed from the recorded scoring (run written before protocol hashes)"
-
-
-def hash_label(ident: dict) -> str:
-    """``hash 1a2b...``, marked when it was computed for an old run rather than recorded."""
-    mark = " (computed: run written before 0.4)" if ident.get("hash_source") == COMPUTED else ""
-    return f"hash {ident['protocol_hash']}{mark}"
 
 
 def record(summary: dict) -> dict:
@@ -268,5 +273,5 @@ def _split_identity(bench) -> dict:
 
 
 __all__ = ["BENCHMARK_RULES", "COMPUTED", "DESCRIPTIVE_SCORING", "IDENTITY_VERSION", "LEGACY_DISPARITY_FLOOR",
-           "hash_differences", "hash_inputs", "hash_label",
+           "hash_differences", "hash_inputs", "hash_label", "hash_was_computed",
            "identity", "protocol_card", "protocol_hash", "protocol_id", "record"]

@@ -41,7 +41,7 @@ import pandas as pd
 from marigold_bench.data import DATASETS
 from marigold_bench.data.registry import GROUPS, MEAN_GROUPS, mean_group_of, title_of
 from marigold_bench.errors import BenchError
-from marigold_bench.eval.identity import hash_differences, hash_label, identity
+from marigold_bench.eval.identity import hash_differences, hash_was_computed, identity
 from marigold_bench.eval.subset import subset_text
 from marigold_bench.report.rundir import RunDir, differences, recorded_choices, result_settings, sample_set
 from marigold_bench.tasks import DEFAULT_COLUMNS, METRICS, higher_is_better, metric_heading
@@ -581,9 +581,8 @@ def identity_notes(runs: list[RunDir]) -> list[str]:
 def _hash_group(protocol_hash: str, runs: list) -> str:
     """``<hash> (<protocol id>, <n> run(s))``, saying when the hash was computed for old runs."""
     ident = identity(runs[0].summary)
-    computed = hash_label(ident) != f"hash {protocol_hash}"
     return (f"{protocol_hash} ({ident['protocol_id']}, {len(runs)} run(s)"
-            f"{', computed: written before 0.4' if computed else ''})")
+            f"{', computed: written before 0.4' if hash_was_computed(ident) else ''})")
 
 
 # --- rendering ----------------------------------------------------------------------------
