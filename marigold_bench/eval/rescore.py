@@ -202,7 +202,7 @@ def _is_table_row(folder: str) -> bool:
     try:
         with open(os.path.join(folder, "summary.json")) as f:
             scoring = json.load(f).get("scoring") or {}
-        return os.path.basename(folder) == "_".join(str(scoring[k]) for k in ("protocol", "alignment", "fit_space"))
+        return os.path.basename(folder) == row_name(scoring["protocol"], scoring["alignment"], scoring["fit_space"])
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return False
 
@@ -268,7 +268,12 @@ def rescore_run(run: CachedRun, scoring: Scoring, out: str, progress: bool = Fal
 
 def combination_name(scoring: Scoring) -> str:
     """Folder name of one combination under a sensitivity table's folder."""
-    return f"{scoring.protocol}_{scoring.alignment}_{scoring.fit_space}"
+    return row_name(scoring.protocol, scoring.alignment, scoring.fit_space)
+
+
+def row_name(protocol: str, alignment: str, fit_space: str) -> str:
+    """The one spelling of a table row's folder (`combination_name`; read back by `_is_table_row`)."""
+    return f"{protocol}_{alignment}_{fit_space}"
 
 
 @dataclass(frozen=True)
