@@ -62,12 +62,14 @@ class PredictionSource:
             OtherSamplesError: naming both sample sets.
         """
         from marigold_bench.errors import OtherSamplesError
-        from marigold_bench.eval.samples import describe, sample_differences, samples_of, stored_record
+        from marigold_bench.eval.samples import describe, first_other, samples_of, stored_record
 
-        stored = stored_record(self._h5) if self._h5 is not None else None
+        if self._h5 is None:
+            return
         wanted = samples_of(dataset)
-        if stored is not None and sample_differences(stored, wanted):
-            raise OtherSamplesError(f"{self.path} holds predictions of {describe(stored)}, but this evaluation is "
+        other = first_other([(self.path, stored_record(self._h5))], wanted)
+        if other is not None:
+            raise OtherSamplesError(f"{self.path} holds predictions of {describe(other[1])}, but this evaluation is "
                                     f"of {describe(wanted)}: give the predictions made for it")
 
     def has(self, sample_id: str) -> bool:

@@ -136,15 +136,16 @@ def _check_samples(loaded, dataset, cache) -> None:
     """Refuse ground truth of another benchmark or split than the run's (a ``--split`` whose
     ids coincide with the run's would otherwise score its predictions against other images)."""
     from marigold_bench.errors import OtherSamplesError
-    from marigold_bench.eval.samples import describe, recorded_samples, sample_differences, samples_of, stored_record
+    from marigold_bench.eval.samples import describe, first_other, recorded_samples, samples_of, stored_record
 
     new = samples_of(dataset)
-    for where, old in ((os.path.join(loaded.path, "summary.json"), recorded_samples(loaded.summary)),
-                       (cache.path, stored_record(cache.file))):
-        if old is not None and sample_differences(old, new):
-            raise OtherSamplesError(f"{where} records a run of {describe(old)}, but the data reloaded for it is "
-                                    f"{describe(new)}: its predictions cannot be scored against that ground truth; "
-                                    "check --data-root/--split")
+    other = first_other(((os.path.join(loaded.path, "summary.json"), recorded_samples(loaded.summary)),
+                         (cache.path, stored_record(cache.file))), new)
+    if other is not None:
+        where, old = other
+        raise OtherSamplesError(f"{where} records a run of {describe(old)}, but the data reloaded for it is "
+                                f"{describe(new)}: its predictions cannot be scored against that ground truth; "
+                                "check --data-root/--split")
 
 
 def score_cached(run: CachedRun, scorings: list[Scoring], progress: bool = False) -> tuple[list, dict]:

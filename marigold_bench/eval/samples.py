@@ -53,6 +53,13 @@ def sample_differences(old: dict, new: dict) -> list[str]:
     return [key for key in ("dataset", *SPLIT_KEYS) if key in old and key in new and old[key] != new[key]]
 
 
+def first_other(found, new: dict) -> tuple[str, dict] | None:
+    """The first ``(where, record)`` of ``found`` whose record names other samples than ``new``
+    (records that are None, or state nothing that differs, pass); None when none does. The one
+    comparison of every check: `run`'s folder, `rescore`'s reload, `evaluate`'s cache."""
+    return next(((where, old) for where, old in found if old is not None and sample_differences(old, new)), None)
+
+
 def describe(record: dict) -> str:
     """``synthetic (split synthetic:val)``, ``nyu (split sha256 1a2b3c4d5e6f)``: for messages."""
     if record.get("split"):
@@ -132,6 +139,6 @@ def check_same_samples(out_dir: str, dataset) -> None:
         recorded = None  # nothing finished there (or nothing readable to protect)
     found = [(summary_path, recorded), (os.path.join(out_dir, "predictions.h5"),
                                         stored_samples(os.path.join(out_dir, "predictions.h5")))]
-    for where, old in found:
-        if old is not None and sample_differences(old, new):
-            raise OtherSamplesError(mismatch_message(out_dir, where, old, new))
+    other = first_other(found, new)
+    if other is not None:
+        raise OtherSamplesError(mismatch_message(out_dir, *other, new))
