@@ -7,8 +7,9 @@ results (``rescore`` keeps its own, stricter rule: `marigold_bench.eval.rescore.
 An ``--out`` that is a file, lies under a file, or cannot be written is refused in one line
 before a model is loaded: `check_writable` (a folder) and `check_writable_file` (one file) are
 the one guard of every command that writes (table, gallery, predict, leaderboard, export,
-regress --update, ablate, reproduce, data download too), called before its work starts. Results files are written atomically; a full disk while writing them
-is a one-line `~marigold_bench.errors.DiskFullError` and leaves the earlier files as they were.
+regress --update, ablate, reproduce, data download too), called before its work starts.
+Results files are written atomically; a full disk while writing them is a one-line
+`~marigold_bench.errors.DiskFullError` and leaves the earlier files as they were.
 """
 
 from __future__ import annotations

@@ -316,10 +316,10 @@ def _damaged(run_dir: str, why: str) -> BenchError:
 def _rebuild_hint(run_dir: str) -> str:
     # per_sample.csv is derived: `run` rescores its cache when rerun with the same flags, and
     # evaluate/rescore may write over their own earlier results (eval/outdir.py, eval/rescore.py)
-    kind = outdir.results_kind(run_dir)
     if os.path.isfile(os.path.join(run_dir, PREDICTIONS)):
         return (f"rerun the `marigold-bench run` that made it with the same flags and --out {run_dir}: it scores "
                 "the predictions cached in predictions.h5 again and rewrites the file without predicting")
+    kind = outdir.results_kind(run_dir)
     if kind == outdir.RESCORE:
         return f"rerun the `marigold-bench rescore` that wrote it, with --out {run_dir}"
     if kind == outdir.EVALUATE:
