@@ -65,11 +65,6 @@ def _missing_data(benchmark: str, data_root: str | None, task: str = "depth") ->
     return None
 
 
-#: where the layout of a benchmark without a download is described (by spec name or prefix)
-_LAYOUT_DOCS = {"normals": "datasets/normals.md", "moge/": "datasets/moge.md",
-                "da2k": "docs/commands.md (DA-2K)"}
-
-
 def _how_to_fetch(benchmark: str, task: str) -> str:
     """The command that fetches a benchmark's data, or where its layout is described when the
     suite cannot download it (the normals set, MoGe's pack, DA-2K, the metric benchmarks)."""
@@ -78,9 +73,7 @@ def _how_to_fetch(benchmark: str, task: str) -> str:
     spec = get_benchmark(benchmark, task=task)
     if spec.archive is not None:
         return f"fetch it with `marigold-bench data download --dataset {spec.name} --data-root DIR`"
-    doc = (_LAYOUT_DOCS["normals"] if spec.task == "normals" else
-           _LAYOUT_DOCS["moge/"] if spec.name.startswith("moge/") else
-           _LAYOUT_DOCS.get(spec.name, "`marigold-bench benchmarks` (its source) and docs/commands.md"))
+    doc = spec.layout_doc or "`marigold-bench benchmarks` (its source) and docs/commands.md"
     return (f"the suite cannot download {spec.name}: put its files under DIR/{spec.folder or spec.name}/ "
             f"as {doc} describes")
 

@@ -157,7 +157,7 @@ SPEC = PairSpec(
     folder="da2k",
     # no depth map: the range is never used (items carry no valid pixel)
     min_depth=0.0, max_depth=float("inf"),
-    loader=open_da2k,
+    loader=open_da2k, layout_doc="docs/commands.md (DA-2K)",
 )
 
 __all__ = ["ANNOTATIONS", "DA2KDataset", "PairSpec", "SPEC", "check_inside", "open_da2k", "parse_annotations", "scene_of"]

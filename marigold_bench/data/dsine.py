@@ -87,6 +87,7 @@ def _spec(name: str, title: str, folder: str) -> BenchmarkSpec:
         folder=f"dsine_eval/{folder}",
         min_depth=0.0, max_depth=math.inf,  # no depth: required fields, unused
         loader=DsineBenchmark(f"dsine/{name}", file_columns=(0,), decode=decode),
+        layout_doc="datasets/normals.md",
     )
 
 

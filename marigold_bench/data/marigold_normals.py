@@ -55,6 +55,7 @@ def _spec(name: str, title: str, folder: str, split: str, sha256: str, count: in
         split_files={split: SplitFileFacts(sha256, count)},
         splits_url=MARIGOLD_SPLITS_URL,
         loader=NormalsBenchmark(f"{name}-normals", file_columns=(0, 1), decode=decode),
+        layout_doc="datasets/normals.md",
         **more,
     )
 

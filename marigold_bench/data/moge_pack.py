@@ -200,7 +200,7 @@ def make_spec(name: str, folder: str, width: int, height: int, metric: bool, sha
         min_depth=0.0, max_depth=float("inf"), range_in_valid=False,
         default_split=INDEX, splits=splits, sharp_edges=sharp,
         target_size=(height, width), metric=metric, segmentation=segmentation,
-        loader=LOADER,
+        loader=LOADER, layout_doc="datasets/moge.md",
     )
 
 

@@ -86,6 +86,8 @@ class BenchmarkSpec:
             (MoGe's ``has_sharp_boundary``).
         needs_root: whether it reads files from a data root (the procedural benchmark does not).
         loader: ``loader(root, split, spec) -> DepthDataset``, how to open it.
+        layout_doc: for a benchmark without an ``archive`` to download, the document (a
+            repository path) that says where its files go; None: no such pointer.
         origin: ``"built-in"``, or where a plugin came from.
     """
 
@@ -117,6 +119,7 @@ class BenchmarkSpec:
     sharp_edges: bool = False
     needs_root: bool = True
     loader: Callable[..., Any] | None = None
+    layout_doc: str | None = None
     origin: str = "built-in"
 
     def __post_init__(self):
